@@ -1,0 +1,8 @@
+//! `replica`: the store under test, an etcd-style member's storage and apply
+//! path. Synchronous and sans-IO: every file operation goes through
+//! [`disk::Disk`], time comes in from the caller, and nothing here knows
+//! about simulation. See `docs/ARCHITECTURE.md` for the module map.
+
+pub mod crash_point;
+pub mod disk;
+pub mod proto;
