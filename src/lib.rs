@@ -6,3 +6,5 @@
 pub mod crash_point;
 pub mod disk;
 pub mod proto;
+pub mod snap;
+pub mod v2store;
