@@ -16,14 +16,7 @@ enum Op {
 /// empty...) often; includes a name `create_in_order` may also produce,
 /// the root, odd slashes and invalid `..`.
 fn path() -> impl Strategy<Value = String> {
-    let component = prop::sample::select(vec![
-        "a",
-        "b",
-        "a-b",
-        "00000000000000000003",
-        "",
-        "..",
-    ]);
+    let component = prop::sample::select(vec!["a", "b", "a-b", "00000000000000000003", "", ".."]);
     (any::<bool>(), prop::collection::vec(component, 0..4)).prop_map(|(lead, cs)| {
         let joined = cs.join("/");
         if lead { format!("/{joined}") } else { joined }
@@ -31,7 +24,9 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let value = any::<String>();
+    // Any chars, control characters and quotes included, to exercise JSON
+    // escaping (`any::<String>()` only yields printable ones).
+    let value = prop::collection::vec(any::<char>(), 0..8).prop_map(String::from_iter);
     prop_oneof![
         3 => (path(), value.clone()).prop_map(|(p, v)| Op::Set(p, v)),
         1 => path().prop_map(Op::CreateDir),

@@ -383,10 +383,17 @@ mod tests {
     fn index_increments_once_per_successful_modification() {
         let mut s = V2Store::new();
         assert_eq!(s.set("/0/members/8e9e05c52164694d/attributes", "{}"), Ok(1));
-        assert_eq!(s.index(), 1, "creating parents is part of the same modification");
+        assert_eq!(
+            s.index(),
+            1,
+            "creating parents is part of the same modification"
+        );
         assert_eq!(s.set("0/version", "3.5.0"), Ok(2));
         assert_eq!(s.create_dir("/1"), Ok(3));
-        assert_eq!(s.create_in_order("/q", "job").unwrap(), "/q/00000000000000000004");
+        assert_eq!(
+            s.create_in_order("/q", "job").unwrap(),
+            "/q/00000000000000000004"
+        );
         assert_eq!(s.index(), 4);
         assert_eq!(s.delete("/1", false), Ok(5));
         assert_eq!(s.delete("/0", true), Ok(6));
@@ -400,38 +407,48 @@ mod tests {
         s.create_dir("/d").unwrap();
         let before = s.clone();
         let failures: Vec<V2Error> = vec![
-            s.set("/a", "x").unwrap_err(),           // a dir
-            s.set("/a/b/c", "x").unwrap_err(),       // parent is a leaf
-            s.set("/", "x").unwrap_err(),            // root
-            s.set("/a/../b", "x").unwrap_err(),      // bad path
-            s.create_dir("/a").unwrap_err(),         // exists
-            s.create_dir("/a/b/c").unwrap_err(),     // parent is a leaf
-            s.create_dir("/").unwrap_err(),          // root exists
+            s.set("/a", "x").unwrap_err(),               // a dir
+            s.set("/a/b/c", "x").unwrap_err(),           // parent is a leaf
+            s.set("/", "x").unwrap_err(),                // root
+            s.set("/a/../b", "x").unwrap_err(),          // bad path
+            s.create_dir("/a").unwrap_err(),             // exists
+            s.create_dir("/a/b/c").unwrap_err(),         // parent is a leaf
+            s.create_dir("/").unwrap_err(),              // root exists
             s.create_in_order("/a/b", "x").unwrap_err(), // a leaf
-            s.delete("/nope", true).unwrap_err(),    // missing
-            s.delete("/a", false).unwrap_err(),      // not empty
-            s.delete("/", true).unwrap_err(),        // root
-            s.children("/a/b").unwrap_err(),         // a leaf
-            s.children("/zz").unwrap_err(),          // missing
+            s.delete("/nope", true).unwrap_err(),        // missing
+            s.delete("/a", false).unwrap_err(),          // not empty
+            s.delete("/", true).unwrap_err(),            // root
+            s.children("/a/b").unwrap_err(),             // a leaf
+            s.children("/zz").unwrap_err(),              // missing
         ];
         assert_eq!(
             failures,
             vec![
                 V2Error::IsDir { path: "/a".into() },
-                V2Error::NotDir { path: "/a/b".into() },
+                V2Error::NotDir {
+                    path: "/a/b".into()
+                },
                 V2Error::IsDir { path: "/".into() },
                 V2Error::InvalidPath {
                     path: "/a/../b".into(),
                     reason: "`.` and `..` are not allowed"
                 },
                 V2Error::NodeExists { path: "/a".into() },
-                V2Error::NotDir { path: "/a/b".into() },
+                V2Error::NotDir {
+                    path: "/a/b".into()
+                },
                 V2Error::NodeExists { path: "/".into() },
-                V2Error::NotDir { path: "/a/b".into() },
-                V2Error::NotFound { path: "/nope".into() },
+                V2Error::NotDir {
+                    path: "/a/b".into()
+                },
+                V2Error::NotFound {
+                    path: "/nope".into()
+                },
                 V2Error::DirNotEmpty { path: "/a".into() },
                 V2Error::RootReadOnly,
-                V2Error::NotDir { path: "/a/b".into() },
+                V2Error::NotDir {
+                    path: "/a/b".into()
+                },
                 V2Error::NotFound { path: "/zz".into() },
             ]
         );
@@ -511,15 +528,26 @@ mod tests {
         s.create_dir("/e").unwrap();
         assert_eq!(s.delete("/a/b/c", false), Ok(5));
         assert!(!s.exists("/a/b/c") && s.exists("/a/b/d"));
-        assert_eq!(s.delete("/e", false), Ok(6), "an empty dir needs no recursive");
+        assert_eq!(
+            s.delete("/e", false),
+            Ok(6),
+            "an empty dir needs no recursive"
+        );
         assert_eq!(
             s.delete("/a", false),
             Err(V2Error::DirNotEmpty { path: "/a".into() })
         );
         assert_eq!(s.delete("/a", true), Ok(7));
         assert!(!s.exists("/a") && !s.exists("/a/b") && !s.exists("/a/b/d"));
-        assert!(s.exists("/a-sibling"), "a key sharing a name prefix survives");
-        assert_eq!(s.delete("/a-sibling", true), Ok(8), "recursive on a leaf is fine");
+        assert!(
+            s.exists("/a-sibling"),
+            "a key sharing a name prefix survives"
+        );
+        assert_eq!(
+            s.delete("/a-sibling", true),
+            Ok(8),
+            "recursive on a leaf is fine"
+        );
         assert_eq!(s.children("/").unwrap(), Vec::<String>::new());
         assert_eq!(s.index(), 8);
     }
@@ -557,7 +585,10 @@ mod tests {
             max_depth: 3,
             max_nodes: 5,
         });
-        assert!(matches!(s.set("/a/b/c/d", "x"), Err(V2Error::TooDeep { .. })));
+        assert!(matches!(
+            s.set("/a/b/c/d", "x"),
+            Err(V2Error::TooDeep { .. })
+        ));
         s.set("/a/b/c", "x").unwrap(); // 4 nodes
         assert!(matches!(
             s.create_in_order("/a/b/c2", "x"),
