@@ -6,3 +6,4 @@
 pub mod crash_point;
 pub mod disk;
 pub mod proto;
+pub mod wal;
