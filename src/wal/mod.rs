@@ -5,8 +5,8 @@
 //! segment starts with a Crc record (the chained CRC of everything before
 //! it, 0 for the first) and a Metadata record; segment 0 then holds
 //! SnapshotMarker{0,0}, later segments the hard state current when they were
-//! cut. Each record's CRC is `crc32c_append(previous_crc, data)`, so the chain
-//! runs through every segment (see [`record`] for the frame, [`reader`] for
+//! cut. Each record's CRC continues the previous one (over its type and
+//! data, see [`record::record_crc`]), so the chain runs through every segment (see [`record`] for the frame, [`reader`] for
 //! the torn-tail rule).
 //!
 //! Crash safety:
@@ -24,8 +24,8 @@
 //!   fsync leaves durability unknown; retrying it would lie).
 
 mod error;
-pub mod record;
 mod reader;
+pub mod record;
 mod segment;
 
 #[cfg(test)]
@@ -122,7 +122,7 @@ impl Encoder {
         // A Crc record carries the chain so far and does not extend it.
         let crc = match kind {
             RecordType::Crc => self.crc,
-            _ => crc32c::crc32c_append(self.crc, &data),
+            _ => record::record_crc(self.crc, kind as i64, &data),
         };
         let record = WalRecord {
             record_type: kind as i64,
@@ -154,13 +154,16 @@ fn install_segment(
     disk.sync(&tmp).map_err(tmp_err)?;
     disk.rename(&tmp, &path)
         .map_err(|e| WalError::io(display(&path), e))?;
-    disk.sync_dir(dir).map_err(|e| WalError::io(display(dir), e))
+    disk.sync_dir(dir)
+        .map_err(|e| WalError::io(display(dir), e))
 }
 
 impl Wal {
     /// Whether `dir` holds a WAL (at least one segment file).
     pub fn exists(disk: &dyn Disk, dir: &Path) -> Result<bool, WalError> {
-        Ok(!list_segments(disk, dir)?.is_empty())
+        // Any segment name counts; whether the WAL is readable is open's call.
+        let names = disk.list(dir).map_err(|e| WalError::io(display(dir), e))?;
+        Ok(names.iter().any(|n| SegmentName::parse(n).is_some()))
     }
 
     /// Creates a WAL in `dir`: segment 0 holding Crc(0), the metadata and
@@ -349,7 +352,11 @@ impl Wal {
     /// Appends `entries` then `hard_state` (a default hard state counts as
     /// none) in one write and one fsync, then cuts a new segment if the
     /// current one is over size. Nothing to save means no I/O.
-    pub fn save(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), WalError> {
+    pub fn save(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+    ) -> Result<(), WalError> {
         self.check_poisoned()?;
         let hard_state = hard_state.filter(|hs| **hs != HardState::default());
         if entries.is_empty() && hard_state.is_none() {

@@ -25,7 +25,7 @@
 //! chain but is shorter than the word claims, the word is corrupt, not torn.
 
 use super::WalError;
-use super::record::{LEN_WORD, RecordType, WalRecord, decode_body_with_padding, decode_len_word};
+use super::record::{LEN_WORD, RecordType, decode_body_with_padding, decode_len_word, record_crc};
 use super::segment::{SegmentName, display};
 use crate::disk::Disk;
 use crate::proto::{Entry, HardState, SnapshotMarker};
@@ -258,14 +258,22 @@ impl<'a> SegmentReader<'a> {
             return Ok(Step::End);
         }
         if remaining < LEN_WORD {
-            return Ok(Self::bad(offset, "length word cut short by end of file", TornIf::CutShort));
+            return Ok(Self::bad(
+                offset,
+                "length word cut short by end of file",
+                TornIf::CutShort,
+            ));
         }
         let mut word = [0u8; 8];
         self.read_exact(offset, &mut word)?;
         let word = u64::from_le_bytes(word);
         let body_start = offset + LEN_WORD;
         if word == 0 {
-            return Ok(Self::bad(offset, "zero length word", TornIf::ZerosFrom(body_start)));
+            return Ok(Self::bad(
+                offset,
+                "zero length word",
+                TornIf::ZerosFrom(body_start),
+            ));
         }
         let (len, pad) = match decode_len_word(word) {
             Ok(lp) => lp,
@@ -278,7 +286,11 @@ impl<'a> SegmentReader<'a> {
             let mut body = vec![0u8; len.min(available) as usize];
             self.read_exact(body_start, &mut body)?;
             return Ok(if self.holds_shorter_record(&body, len) {
-                Self::bad(offset, "length word disagrees with the record after it", TornIf::Never)
+                Self::bad(
+                    offset,
+                    "length word disagrees with the record after it",
+                    TornIf::Never,
+                )
             } else {
                 Self::bad(offset, "record cut short by end of file", TornIf::CutShort)
             });
@@ -289,7 +301,11 @@ impl<'a> SegmentReader<'a> {
         let body = buf.get(..len as usize).unwrap_or_default();
         let bad_body = |reader: &Self, reason: String| {
             if reader.holds_shorter_record(body, len) {
-                Self::bad(offset, "length word disagrees with the record after it", TornIf::Never)
+                Self::bad(
+                    offset,
+                    "length word disagrees with the record after it",
+                    TornIf::Never,
+                )
             } else {
                 Self::bad(offset, reason, TornIf::ZerosFrom(frame_end))
             }
@@ -298,47 +314,46 @@ impl<'a> SegmentReader<'a> {
             Ok(record) => record,
             Err(e) => return Ok(bad_body(self, format!("bad record: {e:?}"))),
         };
-        let kind = RecordType::from_i64(record.record_type);
-        if self.records == 0 {
-            if kind != Some(RecordType::Crc) {
-                return Ok(Self::bad(offset, "segment does not start with a crc record", TornIf::Never));
-            }
+        // A Crc record carries the chain; every other record extends it.
+        let chained = record_crc(self.crc, record.record_type, &record.data);
+        if self.records > 0 && record.crc != chained {
+            return Ok(bad_body(
+                self,
+                format!(
+                    "crc mismatch: record has {:08x}, chain gives {chained:08x}",
+                    record.crc
+                ),
+            ));
+        }
+        let Some(kind) = RecordType::from_i64(record.record_type) else {
+            let reason = format!("unknown record type {}", record.record_type);
+            return Ok(Self::bad(offset, reason, TornIf::Never));
+        };
+        let misplaced = match (self.records, kind) {
+            (0, RecordType::Crc) => None,
+            (0, _) => Some("segment does not start with a crc record"),
+            (_, RecordType::Crc) => Some("crc record inside a segment"),
+            (1, RecordType::Metadata) => None,
+            (1, _) => Some("second record is not metadata"),
+            _ => None,
+        };
+        if let Some(reason) = misplaced {
+            return Ok(Self::bad(offset, reason, TornIf::Never));
+        }
+        if kind == RecordType::Crc {
             if let Some(seed) = self.seed
                 && record.crc != seed
             {
-                return Ok(Self::bad(
-                    offset,
-                    format!(
-                        "crc record {:08x} does not continue the chain {seed:08x}",
-                        record.crc
-                    ),
-                    TornIf::Never,
-                ));
+                let reason = format!(
+                    "crc record {:08x} does not continue the chain {seed:08x}",
+                    record.crc
+                );
+                return Ok(Self::bad(offset, reason, TornIf::Never));
             }
             self.crc = record.crc;
         } else {
-            let expected = crc32c::crc32c_append(self.crc, &record.data);
-            if record.crc != expected {
-                return Ok(bad_body(
-                    self,
-                    format!("crc mismatch: record has {:08x}, chain gives {expected:08x}", record.crc),
-                ));
-            }
-            let reason = match kind {
-                None => Some(format!("unknown record type {}", record.record_type)),
-                Some(RecordType::Crc) => Some("crc record inside a segment".to_string()),
-                Some(RecordType::Metadata) => None,
-                Some(_) if self.records == 1 => Some("second record is not metadata".to_string()),
-                Some(_) => None,
-            };
-            if let Some(reason) = reason {
-                return Ok(Self::bad(offset, reason, TornIf::Never));
-            }
-            self.crc = expected;
+            self.crc = chained;
         }
-        let Some(kind) = kind else {
-            return Ok(Self::bad(offset, "unknown record type", TornIf::Never));
-        };
         self.pos = frame_end;
         self.records += 1;
         Ok(Step::Record {
@@ -362,9 +377,9 @@ impl<'a> SegmentReader<'a> {
             if at as u64 >= claimed {
                 return false;
             }
-            if let Some(Ok(record)) = body.get(..at).map(WalRecord::decode)
+            if let Some(Ok(record)) = body.get(..at).map(|b| decode_body_with_padding(b, at))
                 && matches!(RecordType::from_i64(record.record_type), Some(k) if k != RecordType::Crc)
-                && record.crc == crc32c::crc32c_append(self.crc, &record.data)
+                && record.crc == record_crc(self.crc, record.record_type, &record.data)
             {
                 return true;
             }

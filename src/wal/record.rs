@@ -50,6 +50,20 @@ impl RecordType {
     }
 }
 
+/// The chained CRC of a (non-Crc) record: CRC32C over the record type's
+/// 8 little-endian bytes, then the data, continuing from `previous`.
+///
+/// etcd covers only the data. Then a flipped bit in the type (Entry=2 vs
+/// HardState=3, Metadata=1 vs HardState=3 or SnapshotMarker=5) passes the
+/// check and the payload is silently read as the wrong message, e.g. a hard
+/// state becomes an entry that overwrites the log from index `vote`.
+pub fn record_crc(previous: u32, record_type: i64, data: &[u8]) -> u32 {
+    crc32c::crc32c_append(
+        crc32c::crc32c_append(previous, &record_type.to_le_bytes()),
+        data,
+    )
+}
+
 /// Bytes of the length word in front of every record.
 pub const LEN_WORD: u64 = 8;
 /// The largest record a frame may carry. Reading also never trusts a length
@@ -163,5 +177,121 @@ pub fn decode_body_with_padding(
     if padding.iter().any(|&b| b != 0) {
         return Err(FrameError::BadPadding);
     }
-    WalRecord::decode(body).map_err(|e| FrameError::BadRecord(e.to_string()))
+    let record = WalRecord::decode(body).map_err(|e| FrameError::BadRecord(e.to_string()))?;
+    // prost accepts non-canonical bytes (a u32 varint with bits above 32,
+    // unknown fields, repeated fields), so a flipped bit in the crc field
+    // could decode to the very same record. Our encoder is canonical: demand
+    // the exact bytes back.
+    if record.encoded_len() != body.len() || record.encode_to_vec() != body {
+        return Err(FrameError::BadRecord(
+            "non-canonical record encoding".into(),
+        ));
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(record_type: i64, crc: u32, data: &[u8]) -> WalRecord {
+        WalRecord {
+            record_type,
+            crc,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn frames_are_aligned_and_flag_padding() {
+        for len in 0..40usize {
+            let rec = record(2, 7, &vec![0xab; len]);
+            let mut buf = Vec::new();
+            encode_frame(&rec, &mut buf).unwrap();
+            assert_eq!(buf.len() % 8, 0);
+            let word = u64::from_le_bytes(buf[..8].try_into().unwrap());
+            let body = rec.encoded_len() as u64;
+            assert_eq!(word & LEN_MASK, body);
+            assert_eq!(word & PADDED != 0, !body.is_multiple_of(8));
+            assert_eq!(decode_frame(&buf), Ok((rec, buf.len())));
+        }
+    }
+
+    #[test]
+    fn bad_words_are_rejected() {
+        assert_eq!(decode_len_word(0), Err("zero record length"));
+        // Length 9 needs 7 bytes of padding.
+        assert!(decode_len_word(9).is_err());
+        assert!(decode_len_word(9 | PADDED | (6 << PAD_SHIFT)).is_err());
+        assert_eq!(decode_len_word(9 | PADDED | (7 << PAD_SHIFT)), Ok((9, 7)));
+        assert!(decode_len_word(16 | (1 << 60)).is_err());
+        assert!(decode_len_word(MAX_RECORD_LEN + 8).is_err());
+    }
+
+    #[test]
+    fn non_canonical_and_padded_garbage_is_rejected() {
+        let mut buf = Vec::new();
+        encode_frame(&record(3, 1, b"abc"), &mut buf).unwrap();
+        let last = buf.len() - 1;
+        buf[last] = 1; // padding byte
+        assert_eq!(decode_frame(&buf), Err(FrameError::BadPadding));
+        // crc = 1 written as a two-byte varint: same value, other bytes.
+        let body = [0x08, 0x03, 0x10, 0x81, 0x00];
+        let mut frame = encode_len_word(5).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        frame.resize(16, 0);
+        assert!(matches!(
+            decode_frame(&frame),
+            Err(FrameError::BadRecord(_))
+        ));
+    }
+
+    #[test]
+    fn crc_covers_the_type() {
+        assert_ne!(record_crc(0, 2, b"x"), record_crc(0, 3, b"x"));
+        assert_ne!(record_crc(1, 2, b"x"), record_crc(0, 2, b"x"));
+    }
+
+    proptest! {
+        #[test]
+        fn codec_round_trips(
+            record_type in any::<i64>(),
+            crc in any::<u32>(),
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let rec = record(record_type, crc, &data);
+            let mut buf = Vec::new();
+            encode_frame(&rec, &mut buf).unwrap();
+            prop_assert_eq!(buf.len() % 8, 0);
+            prop_assert_eq!(decode_frame(&buf), Ok((rec.clone(), buf.len())));
+            // Frames concatenate.
+            let mut two = buf.clone();
+            encode_frame(&rec, &mut two).unwrap();
+            let (first, n) = decode_frame(&two).unwrap();
+            prop_assert_eq!(&first, &rec);
+            prop_assert_eq!(decode_frame(&two[n..]), Ok((rec, buf.len())));
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_frame(&bytes);
+            if let Ok((_, n)) = decode_frame(&bytes) {
+                prop_assert!(n <= bytes.len() && n % 8 == 0);
+            }
+        }
+
+        #[test]
+        fn decoding_arbitrary_records_behind_a_valid_word_never_panics(
+            body in proptest::collection::vec(any::<u8>(), 1..300),
+        ) {
+            let mut frame = encode_len_word(body.len() as u64).to_le_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            frame.resize(frame.len() + padding_for(body.len() as u64) as usize, 0);
+            if let Ok((rec, n)) = decode_frame(&frame) {
+                prop_assert_eq!(n, frame.len());
+                prop_assert_eq!(rec.encode_to_vec(), body);
+            }
+        }
+    }
 }

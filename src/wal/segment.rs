@@ -64,10 +64,9 @@ pub fn display(path: &Path) -> String {
 /// consecutive: a hole means a segment was lost, and reading across it would
 /// silently skip entries.
 pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentName>, WalError> {
-    let names = disk
-        .list(dir)
-        .map_err(|e| WalError::io(display(dir), e))?;
-    let mut segments: Vec<SegmentName> = names.iter().filter_map(|n| SegmentName::parse(n)).collect();
+    let names = disk.list(dir).map_err(|e| WalError::io(display(dir), e))?;
+    let mut segments: Vec<SegmentName> =
+        names.iter().filter_map(|n| SegmentName::parse(n)).collect();
     segments.sort();
     for pair in segments.windows(2) {
         if let [prev, next] = pair
@@ -85,9 +84,7 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentName>, Wa
 
 /// Names of leftover temporary segment files in `dir`.
 pub fn list_tmp_files(disk: &dyn Disk, dir: &Path) -> Result<Vec<PathBuf>, WalError> {
-    let names = disk
-        .list(dir)
-        .map_err(|e| WalError::io(display(dir), e))?;
+    let names = disk.list(dir).map_err(|e| WalError::io(display(dir), e))?;
     Ok(names
         .iter()
         .filter(|n| n.ends_with(TMP_EXT))
