@@ -4,9 +4,9 @@
 //! [`WalRecord`], and zero padding up to an 8-byte boundary. The length word
 //! keeps the record length in its low 56 bits; when padding is present its
 //! top byte is `0x80 | pad` (bit 63 = "padded", bits 56..=58 = pad count),
-//! the layout etcd uses. Bits 59..=62 must be zero. Aligning frames means a
-//! length word never straddles a sector, so a torn write cuts frames, never
-//! half a length word and half of the next.
+//! the layout etcd uses. Bits 59..=62 must be zero. With frames 8-byte
+//! aligned, a length word never straddles a sector, so a tear at sector
+//! granularity leaves either a whole length word or none of it.
 
 use prost::Message;
 
