@@ -8,3 +8,4 @@ pub mod disk;
 pub mod proto;
 pub mod snap;
 pub mod v2store;
+pub mod wal;

@@ -231,7 +231,10 @@ impl MemDisk {
 
     /// Directories whose entry changes are not yet durable, sorted.
     pub fn dirs_with_unsynced_changes(&self) -> Vec<PathBuf> {
-        self.lock().dirs_with_unsynced_changes().into_iter().collect()
+        self.lock()
+            .dirs_with_unsynced_changes()
+            .into_iter()
+            .collect()
     }
 
     /// Overwrites bytes of a file in both the page cache and the platter, as
@@ -328,7 +331,9 @@ impl Disk for MemDisk {
             .filter(|(name, _)| parent_dir(name) == dir)
             .map(|(name, ino)| (name.clone(), *ino))
             .collect();
-        state.durable_names.retain(|name, _| parent_dir(name) != dir);
+        state
+            .durable_names
+            .retain(|name, _| parent_dir(name) != dir);
         state.durable_names.extend(volatile);
         state.collect_garbage();
         Ok(())
@@ -389,7 +394,10 @@ mod tests {
         disk.write_at(p("d/a"), 0, b"x").unwrap();
         disk.sync(p("d/a")).unwrap();
         disk.crash_power_loss();
-        assert!(!disk.exists(p("d/a")).unwrap(), "create was never made durable");
+        assert!(
+            !disk.exists(p("d/a")).unwrap(),
+            "create was never made durable"
+        );
 
         disk.create(p("d/a")).unwrap();
         disk.sync_dir(p("d")).unwrap();

@@ -39,7 +39,10 @@ impl StdDisk {
     }
 
     fn open_rw(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).open(self.full(path)?)
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.full(path)?)
     }
 }
 
