@@ -227,8 +227,18 @@ impl Backend {
             op: "create",
             source,
         })?;
+        // redb repairs itself after an unclean shutdown (rolling back a
+        // partially written commit); say so once, it explains a member whose
+        // consistent index went back one batch.
+        let logged = std::sync::atomic::AtomicBool::new(false);
+        let file = path.display().to_string();
         let db = redb::Builder::new()
             .set_cache_size(CACHE_SIZE)
+            .set_repair_callback(move |_| {
+                if !logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(file = %file, offset = 0u64, "backend: repairing after an unclean shutdown");
+                }
+            })
             .create_with_backend(storage)
             .map_err(redb_err(path, "open"))?;
         let mut be = Backend {
