@@ -3,8 +3,10 @@
 //! [`disk::Disk`], time comes in from the caller, and nothing here knows
 //! about simulation. See `docs/ARCHITECTURE.md` for the module map.
 
+pub mod backend;
 pub mod crash_point;
 pub mod disk;
+pub mod mvcc;
 pub mod proto;
 pub mod snap;
 pub mod v2store;
