@@ -15,6 +15,10 @@ pub struct Entry {
     pub entry_type: i32,
     #[prost(bytes = "vec", tag = "4")]
     pub data: Vec<u8>,
+    /// For conf change entries: the encoded [`ConfChangeRequest`] (raft keeps
+    /// its own encoding of the change in `data`; the store reads only this).
+    #[prost(bytes = "vec", tag = "5")]
+    pub context: Vec<u8>,
 }
 
 /// The kind of a raft log entry.

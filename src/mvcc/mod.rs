@@ -81,6 +81,20 @@ pub enum MvccError {
     Backend(BackendError),
 }
 
+impl MvccError {
+    /// Whether the request itself was invalid (the entry still applies, as
+    /// a failed request), as opposed to a store failure that stops the member.
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            MvccError::Compacted { .. }
+                | MvccError::FutureRevision { .. }
+                | MvccError::DuplicateKey { .. }
+                | MvccError::InvalidRequest { .. }
+        )
+    }
+}
+
 impl From<BackendError> for MvccError {
     /// Keeps a crash a crash, so callers can match it without digging.
     fn from(e: BackendError) -> Self {

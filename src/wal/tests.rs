@@ -18,6 +18,7 @@ fn ent(index: u64, term: u64) -> Entry {
         index,
         entry_type: 0,
         data: format!("entry {index} of term {term}").into_bytes(),
+        context: Vec::new(),
     }
 }
 

@@ -1,0 +1,119 @@
+//! Switches that re-introduce historical etcd recovery bugs, so that the
+//! simulator can prove it catches each one. They exist only in builds with
+//! the `known-bugs` feature; in every other build [`KnownBugs::has`] is a
+//! constant `false` and the buggy branches compile away.
+
+use std::fmt;
+
+/// One historical bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bug {
+    /// The consistent index becomes visible to a batch commit before the
+    /// entry's writes (etcd #13766, v3.5.0–v3.5.2).
+    CindexBeforeApply,
+    /// Automatic batch commits do not write the consistent index.
+    CindexOnlyOnExplicitCommit,
+    /// Dual v2/v3 requests skip their v2 half when v3 is skipped.
+    V2SkippedWithV3,
+    /// v2 requests write the backend during replay regardless of the
+    /// consistent index.
+    V2PutWritesV3OnReplay,
+    /// Conf changes are re-applied to the backend on replay.
+    ConfchangeDoubleApply,
+    /// The consistent index is not saved when it would decrease (etcd #13514).
+    CindexOnlyGrows,
+    /// A torn tail of the last WAL segment is fatal instead of repaired.
+    NoTornTailRepair,
+    /// Messages are sent before the WAL fsync.
+    NoFsyncBeforeSend,
+    /// Backup removes membership entries and shifts later indexes.
+    BackupShiftIndexes,
+    /// Backup does not update the backend's consistent index.
+    BackupNoCindexUpdate,
+}
+
+impl Bug {
+    /// Every switch, in a fixed order.
+    pub const ALL: [Bug; 10] = [
+        Bug::CindexBeforeApply,
+        Bug::CindexOnlyOnExplicitCommit,
+        Bug::V2SkippedWithV3,
+        Bug::V2PutWritesV3OnReplay,
+        Bug::ConfchangeDoubleApply,
+        Bug::CindexOnlyGrows,
+        Bug::NoTornTailRepair,
+        Bug::NoFsyncBeforeSend,
+        Bug::BackupShiftIndexes,
+        Bug::BackupNoCindexUpdate,
+    ];
+
+    /// The switch's name on the command line and in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CindexBeforeApply => "cindex-before-apply",
+            Bug::CindexOnlyOnExplicitCommit => "cindex-only-on-explicit-commit",
+            Bug::V2SkippedWithV3 => "v2-skipped-with-v3",
+            Bug::V2PutWritesV3OnReplay => "v2-put-writes-v3-on-replay",
+            Bug::ConfchangeDoubleApply => "confchange-double-apply",
+            Bug::CindexOnlyGrows => "cindex-only-grows",
+            Bug::NoTornTailRepair => "no-torn-tail-repair",
+            Bug::NoFsyncBeforeSend => "no-fsync-before-send",
+            Bug::BackupShiftIndexes => "backup-shift-indexes",
+            Bug::BackupNoCindexUpdate => "backup-no-cindex-update",
+        }
+    }
+
+    /// The switch with this name.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A switch was asked for in a build without the `known-bugs` feature.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("known-bug switch {0} needs a build with `--features known-bugs`")]
+pub struct BugsDisabled(pub Bug);
+
+/// The set of enabled bug switches (empty by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KnownBugs {
+    bits: u32,
+}
+
+impl KnownBugs {
+    /// No bugs: the correct store.
+    pub const NONE: KnownBugs = KnownBugs { bits: 0 };
+
+    /// Whether this build can enable switches at all.
+    pub const AVAILABLE: bool = cfg!(feature = "known-bugs");
+
+    /// Enables one switch; refused in builds without the feature.
+    pub fn enable(&mut self, bug: Bug) -> Result<(), BugsDisabled> {
+        if !Self::AVAILABLE {
+            return Err(BugsDisabled(bug));
+        }
+        self.bits |= bug.bit();
+        Ok(())
+    }
+
+    /// Whether the switch is on (always false without the feature).
+    #[inline]
+    pub fn has(self, bug: Bug) -> bool {
+        Self::AVAILABLE && self.bits & bug.bit() != 0
+    }
+
+    /// The enabled switches.
+    pub fn enabled(self) -> Vec<Bug> {
+        Bug::ALL.into_iter().filter(|b| self.has(*b)).collect()
+    }
+}

@@ -1,0 +1,345 @@
+//! A sans-IO cluster member: raft-rs's `RawNode` over the store.
+//!
+//! The driver owns time, the network and the disk: it calls [`Node::tick`],
+//! [`Node::step`] with received messages, [`Node::propose`], and
+//! [`Node::handle_ready`], which persists, applies and returns the messages
+//! to send. Nothing here reads a clock, spawns, or draws a random number:
+//! raft-rs's randomized election timeout is pinned
+//! (`max_election_tick = min_election_tick + 1`) and the driver supplies
+//! jitter through its tick schedule, so runs are reproducible.
+//!
+//! Ready order, as etcd's: messages that do not depend on the new state
+//! (leader appends) may go at once; the snapshot, entries and hard state are
+//! made durable (one WAL fsync) **before** `persisted_messages` (votes,
+//! append responses) are released; then committed entries are applied.
+
+mod convert;
+mod log_store;
+
+pub use convert::{entry_to_raft, entry_to_store};
+pub use log_store::LogStore;
+
+use crate::apply::Applied;
+use crate::bugs::Bug;
+use crate::crash_point::CrashHook;
+use crate::disk::Disk;
+use crate::member::{Member, Recovered, StoreConfig, StoreError, WalMetadata};
+use crate::proto::{ConfChangeRequest, Member as MemberInfo, Request};
+use convert::{
+    conf_change_to_raft, conf_state_to_raft, hard_state_to_raft, hard_state_to_store,
+    marker_to_raft, marker_to_store,
+};
+use prost::Message as _;
+use raft::eraftpb::{Message, Snapshot};
+use raft::{RawNode, StateRole, Storage as _};
+use std::sync::Arc;
+
+/// Raft and store settings of one member.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u64,
+    /// Election timeout in ticks (the driver adds jitter between ticks).
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Entries kept in the raft log behind a snapshot for slow followers
+    /// (etcd's `SnapshotCatchUpEntries`).
+    pub catch_up_entries: u64,
+    pub store: StoreConfig,
+}
+
+impl NodeConfig {
+    pub fn new(id: u64, store: StoreConfig) -> Self {
+        NodeConfig {
+            id,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            catch_up_entries: 50,
+            store,
+        }
+    }
+}
+
+/// Why a node failed. Every variant stops the member (fail-stop).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}
+
+impl NodeError {
+    /// The crash point that stopped the member, if this is an injected crash.
+    pub fn crashed(&self) -> Option<crate::crash_point::Crashed> {
+        match self {
+            NodeError::Store(e) => e.crashed(),
+            NodeError::Raft(_) | NodeError::Unsupported(_) => None,
+        }
+    }
+}
+
+/// What one `handle_ready` produced.
+#[derive(Debug, Default)]
+pub struct ReadyOutput {
+    /// Messages to send, in order.
+    pub messages: Vec<Message>,
+    /// Entries applied, with their results.
+    pub applied: Vec<Applied>,
+    /// A v2 snapshot was taken at this index.
+    pub snapshot_taken: Option<u64>,
+    /// A snapshot from the leader was installed at this index.
+    pub snapshot_installed: Option<u64>,
+}
+
+/// One cluster member.
+pub struct Node {
+    id: u64,
+    raw: RawNode<LogStore>,
+    log: LogStore,
+    member: Member,
+    config: NodeConfig,
+    recovered: Recovered,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("applied", &self.member.applied_index())
+            .finish()
+    }
+}
+
+fn raft_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+impl Node {
+    /// Creates a member of a new cluster whose initial members are `initial`.
+    /// A member joining an existing cluster passes an empty `initial`.
+    pub fn bootstrap(
+        disk: Arc<dyn Disk>,
+        config: NodeConfig,
+        hook: Arc<dyn CrashHook>,
+        metadata: &WalMetadata,
+        initial: &[MemberInfo],
+        now_ms: u64,
+    ) -> Result<Node, NodeError> {
+        let (member, recovered) =
+            Member::bootstrap(disk, config.store.clone(), hook, metadata, initial, now_ms)?;
+        Self::start(member, recovered, config)
+    }
+
+    /// Restarts a member from its data directory.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        config: NodeConfig,
+        hook: Arc<dyn CrashHook>,
+        now_ms: u64,
+    ) -> Result<Node, NodeError> {
+        let (member, recovered) = Member::open(disk, config.store.clone(), hook, now_ms)?;
+        Self::start(member, recovered, config)
+    }
+
+    fn start(member: Member, recovered: Recovered, config: NodeConfig) -> Result<Node, NodeError> {
+        let log = LogStore::default();
+        let meta = marker_to_raft(&recovered.snapshot);
+        // No payload yet: a follower that needs a snapshot triggers a fresh
+        // one (see `handle_ready`), taken when the backend is exactly at the
+        // snapshot index.
+        let payload = Vec::new();
+        let conf_state = member.stores().cluster.conf_state();
+        let entries = recovered.entries.iter().map(entry_to_raft).collect();
+        let mut hs = hard_state_to_raft(&recovered.hard_state);
+        hs.commit = hs.commit.max(recovered.snapshot.index);
+        log.reset(meta, payload, hs, entries);
+        // Raft starts from the membership the applied log implies.
+        log.set_conf_state(conf_state_to_raft(&conf_state));
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            min_election_tick: config.election_tick,
+            max_election_tick: config.election_tick + 1,
+            applied: member.applied_index(),
+            max_size_per_msg: 64 * 1024,
+            max_inflight_msgs: 64,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        let raw = RawNode::new(&raft_config, log.clone(), &raft_logger())?;
+        Ok(Node {
+            id: config.id,
+            raw,
+            log,
+            member,
+            config,
+            recovered,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What boot found (replayed entries, torn-tail repair).
+    pub fn recovered(&self) -> &Recovered {
+        &self.recovered
+    }
+
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn leader_id(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// One logical clock tick.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    /// Starts an election now.
+    pub fn campaign(&mut self) -> Result<(), NodeError> {
+        Ok(self.raw.campaign()?)
+    }
+
+    /// Feeds a message from a peer. Messages from unknown or stale peers
+    /// are dropped by raft; that is not an error of this member.
+    pub fn step(&mut self, msg: Message) {
+        if let Err(e) = self.raw.step(msg) {
+            tracing::debug!(member = self.id, error = %e, "raft dropped a message");
+        }
+    }
+
+    /// Proposes a client request (only the leader accepts).
+    pub fn propose(&mut self, req: &Request) -> Result<(), NodeError> {
+        Ok(self.raw.propose(Vec::new(), req.encode_to_vec())?)
+    }
+
+    /// Proposes a membership change (only the leader accepts).
+    pub fn propose_conf_change(&mut self, cc: &ConfChangeRequest) -> Result<(), NodeError> {
+        // raft-rs has no "update node" change; peer URL updates are applied
+        // by the store but cannot be proposed through this node yet.
+        let raft_cc = conf_change_to_raft(cc).ok_or(NodeError::Unsupported(
+            "conf change kinds other than add, add learner, promote and remove",
+        ))?;
+        Ok(self.raw.propose_conf_change(cc.encode_to_vec(), raft_cc)?)
+    }
+
+    /// The batch commit timer.
+    pub fn commit_timer(&mut self, now_ms: u64) -> Result<bool, NodeError> {
+        Ok(self.member.tick(now_ms)?)
+    }
+
+    /// Persists, applies and collects outgoing messages for everything raft
+    /// has ready. Call after every tick, step and propose.
+    pub fn handle_ready(&mut self, now_ms: u64) -> Result<ReadyOutput, NodeError> {
+        let mut out = ReadyOutput::default();
+        if self.log.take_snapshot_request() {
+            out.snapshot_taken = Some(self.force_snapshot()?);
+        }
+        if !self.raw.has_ready() {
+            return Ok(out);
+        }
+        let mut rd = self.raw.ready();
+        out.messages.extend(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            let snapshot = rd.snapshot().clone();
+            self.install_snapshot(snapshot)?;
+            out.snapshot_installed = Some(self.member.applied_index());
+        }
+        let entries: Vec<_> = rd.entries().iter().map(entry_to_store).collect();
+        let hs = rd.hs().map(hard_state_to_store);
+        let early_send = self.config.store.bugs.has(Bug::NoFsyncBeforeSend);
+        if early_send {
+            out.messages.extend(rd.take_persisted_messages());
+        }
+        self.member.save(hs.as_ref(), &entries)?;
+        self.log.append(rd.entries())?;
+        if let Some(hs) = rd.hs() {
+            self.log.set_hard_state(hs.clone());
+        }
+        if !early_send {
+            out.messages.extend(rd.take_persisted_messages());
+        }
+        let committed = rd.take_committed_entries();
+        self.apply_committed(&committed, now_ms, &mut out)?;
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let mut hs = self.log.initial_state()?.hard_state;
+            hs.commit = commit;
+            self.log.set_hard_state(hs);
+        }
+        out.messages.extend(light.take_messages());
+        let committed = light.take_committed_entries();
+        self.apply_committed(&committed, now_ms, &mut out)?;
+        self.raw.advance_apply();
+        if let Some(marker) = self.member.maybe_snapshot()? {
+            self.publish_snapshot(&marker)?;
+            out.snapshot_taken = Some(marker.index);
+        }
+        Ok(out)
+    }
+
+    fn apply_committed(
+        &mut self,
+        entries: &[raft::eraftpb::Entry],
+        now_ms: u64,
+        out: &mut ReadyOutput,
+    ) -> Result<(), NodeError> {
+        for e in entries {
+            if e.index <= self.member.applied_index() {
+                continue;
+            }
+            let applied = self.member.apply(&entry_to_store(e), now_ms)?;
+            if let Some(raft_cc) = applied.conf_change.as_ref().and_then(conf_change_to_raft) {
+                let cs = self.raw.apply_conf_change(&raft_cc)?;
+                self.log.set_conf_state(cs);
+            }
+            out.applied.push(applied);
+        }
+        Ok(())
+    }
+
+    /// Makes a local v2 snapshot available to lagging followers and trims
+    /// the raft log behind it.
+    fn publish_snapshot(&mut self, marker: &crate::proto::SnapshotMarker) -> Result<(), NodeError> {
+        let mut snap = Snapshot::default();
+        snap.set_metadata(marker_to_raft(marker));
+        snap.data = self.member.snapshot_payload()?.into();
+        let compact_to = marker.index.saturating_sub(self.config.catch_up_entries);
+        self.log.set_snapshot(snap, compact_to);
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), NodeError> {
+        let marker = marker_to_store(snapshot.get_metadata());
+        self.member.install_snapshot(&marker, &snapshot.data)?;
+        self.log.apply_snapshot(snapshot);
+        Ok(())
+    }
+
+    /// Forces a v2 snapshot now (scenario step `force_snapshot`).
+    pub fn force_snapshot(&mut self) -> Result<u64, NodeError> {
+        let marker = self.member.snapshot_now()?;
+        self.publish_snapshot(&marker)?;
+        Ok(marker.index)
+    }
+}
