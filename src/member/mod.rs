@@ -192,9 +192,11 @@ impl Member {
         let mut backend = backend;
         recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
         // Everything up to a snapshot the WAL has a marker for is committed,
-        // even if the hard state saved after installing it was lost.
+        // and its term has been seen, even if the hard state saved after
+        // installing it was lost.
         let mut hard_state = contents.hard_state;
         hard_state.commit = hard_state.commit.max(marker.index);
+        hard_state.term = hard_state.term.max(marker.term);
         let ci = backend.consistent_index();
         if config.verify.enabled() {
             check_boot(&BootFacts {
@@ -490,3 +492,6 @@ pub fn bootstrap_entry(index: u64, member: &MemberInfo) -> Entry {
         context: cc.encode_to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests;
