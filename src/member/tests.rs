@@ -267,7 +267,9 @@ fn conf_changes_applied_twice_to_the_backend_are_caught() {
     bugs.enable(crate::bugs::Bug::ConfchangeDoubleApply)
         .unwrap();
     let (subject, _) = conf_changes_ahead_of_snapshot(bugs);
-    let err = subject.power_cycle().err().expect("boot must fail");
+    let Err(err) = subject.power_cycle() else {
+        panic!("boot must fail");
+    };
     assert!(
         err.to_string().contains("applied to the backend twice"),
         "{err}"
