@@ -296,8 +296,7 @@ fn a_backend_behind_the_snapshot_fails_verify_with_both_indexes() {
         Arc::new(NoCrash),
         0,
     )
-    .err()
-    .expect("verify must refuse");
+    .expect_err("verify must refuse");
     match err {
         StoreError::Verify(VerifyError::BackendBehindSnapshot {
             consistent_index,
