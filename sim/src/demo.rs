@@ -15,6 +15,7 @@ use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replica::backend::BackendOptions;
+use replica::bugs::KnownBugs;
 use replica::crash_point::NoCrash;
 use replica::disk::{Disk, MemDisk, StdDisk};
 use replica::member::{Member, StoreConfig, WalMetadata};
@@ -31,6 +32,8 @@ pub struct DemoConfig {
     pub entries: u64,
     /// Probability that the real member is stopped after an entry.
     pub stop_probability: f64,
+    /// Known-bug switches to turn on in the stopped member.
+    pub bugs: KnownBugs,
 }
 
 /// What a demo run did.
@@ -41,11 +44,23 @@ pub struct DemoReport {
     pub replayed: u64,
     pub replay_skipped_v3: u64,
     pub snapshots: u64,
-    pub divergence: Option<(u64, Vec<FieldDiff>)>,
+    pub violation: Option<Violation>,
 }
 
-fn store_config() -> StoreConfig {
+/// The first thing that went wrong in a run.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// The last entry index given to the members.
+    pub index: u64,
+    /// What failed, in one line.
+    pub what: String,
+    /// For a divergence: the differing fields (restarted vs reference).
+    pub diffs: Vec<FieldDiff>,
+}
+
+fn store_config(bugs: KnownBugs) -> StoreConfig {
     StoreConfig {
+        bugs,
         snapshot_count: 40,
         backend: BackendOptions {
             batch_limit: 16,
@@ -59,8 +74,8 @@ fn store_config() -> StoreConfig {
     }
 }
 
-fn open(disk: Arc<dyn Disk>, now_ms: u64) -> anyhow::Result<(Member, u64, u64)> {
-    let (member, rec) = Member::open(disk, store_config(), Arc::new(NoCrash), now_ms)?;
+fn open(disk: Arc<dyn Disk>, bugs: KnownBugs, now_ms: u64) -> anyhow::Result<(Member, u64, u64)> {
+    let (member, rec) = Member::open(disk, store_config(bugs), Arc::new(NoCrash), now_ms)?;
     Ok((member, rec.replayed, rec.replay_skipped_v3))
 }
 
@@ -82,13 +97,20 @@ pub fn run(dir: &Path, cfg: &DemoConfig) -> anyhow::Result<DemoReport> {
     let hook = Arc::new(NoCrash);
     let (mut real, _) = Member::bootstrap(
         real_disk.clone(),
-        store_config(),
+        store_config(cfg.bugs),
         hook.clone(),
         &meta,
         &members,
         0,
     )?;
-    let (mut reference, _) = Member::bootstrap(mem_disk, store_config(), hook, &meta, &members, 0)?;
+    let (mut reference, _) = Member::bootstrap(
+        mem_disk,
+        store_config(KnownBugs::NONE),
+        hook,
+        &meta,
+        &members,
+        0,
+    )?;
     let mut workload = Workload::new(ChaCha8Rng::seed_from_u64(cfg.seed), 24, vec![1]);
     let mut faults = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_fa17);
     let mut report = DemoReport::default();
@@ -120,21 +142,41 @@ pub fn run(dir: &Path, cfg: &DemoConfig) -> anyhow::Result<DemoReport> {
         report.entries += 1;
         if faults.random_bool(cfg.stop_probability) {
             drop(real);
-            let (reopened, replayed, skipped) = open(real_disk.clone(), now_ms)?;
+            let (reopened, replayed, skipped) = match open(real_disk.clone(), cfg.bugs, now_ms) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    // The fault model allows a process stop at any entry
+                    // boundary: a member that cannot boot after one is a bug.
+                    report.violation = Some(Violation {
+                        index,
+                        what: format!("member failed to reopen after a stop: {e}"),
+                        diffs: Vec::new(),
+                    });
+                    return Ok(report);
+                }
+            };
             real = reopened;
             report.restarts += 1;
             report.replayed += replayed;
             report.replay_skipped_v3 += skipped;
             let d = diff(&real.state_dump()?, &reference.state_dump()?);
             if !d.is_empty() {
-                report.divergence = Some((index, d));
+                report.violation = Some(diverged(index, d));
                 return Ok(report);
             }
         }
     }
     let d = diff(&real.state_dump()?, &reference.state_dump()?);
     if !d.is_empty() {
-        report.divergence = Some((index, d));
+        report.violation = Some(diverged(index, d));
     }
     Ok(report)
+}
+
+fn diverged(index: u64, diffs: Vec<FieldDiff>) -> Violation {
+    Violation {
+        index,
+        what: "restarted member diverged from the reference".into(),
+        diffs,
+    }
 }

@@ -5,6 +5,7 @@ mod diff;
 mod workload;
 
 use clap::{Parser, Subcommand};
+use replica::bugs::{Bug, KnownBugs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +39,10 @@ enum Command {
         /// Keep the data directories here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Re-introduce a known historical bug in the stopped member (builds
+        /// with `--features known-bugs` only), e.g. `v2-skipped-with-v3`.
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
     },
 }
 
@@ -61,7 +66,17 @@ fn main() -> ExitCode {
             entries,
             stop_probability,
             dir,
-        } => run_demo(seed, seeds, entries, stop_probability, dir),
+            bugs,
+        } => parse_bugs(&bugs).and_then(|bugs| {
+            run_demo(DemoArgs {
+                first_seed: seed,
+                seeds,
+                entries,
+                stop_probability,
+                dir,
+                bugs,
+            })
+        }),
     };
     match result {
         Ok(code) => code,
@@ -72,13 +87,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_demo(
+fn parse_bugs(names: &[String]) -> anyhow::Result<KnownBugs> {
+    let mut bugs = KnownBugs::NONE;
+    for name in names {
+        let bug = Bug::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            anyhow::anyhow!("unknown bug {name:?}; known: {}", known.join(", "))
+        })?;
+        bugs.enable(bug)?;
+    }
+    Ok(bugs)
+}
+
+struct DemoArgs {
     first_seed: u64,
     seeds: u64,
     entries: u64,
     stop_probability: f64,
     dir: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+    bugs: KnownBugs,
+}
+
+fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let DemoArgs {
+        first_seed,
+        seeds,
+        entries,
+        stop_probability,
+        dir,
+        bugs,
+    } = args;
     let temp = tempfile::tempdir()?;
     let root = dir.unwrap_or_else(|| temp.path().to_path_buf());
     let mut totals = demo::DemoReport::default();
@@ -87,6 +125,7 @@ fn run_demo(
             seed,
             entries,
             stop_probability,
+            bugs,
         };
         let data_dir = root.join(format!("seed-{seed}"));
         let report = demo::run(&data_dir, &cfg)?;
@@ -95,15 +134,29 @@ fn run_demo(
         totals.replayed += report.replayed;
         totals.replay_skipped_v3 += report.replay_skipped_v3;
         totals.snapshots += report.snapshots;
-        if let Some((index, diffs)) = report.divergence {
+        if let Some(v) = report.violation {
             println!(
-                "DIVERGENCE: seed {seed}, after entry {index}; restarted member vs reference:"
+                "VIOLATION: seed {seed}, after entry {}: {}",
+                v.index, v.what
             );
-            for d in diffs.iter().take(20) {
+            for d in v.diffs.iter().take(20) {
                 println!("  {d}");
             }
+            if v.diffs.len() > 20 {
+                println!("  … {} more fields differ", v.diffs.len() - 20);
+            }
+            let bug_args: String = bugs
+                .enabled()
+                .iter()
+                .map(|b| format!(" --bug {b}"))
+                .collect();
+            let features = if bugs.enabled().is_empty() {
+                ""
+            } else {
+                " --features known-bugs"
+            };
             println!(
-                "reproduce: cargo run --release -p sim -- demo --seed {seed} --seeds 1 --entries {entries} --stop-probability {stop_probability}"
+                "reproduce: cargo run --release -p sim{features} -- demo --seed {seed} --seeds 1 --entries {entries} --stop-probability {stop_probability}{bug_args}"
             );
             return Ok(ExitCode::from(1));
         }
