@@ -70,7 +70,6 @@ fn store_config(bugs: KnownBugs) -> StoreConfig {
             segment_size: 16 * 1024,
         },
         verify: VerifyMode::All,
-        ..StoreConfig::default()
     }
 }
 
