@@ -343,3 +343,6 @@ impl Node {
         Ok(marker.index)
     }
 }
+
+#[cfg(test)]
+mod tests;
