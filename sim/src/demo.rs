@@ -179,3 +179,49 @@ fn diverged(index: u64, diffs: Vec<FieldDiff>) -> Violation {
         diffs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(seed: u64, bugs: KnownBugs) -> DemoConfig {
+        DemoConfig {
+            seed,
+            entries: 300,
+            stop_probability: 0.05,
+            bugs,
+        }
+    }
+
+    #[test]
+    fn restarts_on_a_real_directory_match_the_reference() {
+        for seed in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let report = run(dir.path(), &cfg(seed, KnownBugs::NONE)).unwrap();
+            assert!(
+                report.violation.is_none(),
+                "seed {seed}: {:?}",
+                report.violation
+            );
+            assert!(
+                report.restarts > 0 && report.replay_skipped_v3 > 0,
+                "{report:?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "known-bugs")]
+    #[test]
+    fn skipping_the_v2_half_on_replay_is_reported_as_a_divergence() {
+        let mut bugs = KnownBugs::NONE;
+        bugs.enable(replica::bugs::Bug::V2SkippedWithV3).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(dir.path(), &cfg(1, bugs)).unwrap();
+        let v = report.violation.expect("the bug must be caught");
+        assert!(
+            v.diffs.iter().any(|d| d.path == ".v2.index"),
+            "{:?}",
+            v.diffs
+        );
+    }
+}
