@@ -75,6 +75,14 @@ pub struct Cluster {
     pub downgrade: Option<DowngradeInfo>,
 }
 
+/// Which member an update touches, how it is named in errors, and which v2
+/// key it rewrites.
+struct MemberChange {
+    id: u64,
+    what: &'static str,
+    write_v2: fn(&mut V2Store, &Member) -> Result<(), MembershipError>,
+}
+
 /// What the backend's membership tables hold (for state comparison).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendMembership {
@@ -188,21 +196,18 @@ impl Cluster {
         id: u64,
         apply_v3: bool,
     ) -> Result<(), MembershipError> {
-        let mut member = self
-            .members
-            .get(&id)
-            .cloned()
-            .ok_or(MembershipError::NoSuchMember(id))?;
-        if !member.is_learner {
-            return Err(MembershipError::NotLearner(id));
-        }
-        member.is_learner = false;
-        v2keys::write_raft_attributes(v2, &member)?;
-        if apply_v3 {
-            self.write_backend_member(be, &member, "promote")?;
-        }
-        self.members.insert(id, member);
-        Ok(())
+        let change = MemberChange {
+            id,
+            what: "promote",
+            write_v2: v2keys::write_raft_attributes,
+        };
+        self.update_member(v2, be, change, apply_v3, |m| {
+            if !m.is_learner {
+                return Err(MembershipError::NotLearner(id));
+            }
+            m.is_learner = false;
+            Ok(())
+        })
     }
 
     /// Replaces a member's peer URLs.
@@ -214,18 +219,15 @@ impl Cluster {
         peer_urls: &[String],
         apply_v3: bool,
     ) -> Result<(), MembershipError> {
-        let mut member = self
-            .members
-            .get(&id)
-            .cloned()
-            .ok_or(MembershipError::NoSuchMember(id))?;
-        member.peer_urls = peer_urls.to_vec();
-        v2keys::write_raft_attributes(v2, &member)?;
-        if apply_v3 {
-            self.write_backend_member(be, &member, "update")?;
-        }
-        self.members.insert(id, member);
-        Ok(())
+        let change = MemberChange {
+            id,
+            what: "update",
+            write_v2: v2keys::write_raft_attributes,
+        };
+        self.update_member(v2, be, change, apply_v3, |m| {
+            m.peer_urls = peer_urls.to_vec();
+            Ok(())
+        })
     }
 
     /// Sets a member's published name and client URLs.
@@ -238,18 +240,39 @@ impl Cluster {
         client_urls: &[String],
         apply_v3: bool,
     ) -> Result<(), MembershipError> {
+        let change = MemberChange {
+            id,
+            what: "attributes",
+            write_v2: v2keys::write_attributes,
+        };
+        self.update_member(v2, be, change, apply_v3, |m| {
+            m.name = name.to_string();
+            m.client_urls = client_urls.to_vec();
+            Ok(())
+        })
+    }
+
+    /// Changes an existing member: validate and modify a copy, write its v2
+    /// half, then (when `apply_v3`) its backend record, then adopt it.
+    fn update_member(
+        &mut self,
+        v2: &mut V2Store,
+        be: &mut Backend,
+        change: MemberChange,
+        apply_v3: bool,
+        modify: impl FnOnce(&mut Member) -> Result<(), MembershipError>,
+    ) -> Result<(), MembershipError> {
         let mut member = self
             .members
-            .get(&id)
+            .get(&change.id)
             .cloned()
-            .ok_or(MembershipError::NoSuchMember(id))?;
-        member.name = name.to_string();
-        member.client_urls = client_urls.to_vec();
-        v2keys::write_attributes(v2, &member)?;
+            .ok_or(MembershipError::NoSuchMember(change.id))?;
+        modify(&mut member)?;
+        (change.write_v2)(v2, &member)?;
         if apply_v3 {
-            self.write_backend_member(be, &member, "attributes")?;
+            self.write_backend_member(be, &member, change.what)?;
         }
-        self.members.insert(id, member);
+        self.members.insert(change.id, member);
         Ok(())
     }
 
