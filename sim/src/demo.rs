@@ -65,6 +65,7 @@ fn store_config(bugs: KnownBugs) -> StoreConfig {
         backend: BackendOptions {
             batch_limit: 16,
             batch_interval_ms: 100,
+            ..BackendOptions::default()
         },
         wal: WalOptions {
             segment_size: 16 * 1024,

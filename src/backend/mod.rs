@@ -44,6 +44,7 @@ mod tests;
 
 pub use meta::{CONF_STATE_KEY, CONSISTENT_INDEX_KEY, ConsistentIndex, PersistedMeta};
 
+use crate::bugs::{Bug, KnownBugs};
 use crate::crash_point::{CrashHook, CrashPoint, Crashed};
 use crate::disk::Disk;
 use crate::proto::ConfState;
@@ -59,6 +60,13 @@ use storage::DiskStorage;
 /// simulator runs several members in one process).
 const CACHE_SIZE: usize = 32 << 20;
 
+/// Who asked for a commit: the batch itself (limit or timer) or a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommitKind {
+    Automatic,
+    Explicit,
+}
+
 /// When the batch transaction commits by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendOptions {
@@ -67,11 +75,14 @@ pub struct BackendOptions {
     /// Commit on the driver's timer once this long has passed since the
     /// last commit.
     pub batch_interval_ms: u64,
+    /// Known-bug switches that live in the backend (see `crate::bugs`).
+    pub bugs: KnownBugs,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
+            bugs: KnownBugs::NONE,
             batch_limit: 10_000,
             batch_interval_ms: 100,
         }
@@ -416,7 +427,7 @@ impl Backend {
         self.observe(now_ms);
         self.mid_entry = false;
         if self.pending >= self.opts.batch_limit {
-            self.commit()?;
+            self.commit(CommitKind::Automatic)?;
             return Ok(true);
         }
         Ok(false)
@@ -439,14 +450,14 @@ impl Backend {
             tracing::debug!(path = %self.path.display(), "timer commit deferred: inside an entry");
             return Ok(false);
         }
-        self.commit()?;
+        self.commit(CommitKind::Automatic)?;
         Ok(true)
     }
 
     /// Commits whatever is buffered (and the meta), now.
     pub fn force_commit(&mut self) -> Result<(), BackendError> {
         self.check_poisoned()?;
-        self.commit()
+        self.commit(CommitKind::Explicit)
     }
 
     fn dirty(&self) -> bool {
@@ -480,8 +491,8 @@ impl Backend {
 
     /// Commits the overlay and the meta in one durable transaction; any
     /// failure poisons the backend.
-    fn commit(&mut self) -> Result<(), BackendError> {
-        if let Err(e) = self.commit_inner() {
+    fn commit(&mut self, kind: CommitKind) -> Result<(), BackendError> {
+        if let Err(e) = self.commit_inner(kind) {
             self.poison(&e);
             return Err(e);
         }
@@ -499,7 +510,7 @@ impl Backend {
         Ok(())
     }
 
-    fn commit_inner(&self) -> Result<(), BackendError> {
+    fn commit_inner(&self, kind: CommitKind) -> Result<(), BackendError> {
         let mut txn = self.db.begin_write().map_err(self.err("begin write"))?;
         // Durability::None would keep the commit in memory only: every batch
         // commit must reach the disk.
@@ -517,7 +528,9 @@ impl Backend {
                 .map_err(self.err("write"))?;
             }
         }
-        {
+        let skip_meta =
+            kind == CommitKind::Automatic && self.opts.bugs.has(Bug::CindexOnlyOnExplicitCommit);
+        if !skip_meta {
             // The pre-commit hook: the index travels with the data it covers
             // (written last, so it wins over any buffered meta write).
             let mut t = txn

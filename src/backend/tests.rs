@@ -1,4 +1,6 @@
 use super::*;
+#[cfg(feature = "known-bugs")]
+use crate::bugs::{Bug, KnownBugs};
 use crate::crash_point::NoCrash;
 use crate::disk::{MemDisk, StdDisk};
 use std::sync::Mutex;
@@ -20,6 +22,7 @@ fn opts(batch_limit: usize, batch_interval_ms: u64) -> BackendOptions {
     BackendOptions {
         batch_limit,
         batch_interval_ms,
+        ..BackendOptions::default()
     }
 }
 
@@ -118,6 +121,30 @@ fn automatic_batch_commit_persists_index_of_last_entry_it_contains() {
             Some(b"3.6".to_vec())
         );
     });
+}
+
+#[cfg(feature = "known-bugs")]
+#[test]
+fn with_the_explicit_only_bug_automatic_commits_leave_the_index_behind() {
+    let mut bugs = KnownBugs::NONE;
+    bugs.enable(Bug::CindexOnlyOnExplicitCommit).unwrap();
+    let mut be = open(
+        Arc::new(MemDisk::new()),
+        BackendOptions {
+            bugs,
+            ..opts(1, 1_000_000)
+        },
+    );
+    be.put(Table::Key, b"k1", b"v1");
+    be.set_consistent_index(1, 1);
+    assert!(be.end_entry(0).unwrap(), "the limit commits");
+    assert_eq!(
+        be.persisted_meta().unwrap().consistent_index,
+        ci(0, 0),
+        "the data is durable but its index is not: a replay would apply it again"
+    );
+    be.force_commit().unwrap();
+    assert_eq!(be.persisted_meta().unwrap().consistent_index, ci(1, 1));
 }
 
 #[test]

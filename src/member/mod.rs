@@ -179,7 +179,10 @@ impl Member {
         let backend = Backend::open(
             disk.clone(),
             Path::new(BACKEND_FILE),
-            config.backend,
+            BackendOptions {
+                bugs: config.bugs,
+                ..config.backend
+            },
             hook.clone(),
         )?;
         let (wal, contents) = Wal::open(disk.clone(), wal_dir, &marker, config.wal, hook.clone())?;

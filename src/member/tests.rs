@@ -28,6 +28,7 @@ fn config(bugs: KnownBugs) -> StoreConfig {
         backend: BackendOptions {
             batch_limit: 1_000_000,
             batch_interval_ms: 1_000_000,
+            ..BackendOptions::default()
         },
         wal: WalOptions::default(),
         verify: VerifyMode::All,

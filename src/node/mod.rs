@@ -283,8 +283,12 @@ impl Node {
         self.apply_committed(&committed, now_ms, &mut out)?;
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
+            // raft-rs does not require this commit index to be durable, but
+            // the backend may commit the entries it covers: persist it first
+            // so that the consistent index never passes the durable commit.
             let mut hs = self.log.initial_state()?.hard_state;
             hs.commit = commit;
+            self.member.save(Some(&hard_state_to_store(&hs)), &[])?;
             self.log.set_hard_state(hs);
         }
         out.messages.extend(light.take_messages());

@@ -17,6 +17,7 @@ fn store_config() -> StoreConfig {
         backend: BackendOptions {
             batch_limit: 7,
             batch_interval_ms: 100,
+            ..BackendOptions::default()
         },
         wal: WalOptions { segment_size: 4096 },
         verify: VerifyMode::All,
