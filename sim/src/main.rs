@@ -1,11 +1,10 @@
 //! `sim`: the deterministic simulation harness's command line.
 
-mod demo;
-mod diff;
-mod workload;
+mod cli_run;
 
 use clap::{Parser, Subcommand};
 use replica::bugs::{Bug, KnownBugs};
+use sim::demo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,6 +19,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// One simulated run: a random workload and fault schedule from the
+    /// seed on a cluster of members under virtual time. Exit 1 on a
+    /// violated invariant, with the reproduce command.
+    Run(cli_run::RunArgs),
+    /// `run --trace` for a seed: the full virtual-time timeline, every fault
+    /// and restart.
+    Replay(cli_run::RunArgs),
+    /// Many seeds of the random run, with a progress bar and a summary.
+    /// Exit 1 if any seed violates an invariant.
+    Sweep(cli_run::SweepArgs),
+    /// Performance figures: simulated seconds per wall second and seeds per
+    /// minute for the default random run.
+    Bench(cli_run::BenchArgs),
     /// Single-member restart check on a real directory: a member on disk is
     /// stopped at seeded moments and reopened; after every reopen its state
     /// must equal a never-stopped reference member's. Exit 1 on divergence.
@@ -60,6 +72,10 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cli_run::run(args, false),
+        Command::Replay(args) => cli_run::run(args, true),
+        Command::Sweep(args) => cli_run::sweep(args),
+        Command::Bench(args) => cli_run::bench(args),
         Command::Demo {
             seed,
             seeds,
@@ -87,7 +103,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_bugs(names: &[String]) -> anyhow::Result<KnownBugs> {
+pub(crate) fn parse_bugs(names: &[String]) -> anyhow::Result<KnownBugs> {
     let mut bugs = KnownBugs::NONE;
     for name in names {
         let bug = Bug::from_name(name).ok_or_else(|| {

@@ -13,6 +13,10 @@ use replica::proto::{
 
 const VERSIONS: [&str; 3] = ["3.4.0", "3.5.0", "3.6.0"];
 
+fn key_name(i: u32) -> String {
+    format!("k{i:03}")
+}
+
 /// Generates requests from its own RNG stream.
 #[derive(Debug)]
 pub struct Workload {
@@ -35,7 +39,12 @@ impl Workload {
     }
 
     fn key(&mut self) -> Vec<u8> {
-        format!("k{:03}", self.rng.random_range(0..self.key_space)).into_bytes()
+        key_name(self.rng.random_range(0..self.key_space)).into_bytes()
+    }
+
+    /// Every key this workload may touch.
+    pub fn key_names(&self) -> Vec<String> {
+        (0..self.key_space).map(key_name).collect()
     }
 
     fn value(&mut self) -> Vec<u8> {

@@ -30,8 +30,8 @@ use convert::{
     marker_to_raft, marker_to_store,
 };
 use prost::Message as _;
-use raft::eraftpb::{Message, Snapshot};
-use raft::{RawNode, StateRole, Storage as _};
+use raft::eraftpb::{Message, MessageType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage as _};
 use std::sync::Arc;
 
 /// Raft and store settings of one member.
@@ -298,6 +298,20 @@ impl Node {
         if let Some(marker) = self.member.maybe_snapshot()? {
             self.publish_snapshot(&marker)?;
             out.snapshot_taken = Some(marker.index);
+        }
+        // A leader waits for a sent snapshot to be reported before it talks
+        // to that follower again; the driver hands it to the network now, so
+        // report it sent (etcd does so once its transport has streamed it).
+        // If it is lost, the follower rejects the next append and raft sends
+        // a snapshot again.
+        for to in out
+            .messages
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+            .map(|m| m.to)
+            .collect::<Vec<_>>()
+        {
+            self.raw.report_snapshot(to, SnapshotStatus::Finish);
         }
         Ok(out)
     }

@@ -1,0 +1,209 @@
+//! The `run`, `replay`, `sweep` and `bench` subcommands.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sim::config::RunConfig;
+use sim::fault::FaultClass;
+use sim::run::{RunReport, run as run_one};
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Settings shared by every random run.
+#[derive(Args, Debug, Clone)]
+pub struct RunSettings {
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=7))]
+    pub nodes: u64,
+    /// Virtual time with traffic and faults (e.g. `20s`, `500ms`).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Fault classes to inject: any of crash, power, torn, eio, net, point
+    /// (comma separated), or `none`.
+    #[arg(long, default_value = "crash,power,torn,eio,net,point", value_parser = parse_faults)]
+    pub faults: BTreeSet<FaultClass>,
+    /// Re-introduce a known historical bug (builds with `--features
+    /// known-bugs` only), e.g. `cindex-only-on-explicit-commit`.
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+}
+
+impl RunSettings {
+    fn config(&self, seed: u64) -> anyhow::Result<RunConfig> {
+        let mut cfg = RunConfig::new(seed);
+        cfg.nodes = self.nodes;
+        cfg.duration_ms = self.duration.as_millis() as u64;
+        cfg.faults = self.faults.clone();
+        cfg.bugs = crate::parse_bugs(&self.bugs)?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The run's seed: same seed, same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub settings: RunSettings,
+    /// Print the virtual-time timeline (member ids, faults, restarts,
+    /// applies, acknowledgements).
+    #[arg(long)]
+    pub trace: bool,
+    /// Run twice and compare the hashes of the two event traces.
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Seeds to run, as `A..B` (B excluded).
+    #[arg(long, default_value = "1..21", value_parser = parse_range)]
+    pub seeds: std::ops::Range<u64>,
+    #[command(flatten)]
+    pub settings: RunSettings,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// How many seeds to time.
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    #[command(flatten)]
+    pub settings: RunSettings,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("bad duration unit in {s:?}: use ms, s or m")),
+    }
+}
+
+fn parse_faults(s: &str) -> Result<BTreeSet<FaultClass>, String> {
+    if s == "none" {
+        return Ok(BTreeSet::new());
+    }
+    s.split(',').map(|f| f.trim().parse()).collect()
+}
+
+fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got {s:?}"))?;
+    let a: u64 = a.parse().map_err(|_| format!("bad seed {a:?}"))?;
+    let b: u64 = b.parse().map_err(|_| format!("bad seed {b:?}"))?;
+    if b <= a {
+        return Err(format!("empty seed range {s:?}"));
+    }
+    Ok(a..b)
+}
+
+pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
+    let mut cfg = args.settings.config(args.seed)?;
+    cfg.trace = trace || args.trace;
+    let report = run_one(&cfg);
+    println!("{}", report.summary());
+    if args.check_determinism {
+        cfg.trace = false;
+        let again = run_one(&cfg);
+        if again.trace_hash != report.trace_hash || again.trace_events != report.trace_events {
+            println!(
+                "NONDETERMINISM: seed {} gave trace {:016x} ({} events), then {:016x} ({} events)",
+                cfg.seed,
+                report.trace_hash,
+                report.trace_events,
+                again.trace_hash,
+                again.trace_events
+            );
+            return Ok(ExitCode::from(1));
+        }
+        println!(
+            "deterministic: two runs of seed {} gave the same trace {:016x} ({} events)",
+            cfg.seed, report.trace_hash, report.trace_events
+        );
+    }
+    if !report.passed() {
+        print!("{}", report.failure_report());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {msg}  [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let bar = progress(args.seeds.end - args.seeds.start);
+    let started = std::time::Instant::now();
+    let mut failures: Vec<RunReport> = Vec::new();
+    let mut simulated_ms = 0;
+    for seed in args.seeds.clone() {
+        let report = run_one(&args.settings.config(seed)?);
+        simulated_ms += report.simulated_ms;
+        if !report.passed() {
+            bar.println(report.failure_report());
+            failures.push(report);
+        }
+        bar.set_message(format!("{} failed", failures.len()));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let runs = args.seeds.end - args.seeds.start;
+    println!(
+        "sweep: {runs} seeds, {} failed, {:.0}s simulated in {:.1}s",
+        failures.len(),
+        simulated_ms as f64 / 1000.0,
+        started.elapsed().as_secs_f64()
+    );
+    for f in &failures {
+        println!(
+            "  seed {} failed: {}",
+            f.config.seed,
+            f.config.reproduce_command()
+        );
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    // Wall-clock time is measured here, outside any simulation: it never
+    // reaches a run's outcome.
+    let started = std::time::Instant::now();
+    let mut simulated_ms = 0;
+    let mut failed = 0;
+    for seed in 1..=args.seeds {
+        let report = run_one(&args.settings.config(seed)?);
+        simulated_ms += report.simulated_ms;
+        failed += u64::from(!report.passed());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    println!("| figure | value |\n| --- | --- |");
+    println!("| seeds | {} ({failed} failed) |", args.seeds);
+    println!(
+        "| simulated s per wall s | {:.0} |",
+        simulated_ms as f64 / 1000.0 / wall
+    );
+    println!(
+        "| seeds per minute | {:.0} |",
+        args.seeds as f64 / wall * 60.0
+    );
+    println!("| wall s per seed | {:.3} |", wall / args.seeds as f64);
+    Ok(ExitCode::SUCCESS)
+}

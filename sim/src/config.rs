@@ -1,0 +1,86 @@
+//! Settings of one simulated run.
+
+use crate::fault::FaultClass;
+use replica::bugs::KnownBugs;
+use std::collections::BTreeSet;
+
+/// Everything that determines a run besides the code: same config, same run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub seed: u64,
+    /// Cluster size (3..=7).
+    pub nodes: u64,
+    /// Virtual time with faults and traffic; a quiesce phase follows.
+    pub duration_ms: u64,
+    pub faults: BTreeSet<FaultClass>,
+    /// Print the event timeline as it happens.
+    pub trace: bool,
+    pub bugs: KnownBugs,
+    /// Raft tick period (each member adds seeded jitter).
+    pub tick_ms: u64,
+    pub snapshot_count: u64,
+    pub batch_limit: usize,
+    pub batch_interval_ms: u64,
+    pub wal_segment_size: u64,
+    /// Pause between client requests.
+    pub request_interval_ms: u64,
+    /// Expected faults per simulated second while faults are on.
+    pub faults_per_second: f64,
+}
+
+impl RunConfig {
+    /// The default random run for a seed.
+    pub fn new(seed: u64) -> RunConfig {
+        RunConfig {
+            seed,
+            nodes: 3,
+            duration_ms: 20_000,
+            faults: FaultClass::ALL.into_iter().collect(),
+            trace: false,
+            bugs: KnownBugs::NONE,
+            tick_ms: 10,
+            snapshot_count: 64,
+            batch_limit: 40,
+            batch_interval_ms: 100,
+            wal_segment_size: 32 * 1024,
+            request_interval_ms: 15,
+            faults_per_second: 1.0,
+        }
+    }
+
+    /// The most members that may be down at once (a quorum stays up).
+    pub fn max_down(&self) -> usize {
+        ((self.nodes - 1) / 2) as usize
+    }
+
+    pub fn has(&self, class: FaultClass) -> bool {
+        self.faults.contains(&class)
+    }
+
+    /// The command line that reproduces this run.
+    pub fn reproduce_command(&self) -> String {
+        let features = if self.bugs.enabled().is_empty() {
+            ""
+        } else {
+            " --features known-bugs"
+        };
+        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        let bugs: String = self
+            .bugs
+            .enabled()
+            .iter()
+            .map(|b| format!(" --bug {b}"))
+            .collect();
+        format!(
+            "cargo run --release -p sim{features} -- run --seed {} --nodes {} --duration {}ms --faults {}{bugs}",
+            self.seed,
+            self.nodes,
+            self.duration_ms,
+            if faults.is_empty() {
+                "none".to_string()
+            } else {
+                faults.join(",")
+            },
+        )
+    }
+}

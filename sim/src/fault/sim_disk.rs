@@ -1,0 +1,215 @@
+//! The simulated disk of one member: a [`MemDisk`] that outlives the member's
+//! process, plus the faults the run arms on it.
+//!
+//! Every operation passes one gate: a frozen disk (the member crashed at a
+//! crash point or at its k-th operation) refuses everything, so nothing the
+//! dead process would still have done can land; an armed operation countdown
+//! freezes the disk at the k-th operation; an armed EIO fails the next
+//! `sync` or `write`.
+
+use replica::disk::{Disk, MemDisk, PowerLossPlan};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An I/O fault armed on a disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Freeze (crash) at the k-th operation from now (1 = the next one).
+    CrashAfterOps(u64),
+    /// Fail the next `sync`/`sync_dir` with EIO.
+    FailNextSync,
+    /// Fail the next `write_at`/`set_len` with EIO.
+    FailNextWrite,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    frozen: bool,
+    countdown: Option<u64>,
+    fail_next_sync: bool,
+    fail_next_write: bool,
+    /// An EIO was returned since the last restart (the member's failure is
+    /// then expected, not a bug).
+    eio_returned: bool,
+    ops: u64,
+}
+
+/// One member's disk.
+#[derive(Debug)]
+pub struct SimDisk {
+    mem: MemDisk,
+    gate: Mutex<Gate>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Read,
+    Write,
+    Sync,
+    Meta,
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("simulated crash: the member's disk is frozen")
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("simulated EIO on {what}"))
+}
+
+impl SimDisk {
+    pub fn new() -> Arc<SimDisk> {
+        Arc::new(SimDisk {
+            mem: MemDisk::new(),
+            gate: Mutex::new(Gate::default()),
+        })
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pass(&self, kind: OpKind) -> io::Result<()> {
+        let mut g = self.gate();
+        if g.frozen {
+            return Err(crashed());
+        }
+        g.ops += 1;
+        if let Some(left) = g.countdown.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                g.countdown = None;
+                g.frozen = true;
+                return Err(crashed());
+            }
+        }
+        match kind {
+            OpKind::Sync if g.fail_next_sync => {
+                g.fail_next_sync = false;
+                g.eio_returned = true;
+                Err(eio("sync"))
+            }
+            OpKind::Write if g.fail_next_write => {
+                g.fail_next_write = false;
+                g.eio_returned = true;
+                Err(eio("write"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Arms a fault.
+    pub fn arm(&self, fault: DiskFault) {
+        let mut g = self.gate();
+        match fault {
+            DiskFault::CrashAfterOps(k) => g.countdown = Some(k.max(1)),
+            DiskFault::FailNextSync => g.fail_next_sync = true,
+            DiskFault::FailNextWrite => g.fail_next_write = true,
+        }
+    }
+
+    /// Forgets armed faults that have not fired (the disk stays frozen if
+    /// it is).
+    pub fn disarm(&self) {
+        let mut g = self.gate();
+        g.countdown = None;
+        g.fail_next_sync = false;
+        g.fail_next_write = false;
+    }
+
+    /// Whether a fault is armed and has not fired yet.
+    pub fn is_armed(&self) -> bool {
+        let g = self.gate();
+        g.countdown.is_some() || g.fail_next_sync || g.fail_next_write
+    }
+
+    /// Stops every further operation (the process died here).
+    pub fn freeze(&self) {
+        self.gate().frozen = true;
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.gate().frozen
+    }
+
+    /// Whether an injected EIO explains a failure since the last restart.
+    pub fn eio_returned(&self) -> bool {
+        self.gate().eio_returned
+    }
+
+    /// Operations that passed the gate so far.
+    pub fn ops(&self) -> u64 {
+        self.gate().ops
+    }
+
+    /// Clears every armed fault and unfreezes: a new process starts.
+    pub fn reset_for_restart(&self) {
+        let ops = self.gate().ops;
+        *self.gate() = Gate {
+            ops,
+            ..Gate::default()
+        };
+    }
+
+    /// A power loss decided by `plan`.
+    pub fn power_loss(&self, plan: &mut dyn PowerLossPlan) {
+        self.mem.crash_power_loss_with(plan);
+    }
+
+    /// The underlying in-memory disk (for inspection in tests).
+    pub fn mem(&self) -> &MemDisk {
+        &self.mem
+    }
+}
+
+impl Disk for SimDisk {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.pass(OpKind::Meta)?;
+        self.mem.create_dir_all(dir)
+    }
+    fn create(&self, path: &Path) -> io::Result<()> {
+        self.pass(OpKind::Meta)?;
+        self.mem.create(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.pass(OpKind::Read)?;
+        self.mem.exists(path)
+    }
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        self.pass(OpKind::Read)?;
+        self.mem.len(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.pass(OpKind::Read)?;
+        self.mem.read_at(path, offset, buf)
+    }
+    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.pass(OpKind::Write)?;
+        self.mem.write_at(path, offset, data)
+    }
+    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.pass(OpKind::Write)?;
+        self.mem.set_len(path, len)
+    }
+    fn sync(&self, path: &Path) -> io::Result<()> {
+        self.pass(OpKind::Sync)?;
+        self.mem.sync(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.pass(OpKind::Sync)?;
+        self.mem.sync_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.pass(OpKind::Meta)?;
+        self.mem.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.pass(OpKind::Meta)?;
+        self.mem.remove(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.pass(OpKind::Read)?;
+        self.mem.list(dir)
+    }
+}

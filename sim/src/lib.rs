@@ -1,0 +1,13 @@
+//! `sim`: the deterministic simulation harness. It runs the real store
+//! (`replica`) in a cluster of madsim nodes under virtual time, injects the
+//! faults described in [`fault`], and checks the invariants in [`checker`].
+
+pub mod checker;
+pub mod cluster;
+pub mod config;
+pub mod demo;
+pub mod diff;
+pub mod fault;
+pub mod run;
+pub mod trace;
+pub mod workload;
