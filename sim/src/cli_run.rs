@@ -4,7 +4,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::config::RunConfig;
 use sim::fault::FaultClass;
-use sim::run::{RunReport, run as run_one};
+use sim::run::{RunReport, run as run_one, run_many};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,11 +55,18 @@ pub struct RunArgs {
     pub check_determinism: bool,
 }
 
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// Seeds to run, as `A..B` (B excluded).
     #[arg(long, default_value = "1..21", value_parser = parse_range)]
     pub seeds: std::ops::Range<u64>,
+    /// Worker threads (each seed's outcome is the same for any value).
+    #[arg(long, default_value_t = default_jobs())]
+    pub jobs: usize,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -67,8 +74,11 @@ pub struct SweepArgs {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// How many seeds to time.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 40)]
     pub seeds: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = default_jobs())]
+    pub jobs: usize,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -146,27 +156,37 @@ fn progress(len: u64) -> ProgressBar {
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
-    let bar = progress(args.seeds.end - args.seeds.start);
+    let configs = args
+        .seeds
+        .clone()
+        .map(|seed| args.settings.config(seed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bar = progress(configs.len() as u64);
+    let failed = std::sync::atomic::AtomicU64::new(0);
     let started = std::time::Instant::now();
-    let mut failures: Vec<RunReport> = Vec::new();
-    let mut simulated_ms = 0;
-    for seed in args.seeds.clone() {
-        let report = run_one(&args.settings.config(seed)?);
-        simulated_ms += report.simulated_ms;
+    let reports = run_many(&configs, args.jobs, &|report| {
         if !report.passed() {
+            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             bar.println(report.failure_report());
-            failures.push(report);
         }
-        bar.set_message(format!("{} failed", failures.len()));
+        let done = bar.position() + 1;
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{} failed, {rate:.1} seeds/s",
+            failed.load(std::sync::atomic::Ordering::Relaxed)
+        ));
         bar.inc(1);
-    }
+    });
     bar.finish_and_clear();
-    let runs = args.seeds.end - args.seeds.start;
+    let failures: Vec<&RunReport> = reports.iter().filter(|r| !r.passed()).collect();
+    let simulated_ms: u64 = reports.iter().map(|r| r.simulated_ms).sum();
     println!(
-        "sweep: {runs} seeds, {} failed, {:.0}s simulated in {:.1}s",
+        "sweep: {} seeds, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
+        reports.len(),
         failures.len(),
         simulated_ms as f64 / 1000.0,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        args.jobs
     );
     for f in &failures {
         println!(
@@ -183,27 +203,26 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let configs = (1..=args.seeds)
+        .map(|seed| args.settings.config(seed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // Wall-clock time is measured here, outside any simulation: it never
     // reaches a run's outcome.
     let started = std::time::Instant::now();
-    let mut simulated_ms = 0;
-    let mut failed = 0;
-    for seed in 1..=args.seeds {
-        let report = run_one(&args.settings.config(seed)?);
-        simulated_ms += report.simulated_ms;
-        failed += u64::from(!report.passed());
-    }
+    let reports = run_many(&configs, args.jobs, &|_| {});
     let wall = started.elapsed().as_secs_f64();
-    println!("| figure | value |\n| --- | --- |");
+    let simulated_s: f64 = reports.iter().map(|r| r.simulated_ms as f64 / 1000.0).sum();
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    println!("| figure ({} jobs) | value |\n| --- | --- |", args.jobs);
     println!("| seeds | {} ({failed} failed) |", args.seeds);
-    println!(
-        "| simulated s per wall s | {:.0} |",
-        simulated_ms as f64 / 1000.0 / wall
-    );
+    println!("| simulated s per wall s | {:.0} |", simulated_s / wall);
     println!(
         "| seeds per minute | {:.0} |",
         args.seeds as f64 / wall * 60.0
     );
-    println!("| wall s per seed | {:.3} |", wall / args.seeds as f64);
+    println!(
+        "| wall s per seed per job | {:.3} |",
+        wall * args.jobs as f64 / args.seeds as f64
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -601,3 +601,38 @@ impl Supervisor {
         );
     }
 }
+
+/// Runs every config on `jobs` worker threads (each run on its own madsim
+/// runtime, so its outcome does not depend on `jobs`), calling `done` as
+/// each finishes; returns the reports in the order of `configs`.
+pub fn run_many(
+    configs: &[RunConfig],
+    jobs: usize,
+    done: &(dyn Fn(&RunReport) + Sync),
+) -> Vec<RunReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; configs.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(cfg) = configs.get(i) else {
+                        return;
+                    };
+                    let report = run(cfg);
+                    done(&report);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}

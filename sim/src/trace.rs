@@ -64,6 +64,28 @@ impl Trace {
         }
     }
 
+    /// Records a frequent event without formatting it (unless printing):
+    /// its kind and numbers are hashed as raw bytes.
+    pub fn numbers(&mut self, now_ms: u64, member: u64, kind: &str, nums: &[i64]) {
+        self.hash.update(&now_ms.to_le_bytes());
+        self.hash.update(&member.to_le_bytes());
+        self.hash.update(kind.as_bytes());
+        for n in nums {
+            self.hash.update(&n.to_le_bytes());
+        }
+        self.events += 1;
+        if self.print {
+            let nums: Vec<String> = nums.iter().map(i64::to_string).collect();
+            println!(
+                "{:>6}.{:03}s {:>4} {kind} {}",
+                now_ms / 1000,
+                now_ms % 1000,
+                format!("m{member}"),
+                nums.join(" ")
+            );
+        }
+    }
+
     pub fn hash(&self) -> u64 {
         self.hash.finish()
     }

@@ -13,7 +13,7 @@
 //! the directory's journal made it) its volatile entries. The default plan
 //! drops everything unsynced.
 
-use super::{Disk, parent_dir};
+use super::Disk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -73,9 +73,11 @@ struct Inode {
 struct MemState {
     next_ino: u64,
     inodes: BTreeMap<u64, Inode>,
-    names: BTreeMap<PathBuf, u64>,
-    durable_names: BTreeMap<PathBuf, u64>,
-    dirs: BTreeSet<PathBuf>,
+    // Names are the paths' UTF-8 text: string keys compare with one memcmp,
+    // where `PathBuf` keys compared component by component on every lookup.
+    names: BTreeMap<String, u64>,
+    durable_names: BTreeMap<String, u64>,
+    dirs: BTreeSet<String>,
 }
 
 /// An in-memory disk that models the page cache and power loss.
@@ -89,6 +91,21 @@ fn not_found(path: &Path) -> io::Error {
         io::ErrorKind::NotFound,
         format!("{}: no such file", path.display()),
     )
+}
+
+/// A path as a name key (paths on this disk are UTF-8 by construction).
+fn key(path: &Path) -> io::Result<&str> {
+    path.to_str().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a UTF-8 path", path.display()),
+        )
+    })
+}
+
+/// The directory part of a name key (`""` at the top level).
+fn parent(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 fn apply_op(bytes: &mut Vec<u8>, op: &PendingOp, keep: Option<usize>) {
@@ -108,7 +125,10 @@ fn apply_op(bytes: &mut Vec<u8>, op: &PendingOp, keep: Option<usize>) {
 
 impl MemState {
     fn ino(&self, path: &Path) -> io::Result<u64> {
-        self.names.get(path).copied().ok_or_else(|| not_found(path))
+        self.names
+            .get(key(path)?)
+            .copied()
+            .ok_or_else(|| not_found(path))
     }
 
     fn inode_mut(&mut self, path: &Path) -> io::Result<&mut Inode> {
@@ -134,16 +154,16 @@ impl MemState {
         self.inodes.retain(|ino, _| live.contains(ino));
     }
 
-    fn dirs_with_unsynced_changes(&self) -> BTreeSet<PathBuf> {
+    fn dirs_with_unsynced_changes(&self) -> BTreeSet<String> {
         let mut dirs = BTreeSet::new();
         for (name, ino) in &self.names {
             if self.durable_names.get(name) != Some(ino) {
-                dirs.insert(parent_dir(name).to_path_buf());
+                dirs.insert(parent(name).to_string());
             }
         }
         for name in self.durable_names.keys() {
             if !self.names.contains_key(name) {
-                dirs.insert(parent_dir(name).to_path_buf());
+                dirs.insert(parent(name).to_string());
             }
         }
         dirs
@@ -180,10 +200,10 @@ impl MemDisk {
         let mut state = self.lock();
         let mut names = state.durable_names.clone();
         for dir in state.dirs_with_unsynced_changes() {
-            if plan.dir_changes(&dir) {
-                names.retain(|name, _| parent_dir(name) != dir);
+            if plan.dir_changes(Path::new(&dir)) {
+                names.retain(|name, _| parent(name) != dir);
                 for (name, ino) in &state.names {
-                    if parent_dir(name) == dir {
+                    if parent(name) == dir {
                         names.insert(name.clone(), *ino);
                     }
                 }
@@ -192,7 +212,7 @@ impl MemDisk {
         state.names = names.clone();
         state.durable_names = names;
         state.collect_garbage();
-        let mut by_ino: BTreeMap<u64, PathBuf> = BTreeMap::new();
+        let mut by_ino: BTreeMap<u64, String> = BTreeMap::new();
         for (name, ino) in &state.names {
             by_ino.entry(*ino).or_insert_with(|| name.clone());
         }
@@ -200,7 +220,7 @@ impl MemDisk {
             let path = by_ino.get(ino).cloned().unwrap_or_default();
             let mut bytes = std::mem::take(&mut inode.durable);
             for (i, op) in inode.pending.iter().enumerate() {
-                match plan.file_op(&path, i, op) {
+                match plan.file_op(Path::new(&path), i, op) {
                     Survival::Lost => {}
                     Survival::Kept => apply_op(&mut bytes, op, None),
                     Survival::Torn { keep_bytes } => apply_op(&mut bytes, op, Some(keep_bytes)),
@@ -225,7 +245,7 @@ impl MemDisk {
             .names
             .iter()
             .filter(|(_, ino)| state.inodes.get(ino).is_some_and(|i| !i.pending.is_empty()))
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| PathBuf::from(name))
             .collect()
     }
 
@@ -234,6 +254,7 @@ impl MemDisk {
         self.lock()
             .dirs_with_unsynced_changes()
             .into_iter()
+            .map(PathBuf::from)
             .collect()
     }
 
@@ -255,35 +276,33 @@ impl MemDisk {
 impl Disk for MemDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        let mut cur = Some(dir);
-        while let Some(d) = cur {
-            if d.as_os_str().is_empty() {
-                break;
-            }
-            state.dirs.insert(d.to_path_buf());
-            cur = d.parent();
+        let mut cur = key(dir)?;
+        while !cur.is_empty() {
+            state.dirs.insert(cur.to_string());
+            cur = parent(cur);
         }
         Ok(())
     }
 
     fn create(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        let dir = parent_dir(path);
-        if !dir.as_os_str().is_empty() && !state.dirs.contains(dir) {
-            return Err(not_found(dir));
+        let name = key(path)?;
+        let dir = parent(name);
+        if !dir.is_empty() && !state.dirs.contains(dir) {
+            return Err(not_found(Path::new(dir)));
         }
-        if state.names.contains_key(path) {
+        if state.names.contains_key(name) {
             return state.record(path, PendingOp::SetLen(0));
         }
         let ino = state.next_ino;
         state.next_ino += 1;
         state.inodes.insert(ino, Inode::default());
-        state.names.insert(path.to_path_buf(), ino);
+        state.names.insert(name.to_string(), ino);
         Ok(())
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        Ok(self.lock().names.contains_key(path))
+        Ok(self.lock().names.contains_key(key(path)?))
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {
@@ -325,15 +344,14 @@ impl Disk for MemDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        let volatile: Vec<(PathBuf, u64)> = state
+        let dir = key(dir)?;
+        let volatile: Vec<(String, u64)> = state
             .names
             .iter()
-            .filter(|(name, _)| parent_dir(name) == dir)
+            .filter(|(name, _)| parent(name) == dir)
             .map(|(name, ino)| (name.clone(), *ino))
             .collect();
-        state
-            .durable_names
-            .retain(|name, _| parent_dir(name) != dir);
+        state.durable_names.retain(|name, _| parent(name) != dir);
         state.durable_names.extend(volatile);
         state.collect_garbage();
         Ok(())
@@ -341,25 +359,37 @@ impl Disk for MemDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        let ino = state.names.remove(from).ok_or_else(|| not_found(from))?;
-        state.names.insert(to.to_path_buf(), ino);
+        let to = key(to)?.to_string();
+        let ino = state
+            .names
+            .remove(key(from)?)
+            .ok_or_else(|| not_found(from))?;
+        state.names.insert(to, ino);
         Ok(())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.names.remove(path).ok_or_else(|| not_found(path))?;
+        state
+            .names
+            .remove(key(path)?)
+            .ok_or_else(|| not_found(path))?;
         state.collect_garbage();
         Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let state = self.lock();
+        let dir = key(dir)?;
         Ok(state
             .names
             .keys()
-            .filter(|name| parent_dir(name) == dir)
-            .filter_map(|name| name.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .filter(|name| parent(name) == dir)
+            .map(|name| {
+                name.rsplit_once('/')
+                    .map_or(name.as_str(), |(_, f)| f)
+                    .to_string()
+            })
             .collect())
     }
 }

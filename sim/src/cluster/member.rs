@@ -5,16 +5,12 @@
 
 use super::wire::{TAG, Wire, member_addr};
 use super::world::World;
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::StreamExt;
 use madsim::net::Endpoint;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-type Inbox = Arc<Mutex<VecDeque<(Wire, SocketAddr)>>>;
-
-/// How often a member looks at its inbox.
-const POLL_MS: u64 = 2;
 
 /// The entry point of member `id`'s madsim node (run again on restart).
 pub async fn member_main(world: Arc<World>, id: u64) {
@@ -31,24 +27,24 @@ pub async fn member_main(world: Arc<World>, id: u64) {
             return;
         }
     };
-    let inbox: Inbox = Arc::default();
-    madsim::task::spawn(receive(ep.clone(), inbox.clone()));
+    let (tx, mut rx) = unbounded();
+    madsim::task::spawn(receive(ep.clone(), tx));
     let mut next_tick = now + world.lock().tick_delay_ms(id);
     loop {
-        // Messages are handled every millisecond or two; raft's logical
-        // clock ticks every `tick_ms` plus this member's seeded jitter.
-        madsim::time::sleep(Duration::from_millis(POLL_MS)).await;
-        let batch: Vec<_> = inbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
+        // Wake on the first message or at the next raft tick, whichever
+        // comes first; raft's logical clock ticks every `tick_ms` plus this
+        // member's seeded jitter.
+        let wait = next_tick.saturating_sub(world.now_ms());
+        let mut batch = Vec::new();
+        if let Ok(Some(first)) = madsim::time::timeout(Duration::from_millis(wait), rx.next()).await
+        {
+            batch.push(first);
+            drain(&mut rx, &mut batch);
+        }
         let now = world.now_ms();
         let tick = now >= next_tick;
         if tick {
             next_tick = now + world.lock().tick_delay_ms(id);
-        } else if batch.is_empty() {
-            continue;
         }
         let Some(out) = world.lock().step_member(id, batch, now, tick) else {
             return;
@@ -60,13 +56,19 @@ pub async fn member_main(world: Arc<World>, id: u64) {
     }
 }
 
-async fn receive(ep: Arc<Endpoint>, inbox: Inbox) {
+/// Moves every message already queued into `batch`.
+fn drain(rx: &mut UnboundedReceiver<(Wire, SocketAddr)>, batch: &mut Vec<(Wire, SocketAddr)>) {
+    while let Ok(m) = rx.try_recv() {
+        batch.push(m);
+    }
+}
+
+async fn receive(ep: Arc<Endpoint>, tx: UnboundedSender<(Wire, SocketAddr)>) {
     while let Ok((payload, from)) = ep.recv_from_raw(TAG).await {
-        if let Ok(wire) = payload.downcast::<Wire>() {
-            inbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back((*wire, from));
+        if let Ok(wire) = payload.downcast::<Wire>()
+            && tx.unbounded_send((*wire, from)).is_err()
+        {
+            return;
         }
     }
 }

@@ -358,10 +358,11 @@ impl WorldState {
         let snapshot_installed = ready.snapshot_installed;
         self.stats.applied += ready.applied.len() as u64;
         if let (Some(first), Some(last)) = (first, last) {
-            self.event(
+            self.trace.numbers(
                 now_ms,
-                Some(id),
-                format_args!("apply {first}..={last} (rev {revision}, v2 {v2_index})"),
+                id,
+                "apply first,last,revision,v2:",
+                &[first as i64, last as i64, revision, v2_index as i64],
             );
         }
         if let Some(index) = snapshot_taken {
@@ -495,20 +496,16 @@ impl WorldState {
     pub fn ack(&mut self, now_ms: u64, req: &Request, resp: &Response) {
         self.stats.acked += 1;
         self.last_revision = self.last_revision.max(resp.revision);
-        self.event(
+        self.trace.numbers(
             now_ms,
-            None,
-            format_args!(
-                "ack request {} rev {} v2 {}{}",
-                req.id,
+            0,
+            "ack request,revision,v2,ok:",
+            &[
+                req.id as i64,
                 resp.revision,
-                resp.v2_index,
-                if resp.error.is_empty() {
-                    ""
-                } else {
-                    " (failed)"
-                }
-            ),
+                resp.v2_index as i64,
+                i64::from(resp.error.is_empty()),
+            ],
         );
         if let (Some(request::Kind::Put(p)), true) = (&req.kind, resp.error.is_empty()) {
             self.acked.push(AckedPut {
