@@ -117,6 +117,43 @@ impl EquivalenceTable {
     }
 }
 
+/// Full state dumps at sampled applied indexes, first come first recorded:
+/// the state-level half of restart equivalence (a divergence in a value
+/// that leaves every counter equal shows up here, not in the fingerprints).
+#[derive(Debug, Default)]
+pub struct StateTable {
+    seen: BTreeMap<u64, (u64, serde_json::Value)>,
+}
+
+impl StateTable {
+    /// Records or compares member `member`'s full state after entry `index`.
+    pub fn check(
+        &mut self,
+        member: u64,
+        index: u64,
+        dump: &StateDump,
+        time_ms: u64,
+    ) -> Result<(), Violation> {
+        let value = serde_json::to_value(dump).unwrap_or_default();
+        match self.seen.get(&index) {
+            None => {
+                self.seen.insert(index, (member, value));
+                Ok(())
+            }
+            Some((_, known)) if *known == value => Ok(()),
+            Some((first, known)) => Err(Violation {
+                invariant: Invariant::RestartEquivalence,
+                time_ms,
+                member: Some(member),
+                detail: format!(
+                    "state after entry {index}: member {member} differs from member {first}"
+                ),
+                diffs: crate::diff::diff(&value, known),
+            }),
+        }
+    }
+}
+
 /// Every member's dump must equal the first one's.
 pub fn check_convergence(dumps: &[(u64, StateDump)], time_ms: u64) -> Result<(), Violation> {
     let Some((first_id, first)) = dumps.first() else {

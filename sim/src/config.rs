@@ -1,6 +1,7 @@
 //! Settings of one simulated run.
 
 use crate::fault::FaultClass;
+use rand::seq::IndexedRandom;
 use replica::bugs::KnownBugs;
 use std::collections::BTreeSet;
 
@@ -29,8 +30,13 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The default random run for a seed.
+    /// The default random run for a seed. Store settings are drawn from the
+    /// seed too (as FoundationDB's BUGGIFY widens the state space): tiny
+    /// batch limits make automatic commits land inside replays and between
+    /// entries, small snapshot counts make snapshots and leader snapshot
+    /// installs frequent, small segments make WAL cuts and releases common.
     pub fn new(seed: u64) -> RunConfig {
+        let mut rng = crate::cluster::world::stream(seed, crate::cluster::world::STREAM_SETTINGS);
         RunConfig {
             seed,
             nodes: 3,
@@ -39,13 +45,26 @@ impl RunConfig {
             trace: false,
             bugs: KnownBugs::NONE,
             tick_ms: 10,
-            snapshot_count: 64,
-            batch_limit: 40,
-            batch_interval_ms: 100,
-            wal_segment_size: 32 * 1024,
+            snapshot_count: *[16, 64, 256].choose(&mut rng).unwrap_or(&64),
+            batch_limit: *[3, 8, 40, 10_000].choose(&mut rng).unwrap_or(&40),
+            batch_interval_ms: *[20, 100, 500].choose(&mut rng).unwrap_or(&100),
+            wal_segment_size: *[8 * 1024, 64 * 1024]
+                .choose(&mut rng)
+                .unwrap_or(&(64 * 1024)),
             request_interval_ms: 15,
             faults_per_second: 1.0,
         }
+    }
+
+    /// The store settings, for the summary and the trace.
+    pub fn settings_line(&self) -> String {
+        format!(
+            "snapshot every {} entries, batch limit {}, batch interval {}ms, WAL segment {} KiB",
+            self.snapshot_count,
+            self.batch_limit,
+            self.batch_interval_ms,
+            self.wal_segment_size / 1024
+        )
     }
 
     /// The most members that may be down at once (a quorum stays up).

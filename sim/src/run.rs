@@ -131,6 +131,9 @@ struct Supervisor {
 
 async fn supervise(cfg: RunConfig) -> RunReport {
     let world = World::new(cfg.clone());
+    world
+        .lock()
+        .event(0, None, format_args!("settings: {}", cfg.settings_line()));
     let handle = Handle::current();
     for id in 1..=cfg.nodes {
         let w = world.clone();
@@ -265,10 +268,61 @@ impl Supervisor {
                 slot.hook.disarm();
                 slot.madsim_id
             };
+            self.maybe_arm_boot_crash(id);
             if let Some(mid) = mid {
                 self.handle.restart(mid);
             }
         }
+    }
+
+    /// Sometimes arms a crash inside the coming boot: in the middle of the
+    /// replay, at one of its backend commits or between the v2 and v3
+    /// halves of a replayed entry (crash during recovery).
+    fn maybe_arm_boot_crash(&mut self, id: u64) {
+        let (enabled, power, quiescing) = {
+            let w = self.world.lock();
+            (
+                w.cfg.has(FaultClass::Point),
+                w.cfg.has(FaultClass::Power) || w.cfg.has(FaultClass::Torn),
+                w.stop_client,
+            )
+        };
+        if !enabled || quiescing || !self.rng.random_bool(0.25) {
+            return;
+        }
+        let point = *[
+            CrashPoint::BackendCommitBefore,
+            CrashPoint::BackendCommitAfter,
+            CrashPoint::ApplyBetweenV2AndV3,
+        ]
+        .choose(&mut self.rng)
+        .unwrap_or(&CrashPoint::BackendCommitAfter);
+        let crash = ArmedCrash {
+            point,
+            hits: self.rng.random_range(1..=8),
+            kind: if power && self.rng.random_bool(0.5) {
+                CrashKind::Power
+            } else {
+                CrashKind::Process
+            },
+            after_ops: 0,
+        };
+        let now = self.world.now_ms();
+        {
+            let mut w = self.world.lock();
+            if let Some(slot) = w.members.get(&id) {
+                slot.hook.arm(crash);
+            }
+            w.event(
+                now,
+                Some(id),
+                format_args!(
+                    "armed {:?} crash during boot at {point} (hit {})",
+                    crash.kind, crash.hits
+                ),
+            );
+        }
+        self.arm_deadline(id);
     }
 
     fn power_loss(&mut self, id: u64) {

@@ -76,7 +76,7 @@ impl Workload {
             63..=64 => request::Kind::Compact(CompactRequest {
                 revision: self.rng.random_range(1..=current_revision.max(1)),
             }),
-            65..=76 => request::Kind::V2Set(V2SetRequest {
+            65..=72 => request::Kind::V2Set(V2SetRequest {
                 path: format!(
                     "/app/d{}/k{}",
                     self.rng.random_range(0..3u32),
@@ -84,6 +84,26 @@ impl Workload {
                 ),
                 value: String::from_utf8_lossy(&self.value()).into_owned(),
             }),
+            // v2 writes of membership keys: etcd routes these through the
+            // membership writers, with the same v2/backend split on replay.
+            73..=74 => request::Kind::V2Set(V2SetRequest {
+                path: "/0/version".into(),
+                value: VERSIONS
+                    .choose(&mut self.rng)
+                    .copied()
+                    .unwrap_or("3.5.0")
+                    .to_string(),
+            }),
+            75..=76 => {
+                let id = self.member_ids.choose(&mut self.rng).copied().unwrap_or(1);
+                request::Kind::V2Set(V2SetRequest {
+                    path: format!("/0/members/{id:016x}/attributes"),
+                    value: format!(
+                        r#"{{"name":"m{id}-v2-{}","clientURLs":["http://m{id}:2379"]}}"#,
+                        self.rng.random_range(0..100u32)
+                    ),
+                })
+            }
             77..=80 => request::Kind::V2Delete(V2DeleteRequest {
                 path: format!("/app/d{}", self.rng.random_range(0..3u32)),
                 recursive: true,

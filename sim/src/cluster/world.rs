@@ -4,7 +4,7 @@
 //! thread, so the lock is never contended and never held across an await.
 
 use super::wire::{Wire, member_addr};
-use crate::checker::{AckedPut, EquivalenceTable, Fingerprint, Invariant, Violation};
+use crate::checker::{AckedPut, EquivalenceTable, Fingerprint, Invariant, StateTable, Violation};
 use crate::config::RunConfig;
 use crate::fault::{ArmedCrash, CrashKind, SimCrashHook, SimDisk};
 use crate::trace::Trace;
@@ -89,6 +89,7 @@ pub struct WorldState {
     pub members: BTreeMap<u64, Slot>,
     pub trace: Trace,
     pub table: EquivalenceTable,
+    pub states: StateTable,
     pub violations: Vec<Violation>,
     pub acked: Vec<AckedPut>,
     pub maybe_deleted: BTreeSet<String>,
@@ -105,8 +106,12 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
     rng
 }
 
+/// Full state dumps are compared after applied indexes divisible by this.
+const STATE_SAMPLE_EVERY: u64 = 16;
+
 pub const STREAM_WORKLOAD: u64 = 1;
 pub const STREAM_FAULTS: u64 = 2;
+pub const STREAM_SETTINGS: u64 = 3;
 const STREAM_JITTER_BASE: u64 = 100;
 
 fn member_info(id: u64) -> MemberInfo {
@@ -168,6 +173,7 @@ impl World {
                 cfg,
                 members,
                 table: EquivalenceTable::default(),
+                states: StateTable::default(),
                 violations: Vec::new(),
                 acked: Vec::new(),
                 maybe_deleted: BTreeSet::new(),
@@ -196,6 +202,15 @@ impl WorldState {
     }
 
     pub fn violation(&mut self, v: Violation) {
+        // Once a member diverged, every later entry differs too: keep the
+        // first report per invariant and member.
+        if self
+            .violations
+            .iter()
+            .any(|old| old.invariant == v.invariant && old.member == v.member)
+        {
+            return;
+        }
         self.event(
             v.time_ms,
             v.member,
@@ -262,6 +277,18 @@ impl WorldState {
                     ),
                 );
                 true
+            }
+            Err(e) if slot.disk.is_frozen() || e.crashed().is_some() => {
+                // A crash armed for the boot itself (crash during recovery).
+                let fired = slot.hook.take_fired();
+                let power = fired.is_some_and(|f| f.kind == CrashKind::Power);
+                slot.down = Some(Down::Failed {
+                    power_loss: power,
+                    expected: true,
+                });
+                self.stats.point_crashes += 1;
+                self.event(now_ms, Some(id), format_args!("crashed during boot: {e}"));
+                false
             }
             Err(e) => {
                 slot.down = Some(Down::Broken);
@@ -354,6 +381,11 @@ impl WorldState {
             ready.applied.first().map(|a| a.index),
             ready.applied.last().map(|a| a.index),
         );
+        // A full state comparison at sampled indexes (a dump costs about as
+        // much as applying a few dozen entries).
+        let sampled = last
+            .filter(|i| i % STATE_SAMPLE_EVERY == 0)
+            .and_then(|i| node.member().state_dump().ok().map(|d| (i, d)));
         let snapshot_taken = ready.snapshot_taken;
         let snapshot_installed = ready.snapshot_installed;
         self.stats.applied += ready.applied.len() as u64;
@@ -381,6 +413,11 @@ impl WorldState {
             if let Err(v) = self.table.check(id, index, fp, now_ms) {
                 self.violation(v);
             }
+        }
+        if let Some((index, dump)) = sampled
+            && let Err(v) = self.states.check(id, index, &dump, now_ms)
+        {
+            self.violation(v);
         }
         Some(out)
     }
