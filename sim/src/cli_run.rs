@@ -167,7 +167,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let reports = run_many(&configs, args.jobs, &|report| {
         if !report.passed() {
             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            bar.println(report.failure_report());
+            // `println` on a hidden bar (not a terminal) prints nothing.
+            bar.suspend(|| print!("{}", report.failure_report()));
         }
         let done = bar.position() + 1;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);

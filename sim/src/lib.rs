@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod fault;
+pub mod panic_guard;
 pub mod run;
 pub mod trace;
 pub mod workload;

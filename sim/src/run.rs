@@ -119,6 +119,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
         cfg.duration_ms + QUIESCE_LIMIT_MS + 10_000,
     ));
     let cfg = cfg.clone();
+    let _quiet = crate::panic_guard::QuietPanics::new();
     rt.block_on(supervise(cfg))
 }
 

@@ -101,6 +101,9 @@ pub struct Node {
     member: Member,
     config: NodeConfig,
     recovered: Recovered,
+    /// Messages handed to the network during the current `handle_ready`.
+    /// On a crash midway, what was already handed out stays sent.
+    outbox: Vec<Message>,
 }
 
 impl std::fmt::Debug for Node {
@@ -178,6 +181,7 @@ impl Node {
             member,
             config,
             recovered,
+            outbox: Vec::new(),
         })
     }
 
@@ -243,6 +247,13 @@ impl Node {
         Ok(self.raw.propose_conf_change(cc.encode_to_vec(), raft_cc)?)
     }
 
+    /// Messages handed to the network by a `handle_ready` that then failed
+    /// (a crash midway): they left before the crash, so the driver still
+    /// delivers them.
+    pub fn take_outbox(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.outbox)
+    }
+
     /// The batch commit timer.
     pub fn commit_timer(&mut self, now_ms: u64) -> Result<bool, NodeError> {
         Ok(self.member.tick(now_ms)?)
@@ -259,7 +270,9 @@ impl Node {
             return Ok(out);
         }
         let mut rd = self.raw.ready();
-        out.messages.extend(rd.take_messages());
+        // Leader appends may go out before the leader's own fsync (raft
+        // counts the leader's vote only once it has persisted).
+        self.outbox.extend(rd.take_messages());
         if !rd.snapshot().is_empty() {
             let snapshot = rd.snapshot().clone();
             self.install_snapshot(snapshot)?;
@@ -269,7 +282,9 @@ impl Node {
         let hs = rd.hs().map(hard_state_to_store);
         let early_send = self.config.store.bugs.has(Bug::NoFsyncBeforeSend);
         if early_send {
-            out.messages.extend(rd.take_persisted_messages());
+            // The bug: votes and append acknowledgements leave before the
+            // state they promise is durable.
+            self.outbox.extend(rd.take_persisted_messages());
         }
         self.member.save(hs.as_ref(), &entries)?;
         self.log.append(rd.entries())?;
@@ -277,7 +292,7 @@ impl Node {
             self.log.set_hard_state(hs.clone());
         }
         if !early_send {
-            out.messages.extend(rd.take_persisted_messages());
+            self.outbox.extend(rd.take_persisted_messages());
         }
         let committed = rd.take_committed_entries();
         self.apply_committed(&committed, now_ms, &mut out)?;
@@ -291,7 +306,7 @@ impl Node {
             self.member.save(Some(&hard_state_to_store(&hs)), &[])?;
             self.log.set_hard_state(hs);
         }
-        out.messages.extend(light.take_messages());
+        self.outbox.extend(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply_committed(&committed, now_ms, &mut out)?;
         self.raw.advance_apply();
@@ -304,6 +319,7 @@ impl Node {
         // report it sent (etcd does so once its transport has streamed it).
         // If it is lost, the follower rejects the next append and raft sends
         // a snapshot again.
+        out.messages = std::mem::take(&mut self.outbox);
         for to in out
             .messages
             .iter()

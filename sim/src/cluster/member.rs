@@ -4,7 +4,7 @@
 //! its disk lives in the world.
 
 use super::wire::{TAG, Wire, member_addr};
-use super::world::World;
+use super::world::{Step, World};
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::StreamExt;
 use madsim::net::Endpoint;
@@ -46,12 +46,16 @@ pub async fn member_main(world: Arc<World>, id: u64) {
         if tick {
             next_tick = now + world.lock().tick_delay_ms(id);
         }
-        let Some(out) = world.lock().step_member(id, batch, now, tick) else {
-            return;
+        let (out, running) = match world.lock().step_member(id, batch, now, tick) {
+            Step::Running(out) => (out, true),
+            Step::Stopped(out) => (out, false),
         };
         for (dst, wire) in out {
             // A send to an unreachable peer is the network's business.
             let _ = ep.send_to_raw(dst, TAG, Box::new(wire)).await;
+        }
+        if !running {
+            return;
         }
     }
 }

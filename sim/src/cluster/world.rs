@@ -7,6 +7,7 @@ use super::wire::{Wire, member_addr};
 use crate::checker::{AckedPut, EquivalenceTable, Fingerprint, Invariant, StateTable, Violation};
 use crate::config::RunConfig;
 use crate::fault::{ArmedCrash, CrashKind, SimCrashHook, SimDisk};
+use crate::panic_guard::guard;
 use crate::trace::Trace;
 use crate::workload::Workload;
 use rand::{Rng, SeedableRng};
@@ -14,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use replica::backend::BackendOptions;
 use replica::disk::Disk;
 use replica::member::{Member, StoreConfig, WalMetadata};
-use replica::node::{Node, NodeConfig};
+use replica::node::{Node, NodeConfig, NodeError, ReadyOutput};
 use replica::proto::{Member as MemberInfo, Request, Response, request};
 use replica::verify::VerifyMode;
 use replica::wal::WalOptions;
@@ -41,6 +42,14 @@ pub struct RunStats {
     pub replayed: u64,
     pub replay_skipped_v3: u64,
     pub torn_writes: u64,
+}
+
+/// What one step of a member produced: messages to send, and whether the
+/// member still runs.
+#[derive(Debug)]
+pub enum Step {
+    Running(Vec<(SocketAddr, Wire)>),
+    Stopped(Vec<(SocketAddr, Wire)>),
 }
 
 /// Why a member is not running.
@@ -236,7 +245,7 @@ impl WorldState {
         let disk: Arc<dyn Disk> = slot.disk.clone();
         let hook = slot.hook.clone();
         let config = node_config(&cfg, id);
-        let opened = match Member::is_initialized(disk.as_ref()) {
+        let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
             Ok(true) => Node::open(disk, config, hook, now_ms),
             Ok(false) => {
                 let all: Vec<MemberInfo> = (1..=cfg.nodes).map(member_info).collect();
@@ -247,6 +256,20 @@ impl WorldState {
                 Node::bootstrap(disk, config, hook, &meta, &all, now_ms)
             }
             Err(e) => Err(e.into()),
+        });
+        let opened = match opened {
+            Ok(result) => result,
+            Err(panic) => {
+                slot.down = Some(Down::Broken);
+                self.violation(Violation {
+                    invariant: Invariant::Recovery,
+                    time_ms: now_ms,
+                    member: Some(id),
+                    detail: format!("member panicked while booting: {panic}"),
+                    diffs: Vec::new(),
+                });
+                return false;
+            }
         };
         match opened {
             Ok(node) => {
@@ -312,43 +335,47 @@ impl WorldState {
         inbox: Vec<(Wire, SocketAddr)>,
         now_ms: u64,
         tick: bool,
-    ) -> Option<Vec<(SocketAddr, Wire)>> {
-        let slot = self.members.get_mut(&id)?;
-        let node = slot.node.as_mut()?;
+    ) -> Step {
+        let Some(slot) = self.members.get_mut(&id) else {
+            return Step::Stopped(Vec::new());
+        };
+        let Some(node) = slot.node.as_mut() else {
+            return Step::Stopped(Vec::new());
+        };
         let mut out = Vec::new();
-        for (wire, from) in inbox {
-            match wire {
-                Wire::Raft(m) => node.step(m),
-                Wire::Request(req) => {
-                    let accepted = node.is_leader() && node.propose(&req).is_ok();
-                    if accepted {
-                        slot.pending.insert(req.id, from);
-                    } else {
-                        let leader = node.leader_id();
-                        out.push((
-                            from,
-                            Wire::NotLeader {
-                                request_id: req.id,
-                                leader,
-                            },
-                        ));
-                    }
-                }
-                Wire::Response(_) | Wire::NotLeader { .. } => {}
+        let stepped = guard(|| Self::drive(node, &mut slot.pending, inbox, now_ms, tick, &mut out));
+        let result = match stepped {
+            Ok(result) => result,
+            Err(panic) => {
+                slot.node = None;
+                slot.pending.clear();
+                slot.down = Some(Down::Failed {
+                    power_loss: false,
+                    expected: false,
+                });
+                self.violation(Violation {
+                    invariant: Invariant::Liveness,
+                    time_ms: now_ms,
+                    member: Some(id),
+                    detail: format!("member panicked: {panic}"),
+                    diffs: Vec::new(),
+                });
+                return Step::Stopped(out);
             }
-        }
-        if tick {
-            node.tick();
-        }
-        let result = node
-            .commit_timer(now_ms)
-            .and_then(|_| node.handle_ready(now_ms));
+        };
+        let Some(node) = slot.node.as_mut() else {
+            return Step::Stopped(out);
+        };
         let ready = match result {
             Ok(ready) => ready,
             Err(e) => {
+                // What the member handed to the network before it stopped
+                // is on the wire.
+                let sent = node.take_outbox();
+                out.extend(sent.into_iter().map(|m| (member_addr(m.to), Wire::Raft(m))));
                 let reason = e.to_string();
                 self.member_stopped(id, now_ms, &reason);
-                return None;
+                return Step::Stopped(out);
             }
         };
         let mut messages = ready.messages;
@@ -419,7 +446,45 @@ impl WorldState {
         {
             self.violation(v);
         }
-        Some(out)
+        Step::Running(out)
+    }
+
+    /// Delivers the inbox, ticks, and handles raft's Ready (runs under the
+    /// panic guard).
+    fn drive(
+        node: &mut Node,
+        pending: &mut BTreeMap<u64, SocketAddr>,
+        inbox: Vec<(Wire, SocketAddr)>,
+        now_ms: u64,
+        tick: bool,
+        out: &mut Vec<(SocketAddr, Wire)>,
+    ) -> Result<ReadyOutput, NodeError> {
+        for (wire, from) in inbox {
+            match wire {
+                Wire::Raft(m) => node.step(m),
+                Wire::Request(req) => {
+                    let accepted = node.is_leader() && node.propose(&req).is_ok();
+                    if accepted {
+                        pending.insert(req.id, from);
+                    } else {
+                        let leader = node.leader_id();
+                        out.push((
+                            from,
+                            Wire::NotLeader {
+                                request_id: req.id,
+                                leader,
+                            },
+                        ));
+                    }
+                }
+                Wire::Response(_) | Wire::NotLeader { .. } => {}
+            }
+        }
+        if tick {
+            node.tick();
+        }
+        node.commit_timer(now_ms)?;
+        node.handle_ready(now_ms)
     }
 
     /// The member's process stopped with an error: classify it.
