@@ -235,3 +235,102 @@ pub fn check_durability(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each invariant fails when one member's state is made to diverge.
+
+    use super::*;
+    use replica::member::{KeyDump, V3Dump};
+    use replica::membership::{BackendMembership, Cluster};
+    use replica::v2store::V2Store;
+
+    fn dump() -> StateDump {
+        StateDump {
+            applied_index: 10,
+            consistent_index: 10,
+            consistent_term: 2,
+            conf_state: None,
+            v2: V2Store::new().dump(),
+            v3: V3Dump {
+                revision: 5,
+                compact_revision: 0,
+                keys: vec![KeyDump {
+                    key: "k001".into(),
+                    create_revision: 2,
+                    mod_revision: 5,
+                    version: 2,
+                    value: "v9".into(),
+                }],
+            },
+            cluster: Cluster::default(),
+            backend_membership: BackendMembership::default(),
+        }
+    }
+
+    #[test]
+    fn convergence_reports_the_diverging_member_and_field() {
+        let mut other = dump();
+        other.v3.keys[0].value = "v8".into();
+        assert!(check_convergence(&[(1, dump()), (2, dump())], 0).is_ok());
+        let v = check_convergence(&[(1, dump()), (2, dump()), (3, other)], 7).unwrap_err();
+        assert_eq!(v.invariant, Invariant::Convergence);
+        assert_eq!(v.member, Some(3));
+        assert_eq!(v.diffs.len(), 1);
+        assert_eq!(v.diffs[0].path, ".v3.keys[0].value");
+    }
+
+    #[test]
+    fn restart_equivalence_reports_a_different_outcome_of_the_same_entry() {
+        let fp = Fingerprint {
+            term: 2,
+            revision: 5,
+            v2_index: 7,
+            error: String::new(),
+            succeeded: true,
+            deleted: 0,
+            keys_read: 0,
+            conf_change: false,
+        };
+        let mut table = EquivalenceTable::default();
+        table.check(1, 10, fp.clone(), 0).unwrap();
+        table.check(2, 10, fp.clone(), 0).unwrap();
+        let skewed = Fingerprint { v2_index: 6, ..fp };
+        let v = table.check(3, 10, skewed, 0).unwrap_err();
+        assert_eq!(v.invariant, Invariant::RestartEquivalence);
+        assert!(v.detail.contains("entry 10"), "{}", v.detail);
+        assert_eq!(v.diffs[0].path, ".v2_index");
+    }
+
+    #[test]
+    fn restart_equivalence_compares_full_states_at_sampled_indexes() {
+        let mut table = StateTable::default();
+        table.check(1, 16, &dump(), 0).unwrap();
+        let mut other = dump();
+        other.backend_membership.version = Some("3.4.0".into());
+        let v = table.check(2, 16, &other, 0).unwrap_err();
+        assert_eq!(v.diffs[0].path, ".backend_membership.version");
+    }
+
+    #[test]
+    fn durability_reports_a_lost_or_overwritten_acknowledged_put() {
+        let acked = |rev, value: &str| AckedPut {
+            key: "k001".into(),
+            value: value.into(),
+            revision: rev,
+        };
+        let none = BTreeSet::new();
+        assert!(check_durability(&[acked(5, "v9")], &none, &dump(), 0).is_ok());
+        assert!(check_durability(&[acked(4, "old")], &none, &dump(), 0).is_ok());
+        let lost = check_durability(&[acked(6, "v10")], &none, &dump(), 0).unwrap_err();
+        assert_eq!(lost.invariant, Invariant::Durability);
+        assert!(lost.detail.contains("revision 6"), "{}", lost.detail);
+        let wrong = check_durability(&[acked(5, "v7")], &none, &dump(), 0).unwrap_err();
+        assert!(wrong.detail.contains("\"v7\""), "{}", wrong.detail);
+        let mut gone = dump();
+        gone.v3.keys.clear();
+        assert!(check_durability(&[acked(5, "v9")], &none, &gone, 0).is_err());
+        let deleted: BTreeSet<String> = ["k001".to_string()].into();
+        assert!(check_durability(&[acked(5, "v9")], &deleted, &gone, 0).is_ok());
+    }
+}
