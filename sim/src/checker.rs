@@ -30,6 +30,9 @@ pub enum Invariant {
     Recovery,
     /// A member failed while running, without an injected fault to explain it.
     Liveness,
+    /// The scenario did not do what it says (a request never acknowledged,
+    /// an armed crash that never fired): its checks would be vacuous.
+    Scenario,
 }
 
 impl fmt::Display for Invariant {
@@ -40,6 +43,7 @@ impl fmt::Display for Invariant {
             Invariant::Durability => "durability",
             Invariant::Recovery => "recovery/verify",
             Invariant::Liveness => "member-failure",
+            Invariant::Scenario => "scenario",
         })
     }
 }

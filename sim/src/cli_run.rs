@@ -5,6 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sim::config::RunConfig;
 use sim::fault::FaultClass;
 use sim::run::{RunReport, run as run_one, run_many};
+use sim::scenario::{self, Scenario};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,9 +42,13 @@ impl RunSettings {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The run's seed: same seed, same run.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The run's seed: same seed, same run (default: 1, or the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run a scenario file (a path, or a name in `scenarios/`) instead of
+    /// the random workload; the cluster settings come from the file.
+    #[arg(long)]
+    pub scenario: Option<String>,
     #[command(flatten)]
     pub settings: RunSettings,
     /// Print the virtual-time timeline (member ids, faults, restarts,
@@ -116,13 +121,31 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
 }
 
 pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
-    let mut cfg = args.settings.config(args.seed)?;
-    cfg.trace = trace || args.trace;
-    let report = run_one(&cfg);
+    let trace = trace || args.trace;
+    let scenario = match &args.scenario {
+        Some(name) => Some(Scenario::load(&scenario::find(name)?)?),
+        None => None,
+    };
+    let seed = args
+        .seed
+        .unwrap_or_else(|| scenario.as_ref().map_or(1, |s| s.seed));
+    let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let execute = |trace: bool| match &scenario {
+        Some(s) => s.run(seed, bugs, trace),
+        None => {
+            let mut cfg = args
+                .settings
+                .config(seed)
+                .unwrap_or_else(|_| RunConfig::new(seed));
+            cfg.trace = trace;
+            run_one(&cfg)
+        }
+    };
+    let report = execute(trace);
+    let cfg = report.config.clone();
     println!("{}", report.summary());
     if args.check_determinism {
-        cfg.trace = false;
-        let again = run_one(&cfg);
+        let again = execute(false);
         if again.trace_hash != report.trace_hash || again.trace_events != report.trace_events {
             println!(
                 "NONDETERMINISM: seed {} gave trace {:016x} ({} events), then {:016x} ({} events)",

@@ -9,8 +9,12 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub seed: u64,
-    /// Cluster size (3..=7).
+    /// The scenario file this run executes (`None`: the random run).
+    pub scenario: Option<String>,
+    /// Cluster size at the start (3..=7).
     pub nodes: u64,
+    /// Member slots that start only when a scenario adds them.
+    pub spares: u64,
     /// Virtual time with faults and traffic; a quiesce phase follows.
     pub duration_ms: u64,
     pub faults: BTreeSet<FaultClass>,
@@ -39,7 +43,9 @@ impl RunConfig {
         let mut rng = crate::cluster::world::stream(seed, crate::cluster::world::STREAM_SETTINGS);
         RunConfig {
             seed,
+            scenario: None,
             nodes: 3,
+            spares: 0,
             duration_ms: 20_000,
             faults: FaultClass::ALL.into_iter().collect(),
             trace: false,
@@ -83,6 +89,18 @@ impl RunConfig {
         } else {
             " --features known-bugs"
         };
+        let bugs_args: String = self
+            .bugs
+            .enabled()
+            .iter()
+            .map(|b| format!(" --bug {b}"))
+            .collect();
+        if let Some(path) = &self.scenario {
+            return format!(
+                "cargo run --release -p sim{features} -- run --scenario {path} --seed {}{bugs_args}",
+                self.seed
+            );
+        }
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
         let bugs: String = self
             .bugs

@@ -10,5 +10,6 @@ pub mod diff;
 pub mod fault;
 pub mod panic_guard;
 pub mod run;
+pub mod scenario;
 pub mod trace;
 pub mod workload;

@@ -5,7 +5,7 @@
 use super::wire::{TAG, Wire, client_addr, member_addr};
 use super::world::World;
 use madsim::net::Endpoint;
-use replica::proto::Request;
+use replica::proto::{ConfChangeRequest, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ pub async fn client_main(world: Arc<World>, session: u16) {
                     Box::new(Wire::Request(req.clone())),
                 )
                 .await;
-            match madsim::time::timeout(REPLY_TIMEOUT, reply_to(&ep, &req)).await {
+            match madsim::time::timeout(REPLY_TIMEOUT, reply_to(&ep, req.id)).await {
                 Ok(Some(Wire::Response(resp))) => {
                     let now = world.now_ms();
                     world.lock().ack(now, &req, &resp);
@@ -52,17 +52,81 @@ pub async fn client_main(world: Arc<World>, session: u16) {
     }
 }
 
-/// Waits for the reply to `req`, dropping stale replies to earlier requests.
-async fn reply_to(ep: &Endpoint, req: &Request) -> Option<Wire> {
+/// Waits for the reply to request `id`, dropping stale replies.
+async fn reply_to(ep: &Endpoint, id: u64) -> Option<Wire> {
     loop {
         let (payload, _) = ep.recv_from_raw(TAG).await.ok()?;
         let Ok(wire) = payload.downcast::<Wire>() else {
             continue;
         };
         match *wire {
-            Wire::Response(ref r) if r.id == req.id => return Some(*wire),
-            Wire::NotLeader { request_id, .. } if request_id == req.id => return Some(*wire),
+            Wire::Response(ref r) if r.id == id => return Some(*wire),
+            Wire::NotLeader { request_id, .. } if request_id == id => return Some(*wire),
             _ => {}
         }
+    }
+}
+
+/// What a scenario asks its client session to do.
+#[derive(Debug, Clone)]
+pub enum ScriptOp {
+    Request(Request),
+    ConfChange(ConfChangeRequest),
+}
+
+/// One scripted request and where its response goes (`None`: never
+/// acknowledged).
+pub struct ScriptRequest {
+    pub op: ScriptOp,
+    pub reply: futures_channel::oneshot::Sender<Option<Response>>,
+}
+
+/// How many times a scripted request is sent before it is given up.
+const SCRIPT_ATTEMPTS: u32 = 40;
+
+/// The scenario's client session: one scripted request at a time, retried
+/// across members until a leader acknowledges it.
+pub async fn script_session(
+    world: Arc<World>,
+    mut requests: futures_channel::mpsc::UnboundedReceiver<ScriptRequest>,
+) {
+    use futures_util::StreamExt;
+    let Ok(ep) = Endpoint::bind(client_addr(100)).await else {
+        return;
+    };
+    let slots = {
+        let w = world.lock();
+        w.cfg.nodes + w.cfg.spares
+    };
+    let mut target = 1;
+    while let Some(req) = requests.next().await {
+        let (wire, id) = match &req.op {
+            ScriptOp::Request(r) => (Wire::Request(r.clone()), r.id),
+            ScriptOp::ConfChange(cc) => (Wire::ConfChange(cc.clone()), cc.request_id),
+        };
+        let mut result = None;
+        for _ in 0..SCRIPT_ATTEMPTS {
+            let _ = ep
+                .send_to_raw(member_addr(target), TAG, Box::new(wire.clone()))
+                .await;
+            match madsim::time::timeout(REPLY_TIMEOUT, reply_to(&ep, id)).await {
+                Ok(Some(Wire::Response(resp))) => {
+                    result = Some(resp);
+                    break;
+                }
+                Ok(Some(Wire::NotLeader { leader, .. })) if leader != 0 && leader != target => {
+                    target = leader;
+                }
+                _ => {
+                    target = target % slots + 1;
+                    madsim::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        if let (Some(resp), ScriptOp::Request(r)) = (&result, &req.op) {
+            let now = world.now_ms();
+            world.lock().ack(now, r, resp);
+        }
+        let _ = req.reply.send(result);
     }
 }

@@ -1,7 +1,7 @@
 //! What travels over the simulated network.
 
 use raft::eraftpb::Message;
-use replica::proto::{Request, Response};
+use replica::proto::{ConfChangeRequest, Request, Response};
 
 /// The port every member listens on.
 pub const PORT: u16 = 2380;
@@ -15,6 +15,8 @@ pub enum Wire {
     Raft(Message),
     /// A client request (sent to any member; only the leader proposes).
     Request(Request),
+    /// A membership change (only the leader proposes).
+    ConfChange(ConfChangeRequest),
     /// The result of an applied request, from the member that proposed it.
     Response(Response),
     /// The member is not the leader; `leader` is its guess (0 = unknown).

@@ -78,6 +78,15 @@ pub struct Slot {
     jitter: ChaCha8Rng,
     pub madsim_id: Option<madsim::task::NodeId>,
     pub partitioned_until: Option<u64>,
+    /// Whether the member's process was ever started (spare slots start
+    /// when a scenario adds them).
+    pub started: bool,
+    /// Removed from the cluster: stopped, and no longer compared.
+    pub removed: bool,
+    /// A spare that joins an existing cluster (boots with an empty log).
+    pub joining: bool,
+    /// A crash armed at the k-th disk operation is a power loss.
+    pub disk_crash_power: bool,
     /// An armed crash or I/O fault that has not fired is forgotten at this
     /// time, so a fault waiting for a point that never comes does not hold
     /// the fault budget for the rest of the run.
@@ -104,6 +113,8 @@ pub struct WorldState {
     pub maybe_deleted: BTreeSet<String>,
     pub stats: RunStats,
     pub stop_client: bool,
+    /// States recorded by scenario `snapshot` steps.
+    pub recorded: Vec<crate::scenario::Recorded>,
     workload: Workload,
     last_revision: i64,
 }
@@ -123,7 +134,7 @@ pub const STREAM_FAULTS: u64 = 2;
 pub const STREAM_SETTINGS: u64 = 3;
 const STREAM_JITTER_BASE: u64 = 100;
 
-fn member_info(id: u64) -> MemberInfo {
+pub fn member_info(id: u64) -> MemberInfo {
     MemberInfo {
         id,
         name: format!("m{id}"),
@@ -156,7 +167,7 @@ fn node_config(cfg: &RunConfig, id: u64) -> NodeConfig {
 impl World {
     pub fn new(cfg: RunConfig) -> Arc<World> {
         let mut members = BTreeMap::new();
-        for id in 1..=cfg.nodes {
+        for id in 1..=cfg.nodes + cfg.spares {
             let disk = SimDisk::new();
             let hook = SimCrashHook::new(disk.clone());
             members.insert(
@@ -170,6 +181,10 @@ impl World {
                     jitter: stream(cfg.seed, STREAM_JITTER_BASE + id),
                     madsim_id: None,
                     partitioned_until: None,
+                    started: id <= cfg.nodes,
+                    removed: false,
+                    joining: id > cfg.nodes,
+                    disk_crash_power: false,
                     armed_until: None,
                 },
             );
@@ -188,6 +203,7 @@ impl World {
                 maybe_deleted: BTreeSet::new(),
                 stats: RunStats::default(),
                 stop_client: false,
+                recorded: Vec::new(),
                 workload,
                 last_revision: 1,
             }),
@@ -245,10 +261,15 @@ impl WorldState {
         let disk: Arc<dyn Disk> = slot.disk.clone();
         let hook = slot.hook.clone();
         let config = node_config(&cfg, id);
+        let joining = slot.joining;
         let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
             Ok(true) => Node::open(disk, config, hook, now_ms),
             Ok(false) => {
-                let all: Vec<MemberInfo> = (1..=cfg.nodes).map(member_info).collect();
+                let all: Vec<MemberInfo> = if joining {
+                    Vec::new()
+                } else {
+                    (1..=cfg.nodes).map(member_info).collect()
+                };
                 let meta = WalMetadata {
                     member_id: id,
                     cluster_id: 1,
@@ -477,6 +498,20 @@ impl WorldState {
                         ));
                     }
                 }
+                Wire::ConfChange(cc) => {
+                    let accepted = node.is_leader() && node.propose_conf_change(&cc).is_ok();
+                    if accepted {
+                        pending.insert(cc.request_id, from);
+                    } else {
+                        out.push((
+                            from,
+                            Wire::NotLeader {
+                                request_id: cc.request_id,
+                                leader: node.leader_id(),
+                            },
+                        ));
+                    }
+                }
                 Wire::Response(_) | Wire::NotLeader { .. } => {}
             }
         }
@@ -521,9 +556,10 @@ impl WorldState {
             }
             (None, true, _) => {
                 self.stats.point_crashes += 1;
+                let power = self.members.get(&id).is_some_and(|s| s.disk_crash_power);
                 (
                     true,
-                    false,
+                    power,
                     "crashed at its k-th disk operation".to_string(),
                 )
             }
@@ -622,6 +658,7 @@ impl WorldState {
     pub fn unavailable(&self) -> usize {
         self.members
             .values()
+            .filter(|s| s.started && !s.removed)
             .filter(|s| {
                 s.node.is_none()
                     || s.partitioned_until.is_some()

@@ -1,0 +1,175 @@
+//! One simulated run: the supervisor creates the cluster, injects seeded
+//! faults for the configured duration, heals everything, waits for the
+//! cluster to quiesce, and checks the invariants.
+
+mod inject;
+mod supervisor;
+
+pub(crate) use supervisor::Supervisor;
+
+use crate::checker::Violation;
+use crate::cluster::world::RunStats;
+use crate::config::RunConfig;
+use crate::fault::FaultClass;
+use madsim::runtime::Runtime;
+use std::time::Duration;
+
+/// Concurrent client sessions of the random workload.
+pub(crate) const CLIENT_SESSIONS: u16 = 4;
+/// The supervisor's step.
+pub(crate) const STEP_MS: u64 = 10;
+/// How long an armed fault waits for its moment before it is forgotten.
+pub(crate) const ARMED_FAULT_TTL_MS: u64 = 3_000;
+/// How long the cluster may take to quiesce after the faults stop.
+pub(crate) const QUIESCE_LIMIT_MS: u64 = 30_000;
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub config: RunConfig,
+    pub stats: RunStats,
+    pub violations: Vec<Violation>,
+    /// Virtual time simulated, including the quiesce phase.
+    pub simulated_ms: u64,
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    /// States recorded by scenario `snapshot` steps, in order.
+    pub recorded: Vec<crate::scenario::Recorded>,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied, {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} replayed ({} v3-skipped), trace {:016x}",
+            self.config.seed,
+            if self.passed() { "ok" } else { "VIOLATION" },
+            self.simulated_ms as f64 / 1000.0,
+            s.acked,
+            s.requests,
+            s.applied,
+            s.crashes,
+            s.power_losses,
+            s.point_crashes,
+            s.commit_crashes,
+            s.eio_failures,
+            s.partitions,
+            s.restarts,
+            s.snapshots,
+            s.snapshots_installed,
+            s.wal_repairs,
+            s.replayed,
+            s.replay_skipped_v3,
+            self.trace_hash,
+        )
+    }
+
+    /// The full report of a failed run: what, where, the diff, and how to
+    /// reproduce it.
+    pub fn failure_report(&self) -> String {
+        let mut out = String::new();
+        for v in &self.violations {
+            out.push_str(&format!(
+                "VIOLATION {} — scenario: {}, seed {}, virtual time {}.{:03}s, member {}\n  {}\n",
+                v.invariant,
+                self.config.scenario.as_deref().unwrap_or("random"),
+                self.config.seed,
+                v.time_ms / 1000,
+                v.time_ms % 1000,
+                v.member.map_or_else(|| "-".to_string(), |m| m.to_string()),
+                v.detail
+            ));
+            for d in v.diffs.iter().take(30) {
+                out.push_str(&format!("    {d}\n"));
+            }
+            if v.diffs.len() > 30 {
+                out.push_str(&format!(
+                    "    … {} more fields differ\n",
+                    v.diffs.len() - 30
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "reproduce: {}\nreplay:    {} --trace\n",
+            self.config.reproduce_command(),
+            self.config.reproduce_command()
+        ));
+        out
+    }
+}
+
+/// The madsim runtime of a run: seeded, with the network model the fault
+/// classes ask for, and bounded in virtual time.
+pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> Runtime {
+    let mut madsim_cfg = madsim::Config::default();
+    if cfg.has(FaultClass::Net) {
+        madsim_cfg.net.packet_loss_rate = 0.01;
+        madsim_cfg.net.send_latency = Duration::from_millis(1)..Duration::from_millis(15);
+    } else {
+        madsim_cfg.net.send_latency = Duration::from_millis(1)..Duration::from_millis(3);
+    }
+    let mut rt = Runtime::with_seed_and_config(cfg.seed, madsim_cfg);
+    // A hung run must not hang the harness.
+    rt.set_time_limit(Duration::from_millis(
+        cfg.duration_ms + QUIESCE_LIMIT_MS + 10_000 + extra_ms,
+    ));
+    rt
+}
+
+/// Runs one seed of the random workload to completion.
+pub fn run(cfg: &RunConfig) -> RunReport {
+    let rt = runtime(cfg, 0);
+    let _quiet = crate::panic_guard::QuietPanics::new();
+    let cfg = cfg.clone();
+    rt.block_on(async move {
+        let mut sup = Supervisor::start(cfg.clone(), true).await;
+        sup.random_until = cfg.duration_ms;
+        while sup.now_ms() < cfg.duration_ms {
+            madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
+            sup.poll();
+        }
+        sup.quiesce().await;
+        sup.final_checks();
+        sup.report()
+    })
+}
+
+/// Runs every config on `jobs` worker threads (each run on its own madsim
+/// runtime, so its outcome does not depend on `jobs`), calling `done` as
+/// each finishes; returns the reports in the order of `configs`.
+pub fn run_many(
+    configs: &[RunConfig],
+    jobs: usize,
+    done: &(dyn Fn(&RunReport) + Sync),
+) -> Vec<RunReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; configs.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(cfg) = configs.get(i) else {
+                        return;
+                    };
+                    let report = run(cfg);
+                    done(&report);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}

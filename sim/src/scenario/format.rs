@@ -1,0 +1,451 @@
+//! The scenario file format (TOML). `scenarios/README.md` documents it with
+//! an example of every step kind.
+
+use crate::fault::FaultClass;
+use replica::crash_point::CrashPoint;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Bounds checked before anything is allocated for a scenario.
+pub const MAX_NODES: u64 = 7;
+pub const MAX_SPARES: u64 = 4;
+pub const MAX_STEPS: usize = 10_000;
+pub const MAX_REPEAT: u32 = 1_000;
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A parsed scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name; the insta snapshot is named after the file.
+    pub name: String,
+    pub description: String,
+    /// The default seed (`--seed` overrides it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Members started at the beginning (3..=7).
+    #[serde(default = "default_nodes")]
+    pub nodes: u64,
+    /// Member slots that start only when an `add_member` step adds them.
+    #[serde(default)]
+    pub spares: u64,
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// A seeded random workload and random faults running beside the steps.
+    pub random: Option<RandomSection>,
+    #[serde(default, rename = "step")]
+    pub steps: Vec<Step>,
+    /// Where the file was read from (set by [`Scenario::load`]).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_nodes() -> u64 {
+    3
+}
+
+fn default_hit() -> u32 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Store settings; unset fields take the run's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub snapshot_count: Option<u64>,
+    pub batch_limit: Option<usize>,
+    pub batch_interval_ms: Option<u64>,
+    pub wal_segment_size: Option<u64>,
+}
+
+/// The `[random]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomSection {
+    /// How long the random workload and faults run, from the start.
+    pub duration_ms: u64,
+    /// Fault classes (crash, power, torn, eio, net, point); empty = none.
+    #[serde(default)]
+    pub faults: Vec<String>,
+    /// Whether random client sessions run.
+    #[serde(default = "default_true")]
+    pub workload: bool,
+}
+
+/// Which member a step acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Target {
+    /// A member id.
+    Id(u64),
+    /// `"leader"`, `"follower"` (the lowest-id running non-leader), or
+    /// `"crashed"` (the member the latest `crash`/`eio` step targeted),
+    /// resolved when the step runs.
+    Role(String),
+}
+
+/// A crash's effect on the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Process,
+    Power,
+}
+
+/// A number, or `"k"`: the iteration number (1-based) of the enclosing
+/// `repeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Count {
+    N(u64),
+    Var(String),
+}
+
+/// Which operation an injected EIO fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EioOn {
+    Sync,
+    Write,
+}
+
+/// One scripted step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// v3 put (acknowledged before the next step).
+    Put {
+        key: String,
+        value: String,
+    },
+    /// `count` v3 puts of keys `<prefix>000`, `<prefix>001`, …
+    Puts {
+        count: u32,
+        prefix: String,
+    },
+    /// v3 delete of one key, or of `[key, range_end)`.
+    Delete {
+        key: String,
+        #[serde(default)]
+        range_end: String,
+    },
+    /// v3 txn: if `key`'s version equals `version`, put `then_value`,
+    /// else put `else_value`.
+    Txn {
+        key: String,
+        version: i64,
+        then_value: String,
+        else_value: String,
+    },
+    /// v3 compaction at `revision`.
+    Compact {
+        revision: i64,
+    },
+    V2Set {
+        path: String,
+        value: String,
+    },
+    V2Delete {
+        path: String,
+        #[serde(default)]
+        recursive: bool,
+    },
+    ClusterVersion {
+        version: String,
+    },
+    MemberAttrs {
+        member: u64,
+        name: String,
+    },
+    Downgrade {
+        enabled: bool,
+        target_version: String,
+    },
+    /// Adds member `id` (a spare slot), as a learner if `learner`; the
+    /// member's process starts empty and catches up from the leader.
+    AddMember {
+        id: u64,
+        #[serde(default)]
+        learner: bool,
+    },
+    PromoteMember {
+        id: u64,
+    },
+    /// Removes member `id`; its process is stopped once it is out.
+    RemoveMember {
+        id: u64,
+    },
+    /// Stops a member: now (no `at`, no `after_disk_ops`), at a named crash
+    /// point (its `hit`-th hit; with `after_ops` = k, at the k-th disk
+    /// operation after the point), or at its `after_disk_ops`-th next disk
+    /// operation. It stays down until a `restart` step.
+    Crash {
+        member: Target,
+        #[serde(default)]
+        mode: Mode,
+        at: Option<String>,
+        #[serde(default = "default_hit")]
+        hit: u32,
+        after_ops: Option<Count>,
+        after_disk_ops: Option<Count>,
+    },
+    /// Waits for a crash armed on the member to fire (bounded), then boots
+    /// it from its disk.
+    Restart {
+        member: Target,
+    },
+    /// Makes the member's next fsync or write fail; the member stops, loses
+    /// its unsynced state, and stays down until `restart`.
+    Eio {
+        member: Target,
+        on: EioOn,
+    },
+    /// Cuts a member off the network.
+    Partition {
+        member: Target,
+    },
+    /// Reconnects every partitioned member.
+    Heal,
+    /// Takes a v2 snapshot on the member now.
+    ForceSnapshot {
+        member: Target,
+    },
+    /// Lets virtual time pass.
+    Wait {
+        ms: u64,
+    },
+    /// Waits until every running member has applied everything committed.
+    WaitConverged,
+    /// Waits until converged, then checks convergence and durability now.
+    Check,
+    /// Waits until converged, then records every running member's state
+    /// for the scenario's insta snapshot.
+    Snapshot {
+        #[serde(default)]
+        label: String,
+    },
+    /// Runs `steps` `times` times; inside, `"k"` is the iteration number.
+    Repeat {
+        times: u32,
+        steps: Vec<Step>,
+    },
+}
+
+/// A scenario file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ScenarioError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let err = |message: String| ScenarioError {
+            file: path.display().to_string(),
+            message,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| err(format!("cannot read: {e}")))?
+            .len();
+        if len > MAX_FILE_BYTES {
+            return Err(err(format!(
+                "{len} bytes: a scenario file may hold at most {MAX_FILE_BYTES}"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut scenario = Scenario::parse(&text).map_err(err)?;
+        scenario.path = path.to_path_buf();
+        Ok(scenario)
+    }
+
+    /// Parses and validates scenario text (errors carry line and column).
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(3..=MAX_NODES).contains(&self.nodes) {
+            return Err(format!("nodes = {}: expected 3 to {MAX_NODES}", self.nodes));
+        }
+        if self.spares > MAX_SPARES {
+            return Err(format!(
+                "spares = {}: expected at most {MAX_SPARES}",
+                self.spares
+            ));
+        }
+        if let Some(r) = &self.random {
+            for f in &r.faults {
+                f.parse::<FaultClass>()?;
+            }
+        }
+        let mut count = 0;
+        self.validate_steps(&self.steps, false, &mut count)
+    }
+
+    fn validate_steps(
+        &self,
+        steps: &[Step],
+        in_repeat: bool,
+        count: &mut usize,
+    ) -> Result<(), String> {
+        let slots = self.nodes + self.spares;
+        for (i, step) in steps.iter().enumerate() {
+            *count += 1;
+            if *count > MAX_STEPS {
+                return Err(format!("more than {MAX_STEPS} steps"));
+            }
+            let at = |m: String| format!("step {} ({step:?}): {m}", i + 1);
+            let target = |t: &Target| match t {
+                Target::Id(id) if (1..=slots).contains(id) => Ok(()),
+                Target::Id(id) => Err(at(format!("member {id} does not exist (1..={slots})"))),
+                Target::Role(r) if ["leader", "follower", "crashed"].contains(&r.as_str()) => {
+                    Ok(())
+                }
+                Target::Role(r) => Err(at(format!(
+                    "member {r:?}: expected a member id, \"leader\", \"follower\" or \"crashed\""
+                ))),
+            };
+            let count_ok = |c: &Option<Count>| match c {
+                Some(Count::Var(v)) if v != "k" => {
+                    Err(at(format!("{v:?}: expected a number or \"k\"")))
+                }
+                Some(Count::Var(_)) if !in_repeat => Err(at("\"k\" outside a repeat".into())),
+                _ => Ok(()),
+            };
+            match step {
+                Step::Crash {
+                    member,
+                    at: point,
+                    after_ops,
+                    after_disk_ops,
+                    hit,
+                    ..
+                } => {
+                    target(member)?;
+                    count_ok(after_ops)?;
+                    count_ok(after_disk_ops)?;
+                    if let Some(p) = point
+                        && CrashPoint::from_name(p).is_none()
+                    {
+                        let names: Vec<_> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
+                        return Err(at(format!(
+                            "unknown crash point {p:?}; expected one of {}",
+                            names.join(", ")
+                        )));
+                    }
+                    if point.is_some() && after_disk_ops.is_some() {
+                        return Err(at("give `at` or `after_disk_ops`, not both".into()));
+                    }
+                    if point.is_none() && after_ops.is_some() {
+                        return Err(at("`after_ops` counts from a crash point: give `at`".into()));
+                    }
+                    if *hit == 0 {
+                        return Err(at("hit must be at least 1".into()));
+                    }
+                }
+                Step::Restart { member }
+                | Step::Partition { member }
+                | Step::ForceSnapshot { member }
+                | Step::Eio { member, .. } => target(member)?,
+                Step::AddMember { id, .. } if *id <= self.nodes || *id > slots => {
+                    return Err(at(format!(
+                        "member {id} is not a spare slot ({}..={slots})",
+                        self.nodes + 1
+                    )));
+                }
+                Step::PromoteMember { id }
+                | Step::RemoveMember { id }
+                | Step::MemberAttrs { member: id, .. }
+                    if !(1..=slots).contains(id) =>
+                {
+                    return Err(at(format!("member {id} does not exist (1..={slots})")));
+                }
+                Step::Puts { count: n, .. } if *n > 10_000 => {
+                    return Err(at(format!("count = {n}: at most 10000")));
+                }
+                Step::Repeat { times, steps } => {
+                    if *times > MAX_REPEAT {
+                        return Err(at(format!("times = {times}: at most {MAX_REPEAT}")));
+                    }
+                    let mut inner = 0;
+                    self.validate_steps(steps, true, &mut inner)?;
+                    *count += inner * *times as usize;
+                    if *count > MAX_STEPS {
+                        return Err(at(format!("the repeat expands past {MAX_STEPS} steps")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> String {
+        Scenario::parse(text).unwrap_err()
+    }
+
+    const HEAD: &str = "name = \"t\"\ndescription = \"d\"\n";
+
+    #[test]
+    fn a_minimal_scenario_parses() {
+        let s = Scenario::parse(&format!(
+            "{HEAD}[[step]]\naction = \"put\"\nkey = \"a\"\nvalue = \"1\"\n[[step]]\naction = \"check\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.nodes, 3);
+        assert_eq!(s.steps.len(), 2);
+    }
+
+    #[test]
+    fn unknown_actions_and_fields_are_rejected_with_the_line() {
+        let e = parse_err(&format!("{HEAD}[[step]]\naction = \"explode\"\n"));
+        assert!(e.contains("line 4") && e.contains("explode"), "{e}");
+        let e = parse_err(&format!(
+            "{HEAD}[[step]]\naction = \"put\"\nkey = \"a\"\nvalue = \"1\"\ncolour = 2\n"
+        ));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_crash_points_members_and_sizes_are_rejected() {
+        let e = parse_err(&format!(
+            "{HEAD}[[step]]\naction = \"crash\"\nmember = 1\nat = \"nowhere\"\n"
+        ));
+        assert!(
+            e.contains("unknown crash point") && e.contains("wal.save.before_sync"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{HEAD}[[step]]\naction = \"restart\"\nmember = 9\n"
+        ));
+        assert!(e.contains("member 9 does not exist"), "{e}");
+        let e = parse_err(&format!("{HEAD}nodes = 1000000\n"));
+        assert!(e.contains("nodes = 1000000"), "{e}");
+        let e = parse_err(&format!(
+            "{HEAD}[[step]]\naction = \"repeat\"\ntimes = 1000\n[[step.steps]]\naction = \"repeat\"\ntimes = 1000\n[[step.steps.steps]]\naction = \"wait\"\nms = 1\n"
+        ));
+        assert!(e.contains("expands past"), "{e}");
+        let e = parse_err(&format!(
+            "{HEAD}[[step]]\naction = \"crash\"\nmember = 1\nafter_disk_ops = \"k\"\n"
+        ));
+        assert!(e.contains("outside a repeat"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Declarative scenarios: a script of client requests, faults, restarts and
+//! checks (format in [`format`], documented in `scenarios/README.md`), run on
+//! the same simulated cluster as the random runs.
+
+pub mod format;
+mod script;
+
+pub use format::{Scenario, ScenarioError};
+
+use crate::config::RunConfig;
+use crate::run::{RunReport, Supervisor, runtime};
+use replica::bugs::KnownBugs;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every running member's state at a `snapshot` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    pub label: String,
+    /// By member ("m1", …): the state dump, with the fields that may
+    /// legitimately differ between members or runs redacted.
+    pub members: BTreeMap<String, serde_json::Value>,
+}
+
+/// Fields of a state dump that are not part of what replicas must agree on
+/// in a way a script can pin down: the term of the consistent index depends
+/// on election timing.
+pub const REDACTED_FIELDS: [&str; 1] = ["consistent_term"];
+
+/// The directory of the scenario catalogue (`scenarios/` at the repository
+/// root).
+pub fn catalogue_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// A scenario named by path, or by name in the catalogue.
+pub fn find(name_or_path: &str) -> Result<PathBuf, ScenarioError> {
+    let path = Path::new(name_or_path);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    let in_catalogue = catalogue_dir().join(format!("{name_or_path}.toml"));
+    if in_catalogue.exists() {
+        return Ok(in_catalogue);
+    }
+    Err(ScenarioError {
+        file: name_or_path.to_string(),
+        message: format!(
+            "no such file, and no scenario of that name in {}",
+            catalogue_dir().display()
+        ),
+    })
+}
+
+impl Scenario {
+    /// The run configuration this scenario asks for.
+    pub fn config(&self, seed: u64, bugs: KnownBugs, trace: bool) -> RunConfig {
+        let mut cfg = RunConfig::new(seed);
+        cfg.scenario = Some(self.path.display().to_string());
+        cfg.nodes = self.nodes;
+        cfg.spares = self.spares;
+        cfg.bugs = bugs;
+        cfg.trace = trace;
+        cfg.snapshot_count = self.store.snapshot_count.unwrap_or(10_000);
+        cfg.batch_limit = self.store.batch_limit.unwrap_or(10_000);
+        cfg.batch_interval_ms = self.store.batch_interval_ms.unwrap_or(100);
+        cfg.wal_segment_size = self.store.wal_segment_size.unwrap_or(64 * 1024);
+        match &self.random {
+            Some(r) => {
+                cfg.duration_ms = r.duration_ms;
+                cfg.faults = r.faults.iter().filter_map(|f| f.parse().ok()).collect();
+            }
+            None => {
+                cfg.duration_ms = 0;
+                cfg.faults.clear();
+            }
+        }
+        cfg
+    }
+
+    /// Runs the scenario with `seed`.
+    pub fn run(&self, seed: u64, bugs: KnownBugs, trace: bool) -> RunReport {
+        let cfg = self.config(seed, bugs, trace);
+        let rt = runtime(&cfg, 600_000);
+        let _quiet = crate::panic_guard::QuietPanics::new();
+        let scenario = self.clone();
+        rt.block_on(async move {
+            let random = scenario.random.as_ref();
+            let mut sup = Supervisor::start(cfg.clone(), random.is_some_and(|r| r.workload)).await;
+            sup.random_until = cfg.duration_ms;
+            script::run_steps(&mut sup, &scenario.steps).await;
+            sup.quiesce().await;
+            sup.final_checks();
+            sup.report()
+        })
+    }
+}
