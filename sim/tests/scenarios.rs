@@ -27,10 +27,6 @@ fn catalogue() {
         settings.set_prepend_module_to_snapshot(false);
         settings.set_description(scenario.description.clone());
         settings.set_omit_expression(true);
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        settings.bind(|| insta::assert_yaml_snapshot!(name, report.recorded));
+        settings.bind(|| insta::assert_yaml_snapshot!("scenario", report.recorded));
     });
 }

@@ -48,6 +48,9 @@ pub trait PowerLossPlan {
     /// renames, removes) survive. All of a directory's changes share one fate,
     /// as a journaling filesystem commits them together.
     fn dir_changes(&mut self, dir: &Path) -> bool;
+    /// Called before the pending operations of a file are decided, with
+    /// their count (so a plan can single out the last one).
+    fn begin_file(&mut self, _path: &Path, _pending: usize) {}
 }
 
 /// The plan that drops everything that was not synced.
@@ -219,6 +222,7 @@ impl MemDisk {
         for (ino, inode) in state.inodes.iter_mut() {
             let path = by_ino.get(ino).cloned().unwrap_or_default();
             let mut bytes = std::mem::take(&mut inode.durable);
+            plan.begin_file(Path::new(&path), inode.pending.len());
             for (i, op) in inode.pending.iter().enumerate() {
                 match plan.file_op(Path::new(&path), i, op) {
                     Survival::Lost => {}

@@ -100,6 +100,7 @@ pub async fn script_session(
     };
     let mut target = 1;
     while let Some(req) = requests.next().await {
+        world.lock().stats.requests += 1;
         let (wire, id) = match &req.op {
             ScriptOp::Request(r) => (Wire::Request(r.clone()), r.id),
             ScriptOp::ConfChange(cc) => (Wire::ConfChange(cc.clone()), cc.request_id),

@@ -87,6 +87,8 @@ pub struct Slot {
     pub joining: bool,
     /// A crash armed at the k-th disk operation is a power loss.
     pub disk_crash_power: bool,
+    /// The next power loss tears each file's last unsynced write.
+    pub tear_tail: bool,
     /// An armed crash or I/O fault that has not fired is forgotten at this
     /// time, so a fault waiting for a point that never comes does not hold
     /// the fault budget for the rest of the run.
@@ -185,6 +187,7 @@ impl World {
                     removed: false,
                     joining: id > cfg.nodes,
                     disk_crash_power: false,
+                    tear_tail: false,
                     armed_until: None,
                 },
             );
@@ -523,7 +526,7 @@ impl WorldState {
     }
 
     /// The member's process stopped with an error: classify it.
-    fn member_stopped(&mut self, id: u64, now_ms: u64, reason: &str) {
+    pub(crate) fn member_stopped(&mut self, id: u64, now_ms: u64, reason: &str) {
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };

@@ -19,6 +19,10 @@ pub const SECTOR: usize = 512;
 pub struct SeededPowerLoss<'a> {
     rng: &'a mut ChaCha8Rng,
     reorder: bool,
+    /// Keep every unsynced write but tear the last one of each file.
+    tear_tail: bool,
+    /// Pending operations of the file being decided.
+    file_pending: usize,
     /// Counts of what the plan did, for the run's statistics.
     pub kept: u64,
     pub torn: u64,
@@ -30,6 +34,8 @@ impl<'a> SeededPowerLoss<'a> {
         SeededPowerLoss {
             rng,
             reorder,
+            tear_tail: false,
+            file_pending: 0,
             kept: 0,
             torn: 0,
             lost: 0,
@@ -37,8 +43,24 @@ impl<'a> SeededPowerLoss<'a> {
     }
 }
 
+impl<'a> SeededPowerLoss<'a> {
+    /// The plan that keeps every unsynced write of a file and its directory
+    /// changes, except that the last write is torn at a sector boundary
+    /// inside it (or lost, if it is a single sector): the shape of a torn
+    /// WAL tail.
+    pub fn tear_tail(rng: &'a mut ChaCha8Rng) -> Self {
+        SeededPowerLoss {
+            tear_tail: true,
+            ..SeededPowerLoss::new(rng, true)
+        }
+    }
+}
+
 impl PowerLossPlan for SeededPowerLoss<'_> {
-    fn file_op(&mut self, _path: &Path, _op_index: usize, op: &PendingOp) -> Survival {
+    fn file_op(&mut self, path: &Path, op_index: usize, op: &PendingOp) -> Survival {
+        if self.tear_tail {
+            return self.tear_last(path, op_index, op);
+        }
         if !self.reorder || self.rng.random_bool(0.5) {
             self.lost += 1;
             return Survival::Lost;
@@ -56,6 +78,31 @@ impl PowerLossPlan for SeededPowerLoss<'_> {
     }
 
     fn dir_changes(&mut self, _dir: &Path) -> bool {
-        self.reorder && self.rng.random_bool(0.5)
+        self.tear_tail || (self.reorder && self.rng.random_bool(0.5))
+    }
+
+    fn begin_file(&mut self, _path: &Path, pending: usize) {
+        self.file_pending = pending;
+    }
+}
+
+impl SeededPowerLoss<'_> {
+    fn tear_last(&mut self, _path: &Path, op_index: usize, op: &PendingOp) -> Survival {
+        if op_index + 1 < self.file_pending {
+            self.kept += 1;
+            return Survival::Kept;
+        }
+        match op {
+            PendingOp::Write { data, .. } if data.len() > SECTOR => {
+                self.torn += 1;
+                let sectors = data.len().div_ceil(SECTOR);
+                let keep = self.rng.random_range(1..sectors) * SECTOR;
+                Survival::Torn { keep_bytes: keep }
+            }
+            _ => {
+                self.lost += 1;
+                Survival::Lost
+            }
+        }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Supervisor {
     /// them.
     pub(crate) held_down: BTreeSet<u64>,
     pub(crate) client_node: madsim::runtime::NodeHandle,
+    /// Links cut by `isolate`, restored by a full heal.
+    pub(crate) isolated_links: Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
 }
 
 impl Supervisor {
@@ -72,6 +74,7 @@ impl Supervisor {
             random_until: 0,
             held_down: BTreeSet::new(),
             client_node,
+            isolated_links: Vec::new(),
         }
     }
 
@@ -190,6 +193,49 @@ impl Supervisor {
         // A member a script stopped waits for the script's `restart`.
         if !self.held_down.contains(&id) {
             self.restarts_due.insert(id, now + delay);
+        }
+    }
+
+    /// Cuts the links between member `id` and every other member.
+    pub(crate) fn isolate(&mut self, id: u64) {
+        let now = self.now_ms();
+        let ids: Vec<(u64, Option<madsim::task::NodeId>)> = {
+            let mut w = self.world.lock();
+            w.event(
+                now,
+                Some(id),
+                format_args!("isolated from the other members"),
+            );
+            w.members.iter().map(|(i, s)| (*i, s.madsim_id)).collect()
+        };
+        let Some(me) = ids.iter().find(|(i, _)| *i == id).and_then(|(_, m)| *m) else {
+            return;
+        };
+        let net = madsim::net::NetSim::current();
+        for (other, mid) in ids {
+            if let (true, Some(mid)) = (other != id, mid) {
+                net.clog_link(me, mid);
+                net.clog_link(mid, me);
+                self.isolated_links.push((me, mid));
+            }
+        }
+    }
+
+    /// A run statistic by name (for scenario `expect` steps).
+    pub(crate) fn stat(&self, name: &str) -> u64 {
+        let w = self.world.lock();
+        let s = &w.stats;
+        match name {
+            "wal_repairs" => s.wal_repairs,
+            "commit_crashes" => s.commit_crashes,
+            "point_crashes" => s.point_crashes,
+            "snapshots" => s.snapshots,
+            "snapshots_installed" => s.snapshots_installed,
+            "replay_skipped_v3" => s.replay_skipped_v3,
+            "restarts" => s.restarts,
+            "power_losses" => s.power_losses,
+            "eio_failures" => s.eio_failures,
+            _ => 0,
         }
     }
 
@@ -342,10 +388,16 @@ impl Supervisor {
         let now = self.world.now_ms();
         let reorder = self.world.lock().cfg.has(FaultClass::Torn);
         let mut w = self.world.lock();
-        let Some(disk) = w.members.get(&id).map(|s| s.disk.clone()) else {
+        let Some(slot) = w.members.get_mut(&id) else {
             return;
         };
-        let mut plan = SeededPowerLoss::new(&mut self.rng, reorder);
+        let disk = slot.disk.clone();
+        let tear_tail = std::mem::take(&mut slot.tear_tail);
+        let mut plan = if tear_tail {
+            SeededPowerLoss::tear_tail(&mut self.rng)
+        } else {
+            SeededPowerLoss::new(&mut self.rng, reorder)
+        };
         disk.power_loss(&mut plan);
         let (kept, torn, lost) = (plan.kept, plan.torn, plan.lost);
         w.stats.power_losses += 1;
@@ -403,6 +455,12 @@ impl Supervisor {
         for (_, mid) in healed {
             if let Some(mid) = mid {
                 madsim::net::NetSim::current().unclog_node(mid);
+            }
+        }
+        if all {
+            for (a, b) in std::mem::take(&mut self.isolated_links) {
+                madsim::net::NetSim::current().unclog_link(a, b);
+                madsim::net::NetSim::current().unclog_link(b, a);
             }
         }
     }

@@ -13,6 +13,22 @@ pub const MAX_STEPS: usize = 10_000;
 pub const MAX_REPEAT: u32 = 1_000;
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// The member roles a step may name instead of an id.
+pub const ROLES: [&str; 4] = ["leader", "follower", "crashed", "isolated"];
+
+/// The run statistics an `expect` step may name.
+pub const STATS: [&str; 9] = [
+    "wal_repairs",
+    "commit_crashes",
+    "point_crashes",
+    "snapshots",
+    "snapshots_installed",
+    "replay_skipped_v3",
+    "restarts",
+    "power_losses",
+    "eio_failures",
+];
+
 /// A parsed scenario.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,9 +102,10 @@ pub struct RandomSection {
 pub enum Target {
     /// A member id.
     Id(u64),
-    /// `"leader"`, `"follower"` (the lowest-id running non-leader), or
-    /// `"crashed"` (the member the latest `crash`/`eio` step targeted),
-    /// resolved when the step runs.
+    /// `"leader"`, `"follower"` (the lowest-id running non-leader),
+    /// `"crashed"` (the member the latest `crash`/`eio` step targeted), or
+    /// `"isolated"` (the latest `isolate` step's), resolved when the step
+    /// runs.
     Role(String),
 }
 
@@ -98,7 +115,11 @@ pub enum Target {
 pub enum Mode {
     #[default]
     Process,
+    /// Unsynced writes and directory changes are lost.
     Power,
+    /// Unsynced writes survive except each file's last one, which is torn
+    /// at a sector boundary (a torn WAL tail).
+    Torn,
 }
 
 /// A number, or `"k"`: the iteration number (1-based) of the enclosing
@@ -127,10 +148,13 @@ pub enum Step {
         key: String,
         value: String,
     },
-    /// `count` v3 puts of keys `<prefix>000`, `<prefix>001`, …
+    /// `count` v3 puts of keys `<prefix>000`, `<prefix>001`, …, each value
+    /// padded to `value_bytes` (large values make multi-sector writes).
     Puts {
         count: u32,
         prefix: String,
+        #[serde(default)]
+        value_bytes: usize,
     },
     /// v3 delete of one key, or of `[key, range_end)`.
     Delete {
@@ -212,6 +236,24 @@ pub enum Step {
     /// Cuts a member off the network.
     Partition {
         member: Target,
+    },
+    /// Cuts the links between a member and the other members (clients
+    /// still reach it), so it may accept proposals it cannot commit.
+    Isolate {
+        member: Target,
+    },
+    /// Sends `count` puts straight to a member without waiting for them
+    /// (they are never acknowledged, so durability does not count them).
+    PutsTo {
+        member: Target,
+        count: u32,
+        prefix: String,
+    },
+    /// Fails the scenario unless a run statistic reached `at_least`, so a
+    /// scenario cannot pass without exercising what it is about.
+    Expect {
+        stat: String,
+        at_least: u64,
     },
     /// Reconnects every partitioned member.
     Heal,
@@ -311,11 +353,9 @@ impl Scenario {
             let target = |t: &Target| match t {
                 Target::Id(id) if (1..=slots).contains(id) => Ok(()),
                 Target::Id(id) => Err(at(format!("member {id} does not exist (1..={slots})"))),
-                Target::Role(r) if ["leader", "follower", "crashed"].contains(&r.as_str()) => {
-                    Ok(())
-                }
+                Target::Role(r) if ROLES.contains(&r.as_str()) => Ok(()),
                 Target::Role(r) => Err(at(format!(
-                    "member {r:?}: expected a member id, \"leader\", \"follower\" or \"crashed\""
+                    "member {r:?}: expected a member id or one of {ROLES:?}"
                 ))),
             };
             let count_ok = |c: &Option<Count>| match c {
@@ -356,7 +396,14 @@ impl Scenario {
                         return Err(at("hit must be at least 1".into()));
                     }
                 }
+                Step::Expect { stat, .. } if !STATS.contains(&stat.as_str()) => {
+                    return Err(at(format!(
+                        "unknown stat {stat:?}; expected one of {STATS:?}"
+                    )));
+                }
                 Step::Restart { member }
+                | Step::Isolate { member }
+                | Step::PutsTo { member, .. }
                 | Step::Partition { member }
                 | Step::ForceSnapshot { member }
                 | Step::Eio { member, .. } => target(member)?,
@@ -375,6 +422,9 @@ impl Scenario {
                 }
                 Step::Puts { count: n, .. } if *n > 10_000 => {
                     return Err(at(format!("count = {n}: at most 10000")));
+                }
+                Step::Puts { value_bytes, .. } if *value_bytes > 1 << 20 => {
+                    return Err(at(format!("value_bytes = {value_bytes}: at most 1 MiB")));
                 }
                 Step::Repeat { times, steps } => {
                     if *times > MAX_REPEAT {

@@ -54,10 +54,26 @@ pub fn find(name_or_path: &str) -> Result<PathBuf, ScenarioError> {
 }
 
 impl Scenario {
+    /// How the command line names this scenario: its name if it is in the
+    /// catalogue, else its path.
+    pub fn display_name(&self) -> String {
+        let in_catalogue = match (
+            self.path.parent().and_then(|p| p.canonicalize().ok()),
+            catalogue_dir().canonicalize().ok(),
+        ) {
+            (Some(dir), Some(catalogue)) => dir == catalogue,
+            _ => false,
+        };
+        match (in_catalogue, self.path.file_stem()) {
+            (true, Some(stem)) => stem.to_string_lossy().into_owned(),
+            _ => self.path.display().to_string(),
+        }
+    }
+
     /// The run configuration this scenario asks for.
     pub fn config(&self, seed: u64, bugs: KnownBugs, trace: bool) -> RunConfig {
         let mut cfg = RunConfig::new(seed);
-        cfg.scenario = Some(self.path.display().to_string());
+        cfg.scenario = Some(self.display_name());
         cfg.nodes = self.nodes;
         cfg.spares = self.spares;
         cfg.bugs = bugs;

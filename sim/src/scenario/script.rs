@@ -32,6 +32,8 @@ struct Script<'a> {
     next_id: u64,
     /// The member the latest `crash`/`eio` step targeted.
     crashed: Option<u64>,
+    /// The member the latest `isolate` step targeted.
+    isolated: Option<u64>,
 }
 
 /// Runs `steps` in order; a step that cannot do what it says records a
@@ -44,6 +46,7 @@ pub(super) async fn run_steps(sup: &mut Supervisor, steps: &[Step]) {
         session: tx,
         next_id: SCRIPT_ID_BASE,
         crashed: None,
+        isolated: None,
     };
     if let Err(e) = script.steps(steps, None).await {
         script.fail(e);
@@ -176,6 +179,9 @@ impl Script<'_> {
             .map(|(id, _)| *id);
         match target {
             Target::Id(id) => Ok(*id),
+            Target::Role(r) if r == "isolated" => self
+                .isolated
+                .ok_or_else(|| "no member was isolated yet".to_string()),
             Target::Role(r) if r == "crashed" => self
                 .crashed
                 .ok_or_else(|| "no member was crashed yet".to_string()),
@@ -216,11 +222,19 @@ impl Script<'_> {
                 }))
                 .await?;
             }
-            Step::Puts { count: n, prefix } => {
+            Step::Puts {
+                count: n,
+                prefix,
+                value_bytes,
+            } => {
                 for i in 0..*n {
+                    let mut value = format!("v{i}");
+                    if value.len() < *value_bytes {
+                        value.push_str(&"x".repeat(value_bytes - value.len()));
+                    }
                     self.request(request::Kind::Put(PutRequest {
                         key: format!("{prefix}{i:03}").into_bytes(),
-                        value: format!("v{i}").into_bytes(),
+                        value: value.into_bytes(),
                     }))
                     .await?;
                 }
@@ -331,8 +345,13 @@ impl Script<'_> {
                 self.crashed = Some(id);
                 let kind = match mode {
                     Mode::Process => CrashKind::Process,
-                    Mode::Power => CrashKind::Power,
+                    Mode::Power | Mode::Torn => CrashKind::Power,
                 };
+                if *mode == Mode::Torn
+                    && let Some(slot) = self.sup.world.lock().members.get_mut(&id)
+                {
+                    slot.tear_tail = true;
+                }
                 self.sup.held_down.insert(id);
                 let point = at.as_deref().and_then(CrashPoint::from_name);
                 let disk_ops = count(after_disk_ops, k);
@@ -421,6 +440,41 @@ impl Script<'_> {
                 self.sup.partition(id, u64::MAX);
             }
             Step::Heal => self.sup.heal_due(true),
+            Step::Isolate { member } => {
+                let id = self.resolve(member)?;
+                self.isolated = Some(id);
+                self.sup.isolate(id);
+            }
+            Step::PutsTo {
+                member,
+                count: n,
+                prefix,
+            } => {
+                let id = self.resolve(member)?;
+                let mut requests = Vec::new();
+                for i in 0..*n {
+                    self.next_id += 1;
+                    requests.push(Request {
+                        id: self.next_id,
+                        kind: Some(request::Kind::Put(PutRequest {
+                            key: format!("{prefix}{i:03}").into_bytes(),
+                            value: format!("unacknowledged-{i}").into_bytes(),
+                        })),
+                    });
+                }
+                self.sup
+                    .client_node
+                    .spawn(send_unacknowledged(id, requests));
+                self.sleep_polling(STEP_MS).await;
+            }
+            Step::Expect { stat, at_least } => {
+                let value = self.sup.stat(stat);
+                if value < *at_least {
+                    return Err(format!(
+                        "expected {stat} >= {at_least}, got {value}: the scenario did not exercise what it is about"
+                    ));
+                }
+            }
             Step::ForceSnapshot { member } => {
                 let id = self.resolve(member)?;
                 let result = {
@@ -432,6 +486,14 @@ impl Script<'_> {
                 };
                 match result {
                     Some(Ok(_)) => {}
+                    Some(Err(e)) if e.crashed().is_some() => {
+                        // A crash armed at a snapshot crash point fired.
+                        let now = self.sup.now_ms();
+                        self.sup
+                            .world
+                            .lock()
+                            .member_stopped(id, now, &e.to_string());
+                    }
                     Some(Err(e)) => return Err(format!("force_snapshot on member {id}: {e}")),
                     None => return Err(format!("force_snapshot: member {id} is not running")),
                 }
@@ -491,5 +553,18 @@ impl Script<'_> {
             label: label.to_string(),
             members,
         });
+    }
+}
+
+/// Sends requests to one member without waiting for replies.
+async fn send_unacknowledged(member: u64, requests: Vec<Request>) {
+    use crate::cluster::wire::{TAG, Wire, client_addr, member_addr};
+    let Ok(ep) = madsim::net::Endpoint::bind(client_addr(101)).await else {
+        return;
+    };
+    for req in requests {
+        let _ = ep
+            .send_to_raw(member_addr(member), TAG, Box::new(Wire::Request(req)))
+            .await;
     }
 }
