@@ -69,6 +69,7 @@ fn store_config(bugs: KnownBugs) -> StoreConfig {
         },
         wal: WalOptions {
             segment_size: 16 * 1024,
+            ..WalOptions::default()
         },
         verify: VerifyMode::All,
     }

@@ -134,7 +134,10 @@ impl Member {
             disk.clone(),
             Path::new(WAL_DIR),
             &metadata.encode_to_vec(),
-            config.wal,
+            WalOptions {
+                bugs: config.bugs,
+                ..config.wal
+            },
             hook.clone(),
         )?;
         let entries: Vec<Entry> = initial_members
@@ -185,7 +188,16 @@ impl Member {
             },
             hook.clone(),
         )?;
-        let (wal, contents) = Wal::open(disk.clone(), wal_dir, &marker, config.wal, hook.clone())?;
+        let (wal, contents) = Wal::open(
+            disk.clone(),
+            wal_dir,
+            &marker,
+            WalOptions {
+                bugs: config.bugs,
+                ..config.wal
+            },
+            hook.clone(),
+        )?;
         let metadata = WalMetadata::decode(contents.metadata.as_slice()).map_err(|e| {
             StoreError::Malformed {
                 what: "WAL metadata",

@@ -19,7 +19,10 @@ fn store_config() -> StoreConfig {
             batch_interval_ms: 100,
             ..BackendOptions::default()
         },
-        wal: WalOptions { segment_size: 4096 },
+        wal: WalOptions {
+            segment_size: 4096,
+            ..WalOptions::default()
+        },
         verify: VerifyMode::All,
         bugs: crate::bugs::KnownBugs::NONE,
     }

@@ -49,12 +49,15 @@ use std::sync::Arc;
 pub struct WalOptions {
     /// Cut to a new segment once the current one exceeds this many bytes.
     pub segment_size: u64,
+    /// Known-bug switches that live in the WAL (see `crate::bugs`).
+    pub bugs: crate::bugs::KnownBugs,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_size: 64 << 20,
+            bugs: crate::bugs::KnownBugs::NONE,
         }
     }
 }
@@ -279,6 +282,15 @@ impl Wal {
         let last_path = last.path(dir);
         let last_err = |e| WalError::io(display(&last_path), e);
         let repaired = match end.torn {
+            Some(torn) if opts.bugs.has(crate::bugs::Bug::NoTornTailRepair) => {
+                // The bug: the unsynced end of the last save is taken for
+                // corruption, so a member cannot boot after a power loss.
+                return Err(WalError::Corrupt {
+                    file: display(&torn.path),
+                    offset: torn.offset,
+                    reason: "torn record at the end of the last segment".into(),
+                });
+            }
             Some(torn) => {
                 disk.truncate(&torn.path, torn.offset).map_err(last_err)?;
                 let repair = TailRepair {

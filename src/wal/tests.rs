@@ -59,7 +59,10 @@ fn open(disk: &Arc<dyn Disk>) -> (Wal, WalContents) {
 }
 
 fn small() -> WalOptions {
-    WalOptions { segment_size: 256 }
+    WalOptions {
+        segment_size: 256,
+        ..WalOptions::default()
+    }
 }
 
 /// Runs `test` on a fresh MemDisk and a fresh StdDisk in a temporary dir.
@@ -482,7 +485,13 @@ fn term_change_overwrites_the_tail() {
 fn term_change_across_segments() {
     with_disks(|disk| {
         // A segment size of 1 cuts after every save.
-        let mut wal = create(&disk, WalOptions { segment_size: 1 });
+        let mut wal = create(
+            &disk,
+            WalOptions {
+                segment_size: 1,
+                ..WalOptions::default()
+            },
+        );
         wal.save(Some(&hs(1, 2)), &ents(1..=5, 1)).unwrap();
         wal.save(Some(&hs(2, 3)), &ents(4..=6, 2)).unwrap();
         wal.save(None, &ents(7..=7, 2)).unwrap();
@@ -656,7 +665,13 @@ fn snapshot_marker_names_later_segments() {
     // A marker past the last entry (a snapshot received from the leader)
     // moves the next segment's first index past it.
     let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
-    let mut wal = create(&disk, WalOptions { segment_size: 1 });
+    let mut wal = create(
+        &disk,
+        WalOptions {
+            segment_size: 1,
+            ..WalOptions::default()
+        },
+    );
     wal.save(None, &ents(1..=2, 1)).unwrap();
     wal.save_snapshot_marker(&marker(100, 3)).unwrap();
     wal.save(Some(&hs(3, 100)), &ents(101..=102, 3)).unwrap();
@@ -771,7 +786,13 @@ fn write_failure_poisons() {
 fn failed_cut_poisons() {
     let failing = Arc::new(FailingDisk::default());
     let disk: Arc<dyn Disk> = failing.clone();
-    let mut wal = create(&disk, WalOptions { segment_size: 1 });
+    let mut wal = create(
+        &disk,
+        WalOptions {
+            segment_size: 1,
+            ..WalOptions::default()
+        },
+    );
     // The save's own write succeeds; the cut's temporary segment does not.
     failing.fail_sync.store(false, Ordering::SeqCst);
     wal.save(None, &ents(1..=1, 1)).unwrap();
@@ -784,7 +805,13 @@ fn failed_cut_poisons() {
 #[test]
 fn metadata_must_agree_across_segments() {
     let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
-    let mut wal = create(&disk, WalOptions { segment_size: 1 });
+    let mut wal = create(
+        &disk,
+        WalOptions {
+            segment_size: 1,
+            ..WalOptions::default()
+        },
+    );
     wal.save(Some(&hs(1, 1)), &ents(1..=1, 1)).unwrap();
     drop(wal);
     // The last segment holds only its header; rebuild it with other metadata

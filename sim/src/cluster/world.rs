@@ -89,6 +89,8 @@ pub struct Slot {
     pub disk_crash_power: bool,
     /// The next power loss tears each file's last unsynced write.
     pub tear_tail: bool,
+    /// Boot attempts so far (finished, successfully or not).
+    pub boots: u64,
     /// An armed crash or I/O fault that has not fired is forgotten at this
     /// time, so a fault waiting for a point that never comes does not hold
     /// the fault budget for the rest of the run.
@@ -156,6 +158,7 @@ fn node_config(cfg: &RunConfig, id: u64) -> NodeConfig {
         },
         wal: WalOptions {
             segment_size: cfg.wal_segment_size,
+            ..WalOptions::default()
         },
         verify: VerifyMode::All,
         bugs: cfg.bugs,
@@ -188,6 +191,7 @@ impl World {
                     joining: id > cfg.nodes,
                     disk_crash_power: false,
                     tear_tail: false,
+                    boots: 0,
                     armed_until: None,
                 },
             );
@@ -265,6 +269,7 @@ impl WorldState {
         let hook = slot.hook.clone();
         let config = node_config(&cfg, id);
         let joining = slot.joining;
+        slot.boots += 1;
         let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
             Ok(true) => Node::open(disk, config, hook, now_ms),
             Ok(false) => {

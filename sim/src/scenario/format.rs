@@ -223,9 +223,16 @@ pub enum Step {
         after_disk_ops: Option<Count>,
     },
     /// Waits for a crash armed on the member to fire (bounded), then boots
-    /// it from its disk.
+    /// it from its disk. With `crash_at`, the boot itself is stopped at that
+    /// crash point's `hit`-th hit (a crash during recovery); the member then
+    /// stays down until the next `restart`.
     Restart {
         member: Target,
+        crash_at: Option<String>,
+        #[serde(default = "default_hit")]
+        hit: u32,
+        #[serde(default)]
+        mode: Mode,
     },
     /// Makes the member's next fsync or write fail; the member stops, loses
     /// its unsynced state, and stays down until `restart`.
@@ -401,8 +408,17 @@ impl Scenario {
                         "unknown stat {stat:?}; expected one of {STATS:?}"
                     )));
                 }
-                Step::Restart { member }
-                | Step::Isolate { member }
+                Step::Restart {
+                    member, crash_at, ..
+                } => {
+                    target(member)?;
+                    if let Some(p) = crash_at
+                        && CrashPoint::from_name(p).is_none()
+                    {
+                        return Err(at(format!("unknown crash point {p:?}")));
+                    }
+                }
+                Step::Isolate { member }
                 | Step::PutsTo { member, .. }
                 | Step::Partition { member }
                 | Step::ForceSnapshot { member }

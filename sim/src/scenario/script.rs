@@ -389,7 +389,12 @@ impl Script<'_> {
                     slot.disk.arm(fault);
                 }
             }
-            Step::Restart { member } => {
+            Step::Restart {
+                member,
+                crash_at,
+                hit,
+                mode,
+            } => {
                 let id = self.resolve(member)?;
                 if self.crash_armed(id)
                     && !self
@@ -423,6 +428,9 @@ impl Script<'_> {
                 let now = self.sup.now_ms();
                 self.sup.restarts_due.insert(id, now);
                 self.sup.poll();
+                if let Some(point) = crash_at.as_deref().and_then(CrashPoint::from_name) {
+                    return self.crash_during_boot(id, point, *hit, *mode).await;
+                }
                 let booted = self
                     .wait_for(STEP_LIMIT_MS, |s| {
                         s.world.lock().members.get(&id).is_none_or(|m| {
@@ -513,6 +521,64 @@ impl Script<'_> {
                     self.steps(steps, Some(i)).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Arms a crash inside the boot that `restart` just started, and waits
+    /// for it to fire; the member then stays down.
+    async fn crash_during_boot(
+        &mut self,
+        id: u64,
+        point: CrashPoint,
+        hits: u32,
+        mode: Mode,
+    ) -> Result<(), String> {
+        self.crashed = Some(id);
+        self.sup.held_down.insert(id);
+        let boots_before = self
+            .sup
+            .world
+            .lock()
+            .members
+            .get(&id)
+            .map_or(0, |m| m.boots);
+        {
+            let mut w = self.sup.world.lock();
+            if let Some(slot) = w.members.get_mut(&id) {
+                slot.tear_tail = mode == Mode::Torn;
+                slot.hook.arm(ArmedCrash {
+                    point,
+                    hits,
+                    kind: if mode == Mode::Process {
+                        CrashKind::Process
+                    } else {
+                        CrashKind::Power
+                    },
+                    after_ops: 0,
+                });
+            }
+        }
+        let settled = self
+            .wait_for(STEP_LIMIT_MS, |s| {
+                s.world
+                    .lock()
+                    .members
+                    .get(&id)
+                    .is_none_or(|m| m.boots > boots_before)
+            })
+            .await;
+        let booted = self
+            .sup
+            .world
+            .lock()
+            .members
+            .get(&id)
+            .is_some_and(|m| m.node.is_some());
+        if !settled || booted {
+            return Err(format!(
+                "member {id} booted without reaching {point} (hit {hits}): there was nothing to crash in its recovery"
+            ));
         }
         Ok(())
     }

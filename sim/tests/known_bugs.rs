@@ -1,0 +1,91 @@
+//! Every known-bug switch must make the gate fail, with the invariant that
+//! describes the bug, on the scenario written for it; the same scenario
+//! passes with the switch off (the catalogue test runs it so).
+
+#![cfg(feature = "known-bugs")]
+
+use replica::bugs::{Bug, KnownBugs};
+use sim::checker::Invariant;
+use sim::scenario::{self, Scenario};
+
+fn caught(bug: Bug, scenario: &str, expected: Invariant) {
+    let path = scenario::find(scenario).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut bugs = KnownBugs::NONE;
+    bugs.enable(bug).expect("built with known-bugs");
+    let report = scenario.run(scenario.seed, bugs, false);
+    assert!(
+        report.violations.iter().any(|v| v.invariant == expected),
+        "{bug} on {}: expected a {expected} violation, got:\n{}",
+        scenario.name,
+        report.failure_report()
+    );
+    let text = report.failure_report();
+    assert!(
+        text.contains(&format!("--bug {bug}")) && text.contains("--features known-bugs"),
+        "the reproduce command must carry the switch: {text}"
+    );
+}
+
+#[test]
+fn cindex_before_apply_loses_the_writes_of_an_entry() {
+    caught(
+        Bug::CindexBeforeApply,
+        "12-crash-during-replay",
+        Invariant::Convergence,
+    );
+}
+
+#[test]
+fn cindex_only_on_explicit_commit_replays_committed_entries_twice() {
+    caught(
+        Bug::CindexOnlyOnExplicitCommit,
+        "01-batch-commit-crash-follower",
+        Invariant::Recovery,
+    );
+}
+
+#[test]
+fn v2_skipped_with_v3_diverges_the_v2_index() {
+    caught(
+        Bug::V2SkippedWithV3,
+        "04-backend-ahead-of-snapshot",
+        Invariant::RestartEquivalence,
+    );
+}
+
+#[test]
+fn v2_put_writes_v3_on_replay_overwrites_a_newer_backend_value() {
+    caught(
+        Bug::V2PutWritesV3OnReplay,
+        "12-crash-during-replay",
+        Invariant::Convergence,
+    );
+}
+
+#[test]
+fn confchange_double_apply_is_refused_at_boot() {
+    caught(
+        Bug::ConfchangeDoubleApply,
+        "05-conf-change-replay",
+        Invariant::Recovery,
+    );
+}
+
+#[test]
+fn no_torn_tail_repair_cannot_boot_after_a_power_loss() {
+    caught(
+        Bug::NoTornTailRepair,
+        "07-torn-wal-tail",
+        Invariant::Recovery,
+    );
+}
+
+#[test]
+fn no_fsync_before_send_loses_acknowledged_entries() {
+    caught(
+        Bug::NoFsyncBeforeSend,
+        "10-fsync-errors",
+        Invariant::Liveness,
+    );
+}
