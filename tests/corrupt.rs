@@ -67,6 +67,8 @@ struct Counts {
     max_dropped: u64,
     typed_error: u64,
     unlocated_error: u64,
+    /// Typed errors that are a redb panic the backend contained.
+    contained_panic: u64,
     different: u64,
     panics: u64,
     /// The first few failures, for the report.
@@ -88,6 +90,9 @@ impl Counts {
             }
             Outcome::TypedError { names_file, text } => {
                 self.typed_error += 1;
+                if text.contains("damaged database file") {
+                    self.contained_panic += 1;
+                }
                 if !names_file {
                     self.unlocated_error += 1;
                     self.note(format!("{what}: UNLOCATED ERROR: {text}"));
@@ -262,7 +267,7 @@ fn print_and_check(title: &str, table: &BTreeMap<(String, Damage), Counts>) {
     let _ = writeln!(out, "\n{title}");
     let _ = writeln!(
         out,
-        "{:<50} {:<8} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>6} {:>7}",
+        "{:<50} {:<8} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>10} {:>9} {:>6} {:>7}",
         "file",
         "damage",
         "tried",
@@ -271,6 +276,7 @@ fn print_and_check(title: &str, table: &BTreeMap<(String, Damage), Counts>) {
         "boundary",
         "typed-error",
         "unlocated",
+        "redb-panic",
         "different",
         "panics",
         "dropped"
@@ -278,7 +284,7 @@ fn print_and_check(title: &str, table: &BTreeMap<(String, Damage), Counts>) {
     for ((file, damage), c) in table {
         let _ = writeln!(
             out,
-            "{:<50} {:<8} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>6} {:>7}",
+            "{:<50} {:<8} {:>6} {:>9} {:>8} {:>8} {:>11} {:>9} {:>10} {:>9} {:>6} {:>7}",
             file,
             format!("{damage:?}"),
             c.tried,
@@ -287,6 +293,7 @@ fn print_and_check(title: &str, table: &BTreeMap<(String, Damage), Counts>) {
             c.boundary_prefix,
             c.typed_error,
             c.unlocated_error,
+            c.contained_panic,
             c.different,
             c.panics,
             c.max_dropped

@@ -33,8 +33,8 @@
 //! unknown to us; the backend is then poisoned and every later call errors.
 //! The member must be discarded and reopened, never retried.
 
-mod meta;
-mod snapshot;
+pub(crate) mod meta;
+pub(crate) mod snapshot;
 mod storage;
 
 #[cfg(test)]
@@ -588,6 +588,19 @@ impl Backend {
             }
         }
         Ok(snapshot::encode(rows))
+    }
+
+    /// Checks a snapshot blob (checksum, rows, meta values) without touching
+    /// the database, so a damaged blob can be refused before anything that
+    /// depends on it is made durable.
+    pub fn check_snapshot_bytes(bytes: &[u8]) -> Result<(), BackendError> {
+        let rows = snapshot::decode(bytes)?;
+        let find = |key: &[u8]| {
+            rows.iter()
+                .find(|(t, k, _)| *t == Table::Meta && k.as_slice() == key)
+                .map(|(_, _, v)| v.as_slice())
+        };
+        meta::decode(find(CONSISTENT_INDEX_KEY), find(CONF_STATE_KEY)).map(|_| ())
     }
 
     /// Replaces every table with the blob's rows in one durable commit and

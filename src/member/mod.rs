@@ -429,6 +429,10 @@ impl Member {
             reason: e.to_string(),
         })?;
         let v2 = V2Store::recover(&payload.v2)?;
+        // The backend blob is written to disk and named by a WAL marker
+        // before it replaces the live backend: a damaged one must be refused
+        // now, or every later boot would try to finish installing it.
+        Backend::check_snapshot_bytes(&payload.backend)?;
         // A payload that does not decode changed nothing; from here on a
         // failure leaves the files in an unknown state.
         self.guard(|m| m.install_decoded_snapshot(marker, payload, v2))
