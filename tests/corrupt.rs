@@ -360,3 +360,54 @@ fn corrupt_fixture_has_segments_snapshots_and_backend() {
         println!("{} {} bytes", f.display(), fx.disk.len(f).unwrap());
     }
 }
+
+/// A leader's snapshot whose backend blob is damaged in transit is refused
+/// before any file names it: otherwise the WAL marker would make every
+/// later boot try (and fail) to finish installing it.
+#[test]
+fn corrupt_leader_snapshot_is_refused_before_anything_is_written() {
+    use prost::Message;
+    use replica::member::SnapshotPayload;
+    use replica::proto::SnapshotMarker;
+
+    let fx = Fixture::build();
+    let (mut leader, _) =
+        Member::open(Arc::new(fx.disk.fork()), config(), Arc::new(NoCrash), 0).expect("open");
+    let marker: SnapshotMarker = leader.snapshot_now().expect("snapshot");
+    let mut payload =
+        SnapshotPayload::decode(leader.snapshot_payload().expect("payload").as_slice()).unwrap();
+    let at = payload.backend.len() / 2;
+    payload.backend[at] ^= 0x10;
+
+    let follower_disk = Arc::new(MemDisk::new());
+    let mut follower = common::bootstrap(follower_disk.clone()).expect("bootstrap");
+    let files = |d: &MemDisk| {
+        [replica::member::WAL_DIR, replica::member::SNAP_DIR].map(|dir| {
+            (
+                d.list(Path::new(dir)).unwrap(),
+                d.list(Path::new(dir))
+                    .unwrap()
+                    .iter()
+                    .map(|n| d.len(&Path::new(dir).join(n)).unwrap())
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    let before = files(&follower_disk);
+    let err = follower
+        .install_snapshot(&marker, &payload.encode_to_vec())
+        .expect_err("a damaged blob must be refused");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert_eq!(
+        files(&follower_disk),
+        before,
+        "the refused snapshot touched the disk"
+    );
+    assert!(
+        !follower.is_poisoned(),
+        "nothing was written: the member can go on"
+    );
+    drop(follower);
+    follower_disk.crash_power_loss();
+    Member::open(follower_disk, config(), Arc::new(NoCrash), 0).expect("reopen");
+}
