@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bugs;
 pub mod crash_point;
 pub mod disk;
+pub mod fuzzing;
 pub mod member;
 pub mod membership;
 pub mod mvcc;

@@ -33,8 +33,8 @@
 //! unknown to us; the backend is then poisoned and every later call errors.
 //! The member must be discarded and reopened, never retried.
 
-mod meta;
-mod snapshot;
+pub(crate) mod meta;
+pub(crate) mod snapshot;
 mod storage;
 
 #[cfg(test)]
@@ -169,6 +169,13 @@ pub enum BackendError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// redb gave up on the file's structure (it panicked reading it).
+    #[error("backend {path}: {op}: damaged database file: {reason}")]
+    Damaged {
+        path: PathBuf,
+        op: &'static str,
+        reason: String,
+    },
     /// A `meta` value does not decode.
     #[error("backend meta key {key:?} is corrupt: {reason}")]
     CorruptMeta { key: String, reason: String },
@@ -243,15 +250,29 @@ impl Backend {
         // consistent index went back one batch.
         let logged = std::sync::atomic::AtomicBool::new(false);
         let file = path.display().to_string();
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_SIZE)
-            .set_repair_callback(move |_| {
-                if !logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    tracing::warn!(file = %file, offset = 0u64, "backend: repairing after an unclean shutdown");
-                }
-            })
-            .create_with_backend(storage)
-            .map_err(redb_err(path, "open"))?;
+        let mut db = contain_redb_panic(path, "open", || {
+            redb::Builder::new()
+                .set_cache_size(CACHE_SIZE)
+                .set_repair_callback(move |_| {
+                    if !logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(file = %file, offset = 0u64, "backend: repairing after an unclean shutdown");
+                    }
+                })
+                .create_with_backend(storage)
+        })?
+        .map_err(redb_err(path, "open"))?;
+        // After a clean shutdown redb trusts the file and checks no page
+        // checksums, so a flipped bit in a value would be read back as data.
+        // Verify every page once per open; a damaged newest commit is rolled
+        // back to the previous intact one (replay from the WAL redoes it).
+        let intact = contain_redb_panic(path, "check integrity", || db.check_integrity())?
+            .map_err(redb_err(path, "check integrity"))?;
+        if !intact {
+            tracing::warn!(
+                file = %path.display(),
+                "backend: integrity check failed; rolled back to the last intact commit"
+            );
+        }
         let mut be = Backend {
             db,
             path: path.to_path_buf(),
@@ -575,6 +596,19 @@ impl Backend {
         Ok(snapshot::encode(rows))
     }
 
+    /// Checks a snapshot blob (checksum, rows, meta values) without touching
+    /// the database, so a damaged blob can be refused before anything that
+    /// depends on it is made durable.
+    pub fn check_snapshot_bytes(bytes: &[u8]) -> Result<(), BackendError> {
+        let rows = snapshot::decode(bytes)?;
+        let find = |key: &[u8]| {
+            rows.iter()
+                .find(|(t, k, _)| *t == Table::Meta && k.as_slice() == key)
+                .map(|(_, _, v)| v.as_slice())
+        };
+        meta::decode(find(CONSISTENT_INDEX_KEY), find(CONF_STATE_KEY)).map(|_| ())
+    }
+
     /// Replaces every table with the blob's rows in one durable commit and
     /// reloads the meta. Buffered writes are discarded (the snapshot
     /// supersedes them); callers restore between entries and rebuild the
@@ -628,6 +662,29 @@ impl Backend {
         self.hook.at(CrashPoint::BackendCommitBefore)?;
         txn.commit().map_err(self.err("commit"))
     }
+}
+
+/// Runs a redb call that reads file structures before verifying them: redb
+/// panics on some damaged structures (a corrupt allocator state after a
+/// clean shutdown, for one). A damaged file must be an error naming it, not
+/// a crashed process, so such a panic is turned into `BackendError::Damaged`.
+fn contain_redb_panic<T>(
+    path: &Path,
+    op: &'static str,
+    call: impl FnOnce() -> T,
+) -> Result<T, BackendError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "redb panicked".to_string());
+        BackendError::Damaged {
+            path: path.to_path_buf(),
+            op,
+            reason,
+        }
+    })
 }
 
 fn redb_err<E: Into<redb::Error>>(path: &Path, op: &'static str) -> impl FnOnce(E) -> BackendError {

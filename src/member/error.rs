@@ -33,6 +33,28 @@ pub enum StoreError {
     Apply(#[from] ApplyError),
     #[error("verify: {0}")]
     Verify(#[from] VerifyError),
+    /// A boot check failed: the WAL and the backend disagree. Either file
+    /// may be the damaged one, so both are named.
+    #[error("verify: {source} (the WAL ends in {wal_end}; the backend is {backend})")]
+    BootCheck {
+        #[source]
+        source: VerifyError,
+        wal_end: String,
+        backend: String,
+    },
+    /// The newest snapshot the WAL can be replayed from is unusable, and the
+    /// WAL no longer reaches back to an older one.
+    #[error("no usable v2 snapshot: {snapshots}; {wal}")]
+    UnusableSnapshot {
+        /// The corrupt snapshot files, with offsets and reasons.
+        snapshots: String,
+        #[source]
+        wal: WalError,
+    },
+    /// An earlier write, fsync or apply failed: the member's durable state
+    /// is unknown, so it refuses all further work and must be reopened.
+    #[error("member refuses further work after an earlier failure: {reason}")]
+    Poisoned { reason: String },
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
     #[error(transparent)]

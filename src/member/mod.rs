@@ -33,7 +33,7 @@ use crate::proto::{
 use crate::snap::{Snapshot, Snapshotter};
 use crate::v2store::V2Store;
 use crate::verify::{BootFacts, VerifyMode, check_boot};
-use crate::wal::{TailRepair, Wal, WalOptions};
+use crate::wal::{TailRepair, Wal, WalError, WalOptions};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,6 +108,10 @@ pub struct Member {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// Set by the first failed save, apply, commit or snapshot: the durable
+    /// state is then unknown (a failed fsync cannot be retried), so every
+    /// later mutating call fails until the member is reopened.
+    poisoned: Option<String>,
 }
 
 impl Member {
@@ -171,7 +175,8 @@ impl Member {
         disk.create_dir_all(Path::new(SNAP_DIR))?;
         let snapshotter = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR));
         let markers = Wal::snapshot_markers(disk.as_ref(), wal_dir)?;
-        let snapshot = snapshotter.load_newest_available(&markers)?;
+        let (snapshot, corrupt_snapshots) =
+            snapshotter.load_newest_available_reporting(&markers)?;
         let (marker, v2) = match snapshot {
             Some(s) => {
                 let v2 = V2Store::recover(&s.data)?;
@@ -188,7 +193,7 @@ impl Member {
             },
             hook.clone(),
         )?;
-        let (wal, contents) = Wal::open(
+        let (wal, contents) = match Wal::open(
             disk.clone(),
             wal_dir,
             &marker,
@@ -197,7 +202,29 @@ impl Member {
                 ..config.wal
             },
             hook.clone(),
-        )?;
+        ) {
+            Ok(opened) => opened,
+            // Boot fell back past a corrupt snapshot to one the WAL no
+            // longer reaches: name the snapshot, not just the marker.
+            Err(wal @ WalError::SnapshotNotFound { .. }) => {
+                let mut snapshots: Vec<String> =
+                    corrupt_snapshots.iter().map(|e| e.to_string()).collect();
+                for broken in snapshotter.quarantined()? {
+                    snapshots.push(format!(
+                        "{} (quarantined earlier)",
+                        snapshotter.path_of(&broken).display()
+                    ));
+                }
+                if snapshots.is_empty() {
+                    return Err(wal.into());
+                }
+                return Err(StoreError::UnusableSnapshot {
+                    snapshots: snapshots.join("; "),
+                    wal,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let metadata = WalMetadata::decode(contents.metadata.as_slice()).map_err(|e| {
             StoreError::Malformed {
                 what: "WAL metadata",
@@ -220,6 +247,14 @@ impl Member {
                 snapshot_index: marker.index,
                 hard_state,
                 last_index: contents.entries.last().map_or(marker.index, |e| e.index),
+            })
+            .map_err(|source| {
+                let (file, offset) = wal.tail();
+                StoreError::BootCheck {
+                    source,
+                    wal_end: format!("{} at offset {offset}", file.display()),
+                    backend: BACKEND_FILE.to_string(),
+                }
             })?;
             Wal::verify_chain(disk.as_ref(), wal_dir)?;
         }
@@ -240,6 +275,7 @@ impl Member {
             applied_index: marker.index,
             applied_term: marker.term,
             snapshot_index: marker.index,
+            poisoned: None,
         };
         let mut replayed = 0;
         let mut replay_skipped_v3 = 0;
@@ -271,25 +307,56 @@ impl Member {
         hard_state: Option<&HardState>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        Ok(self.wal.save(hard_state, entries)?)
+        self.guard(|m| Ok(m.wal.save(hard_state, entries)?))
+    }
+
+    /// Runs a mutating step unless the member is poisoned; a failure poisons
+    /// it (fail-stop: after a failed fsync nothing may be written again).
+    fn guard<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.check_poisoned()?;
+        let result = step(self);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "member failed; refusing further work until reopened");
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    fn check_poisoned(&self) -> Result<(), StoreError> {
+        match &self.poisoned {
+            Some(reason) => Err(StoreError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether an earlier failure stopped the member (it must be reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     /// Applies one committed entry (in log order).
     pub fn apply(&mut self, entry: &Entry, now_ms: u64) -> Result<Applied, StoreError> {
-        let ctx = ApplyContext {
-            now_ms,
-            hook: self.hook.as_ref(),
-            bugs: self.config.bugs,
-        };
-        let applied = apply_entry(&mut self.stores, entry, ctx)?;
-        self.applied_index = entry.index;
-        self.applied_term = entry.term;
-        Ok(applied)
+        self.guard(|m| {
+            let ctx = ApplyContext {
+                now_ms,
+                hook: m.hook.as_ref(),
+                bugs: m.config.bugs,
+            };
+            let applied = apply_entry(&mut m.stores, entry, ctx)?;
+            m.applied_index = entry.index;
+            m.applied_term = entry.term;
+            Ok(applied)
+        })
     }
 
     /// The driver's timer: commits the backend batch if its interval passed.
     pub fn tick(&mut self, now_ms: u64) -> Result<bool, StoreError> {
-        Ok(self.stores.backend.commit_if_due(now_ms)?)
+        self.guard(|m| Ok(m.stores.backend.commit_if_due(now_ms)?))
     }
 
     /// Takes a v2 snapshot if `snapshot_count` entries were applied since the
@@ -303,6 +370,10 @@ impl Member {
 
     /// Takes a v2 snapshot at the applied index now.
     pub fn snapshot_now(&mut self) -> Result<SnapshotMarker, StoreError> {
+        self.guard(Self::snapshot_now_inner)
+    }
+
+    fn snapshot_now_inner(&mut self) -> Result<SnapshotMarker, StoreError> {
         // The backend must hold everything up to the snapshot index before a
         // snapshot file or marker names that index (verify's first check).
         self.stores.backend.force_commit()?;
@@ -328,6 +399,7 @@ impl Member {
     /// taken: the v2 store and the committed backend, both exactly at the
     /// snapshot index. Only valid right after [`Member::snapshot_now`].
     pub fn snapshot_payload(&mut self) -> Result<Vec<u8>, StoreError> {
+        self.check_poisoned()?;
         let ci = self.stores.backend.consistent_index().index;
         if self.applied_index != self.snapshot_index
             || self.stores.backend.pending_writes() > 0
@@ -362,11 +434,27 @@ impl Member {
         marker: &SnapshotMarker,
         payload: &[u8],
     ) -> Result<(), StoreError> {
+        self.check_poisoned()?;
         let payload = SnapshotPayload::decode(payload).map_err(|e| StoreError::Malformed {
             what: "snapshot payload",
             reason: e.to_string(),
         })?;
         let v2 = V2Store::recover(&payload.v2)?;
+        // The backend blob is written to disk and named by a WAL marker
+        // before it replaces the live backend: a damaged one must be refused
+        // now, or every later boot would try to finish installing it.
+        Backend::check_snapshot_bytes(&payload.backend)?;
+        // A payload that does not decode changed nothing; from here on a
+        // failure leaves the files in an unknown state.
+        self.guard(|m| m.install_decoded_snapshot(marker, payload, v2))
+    }
+
+    fn install_decoded_snapshot(
+        &mut self,
+        marker: &SnapshotMarker,
+        payload: SnapshotPayload,
+        v2: V2Store,
+    ) -> Result<(), StoreError> {
         let db_path = received_backend_path(marker.index);
         crate::disk::write_atomically(self.disk.as_ref(), &db_path, &payload.backend)?;
         self.snapshotter.save(&Snapshot {

@@ -299,10 +299,14 @@ fn a_backend_behind_the_snapshot_fails_verify_with_both_indexes() {
     )
     .expect_err("verify must refuse");
     match err {
-        StoreError::Verify(VerifyError::BackendBehindSnapshot {
-            consistent_index,
-            snapshot_index,
-        }) => {
+        StoreError::BootCheck {
+            source:
+                VerifyError::BackendBehindSnapshot {
+                    consistent_index,
+                    snapshot_index,
+                },
+            ..
+        } => {
             assert_eq!(snapshot_index, snap.index);
             assert!(consistent_index < snapshot_index);
         }

@@ -87,6 +87,17 @@ impl Snapshotter {
         &self,
         wal_markers: &[SnapshotMarker],
     ) -> Result<Option<Snapshot>, SnapError> {
+        Ok(self.load_newest_available_reporting(wal_markers)?.0)
+    }
+
+    /// [`Snapshotter::load_newest_available`], also returning the corrupt
+    /// files it quarantined on the way (newest first), so a caller that
+    /// cannot use the fallback can say which file was damaged and where.
+    pub fn load_newest_available_reporting(
+        &self,
+        wal_markers: &[SnapshotMarker],
+    ) -> Result<(Option<Snapshot>, Vec<SnapError>), SnapError> {
+        let mut corrupt = Vec::new();
         for file_name in self.list()? {
             match self.load(&file_name) {
                 Ok(snap) => {
@@ -95,7 +106,7 @@ impl Snapshotter {
                         .iter()
                         .any(|w| w.index == m.index && w.term == m.term)
                     {
-                        return Ok(Some(snap));
+                        return Ok((Some(snap), corrupt));
                     }
                     tracing::warn!(
                         file = %self.path_of(&file_name).display(),
@@ -116,11 +127,27 @@ impl Snapshotter {
                         "skipping corrupt snapshot; renaming it to *{BROKEN_SUFFIX}"
                     );
                     self.quarantine(&file_name)?;
+                    corrupt.push(SnapError::Corrupt {
+                        file,
+                        offset,
+                        reason,
+                    });
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(None)
+        Ok((None, corrupt))
+    }
+
+    /// Names of files quarantined (`*.broken`) by earlier loads, sorted.
+    pub fn quarantined(&self) -> Result<Vec<String>, SnapError> {
+        Ok(self
+            .disk
+            .list(&self.dir)
+            .map_err(|e| self.io(&self.dir, e))?
+            .into_iter()
+            .filter(|n| n.ends_with(BROKEN_SUFFIX))
+            .collect())
     }
 
     /// Loads one snapshot file strictly: any defect is `Corrupt` with the

@@ -436,6 +436,12 @@ impl Wal {
         self.poison_on_err(result)
     }
 
+    /// The segment appended to and the end of its valid records, e.g. for
+    /// errors that must say where the log ends.
+    pub fn tail(&self) -> (PathBuf, u64) {
+        (self.tail_path(), self.tail_len)
+    }
+
     /// The segments currently on disk, oldest first.
     pub fn segments(&self) -> &[SegmentName] {
         &self.segments

@@ -81,6 +81,9 @@ pub(crate) fn scan(
     visit: &mut dyn FnMut(Visit<'_>) -> Result<(), WalError>,
 ) -> Result<ScanEnd, WalError> {
     let mut chain = seed;
+    // The segment read before this one and where its records ended: a
+    // chain that does not continue may be its fault (a lost tail).
+    let mut previous: Option<(String, u64)> = None;
     let mut metadata: Option<Vec<u8>> = None;
     let mut end = ScanEnd {
         crc: seed.unwrap_or(0),
@@ -90,7 +93,7 @@ pub(crate) fn scan(
     };
     for (i, segment) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let mut reader = SegmentReader::new(disk, segment.path(dir), chain)?;
+        let mut reader = SegmentReader::new(disk, segment.path(dir), chain, previous.take())?;
         loop {
             match reader.next()? {
                 Step::End => break,
@@ -139,6 +142,7 @@ pub(crate) fn scan(
             ));
         }
         chain = Some(reader.crc);
+        previous = Some((reader.file.clone(), reader.pos));
         end.crc = reader.crc;
         end.valid_len = reader.pos;
     }
@@ -205,10 +209,17 @@ struct SegmentReader<'a> {
     seed: Option<u32>,
     /// Valid records read so far.
     records: u64,
+    /// The previous segment's file and the end of its records.
+    previous: Option<(String, u64)>,
 }
 
 impl<'a> SegmentReader<'a> {
-    fn new(disk: &'a dyn Disk, path: PathBuf, seed: Option<u32>) -> Result<Self, WalError> {
+    fn new(
+        disk: &'a dyn Disk,
+        path: PathBuf,
+        seed: Option<u32>,
+        previous: Option<(String, u64)>,
+    ) -> Result<Self, WalError> {
         let file = display(&path);
         let len = disk.len(&path).map_err(|e| WalError::io(&file, e))?;
         Ok(SegmentReader {
@@ -220,6 +231,7 @@ impl<'a> SegmentReader<'a> {
             crc: seed.unwrap_or(0),
             seed,
             records: 0,
+            previous,
         })
     }
 
@@ -344,10 +356,16 @@ impl<'a> SegmentReader<'a> {
             if let Some(seed) = self.seed
                 && record.crc != seed
             {
-                let reason = format!(
+                let mut reason = format!(
                     "crc record {:08x} does not continue the chain {seed:08x}",
                     record.crc
                 );
+                if let Some((file, end)) = &self.previous {
+                    reason.push_str(&format!(
+                        " of {file}, whose records end at offset {end}: \
+                         {file} lost records at its end or this header is damaged"
+                    ));
+                }
                 return Ok(Self::bad(offset, reason, TornIf::Never));
             }
             self.crc = record.crc;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Detection figures of the known-bug switches: for each switch, the wall
+# time of its scenario, and how many consecutive random seeds (from 1) it
+# takes the random run to catch it, with the wall time to that first
+# failure. Prints a Markdown table. MAX_SEEDS bounds the search (default 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAX_SEEDS="${MAX_SEEDS:-1000}"
+cargo build --quiet --release -p sim --features known-bugs
+sim=target/release/sim
+declare -A scenario=(
+  [cindex-before-apply]=12-crash-during-replay
+  [cindex-only-on-explicit-commit]=01-batch-commit-crash-follower
+  [v2-skipped-with-v3]=04-backend-ahead-of-snapshot
+  [v2-put-writes-v3-on-replay]=12-crash-during-replay
+  [confchange-double-apply]=05-conf-change-replay
+  [no-torn-tail-repair]=07-torn-wal-tail
+  [no-fsync-before-send]=10-fsync-errors
+  [cindex-only-grows]=
+)
+now() { date +%s%N; }
+secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
+echo "| switch | scenario | scenario wall s | random: first failing seed | random: wall s to it |"
+echo "| --- | --- | --- | --- | --- |"
+for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3 \
+           v2-put-writes-v3-on-replay confchange-double-apply cindex-only-grows \
+           no-torn-tail-repair no-fsync-before-send; do
+  sc="${scenario[$bug]}"
+  if [ -n "$sc" ]; then
+    t0=$(now)
+    if "$sim" run --scenario "$sc" --bug "$bug" >/dev/null 2>&1; then sres="NOT caught"; else sres="caught"; fi
+    swall=$(secs "$t0")
+    scol="$sc ($sres)"
+  else
+    scol="-"; swall="-"
+  fi
+  t0=$(now); first="not within $MAX_SEEDS"
+  for seed in $(seq 1 "$MAX_SEEDS"); do
+    if ! "$sim" run --seed "$seed" --bug "$bug" >/dev/null 2>&1; then first="$seed"; break; fi
+  done
+  rwall=$(secs "$t0")
+  echo "| $bug | $scol | $swall | $first | $rwall |"
+done
