@@ -176,7 +176,6 @@ pub(super) struct Log {
     /// (index, term) of every entry written as a membership change,
     /// overwritten ones included.
     pub membership: BTreeSet<(u64, u64)>,
-    next: u64,
     now: u64,
 }
 
@@ -206,7 +205,6 @@ impl Log {
             term: 1,
             membership: entries.iter().map(|e| (e.index, e.term)).collect(),
             commit: entries.len() as u64,
-            next: entries.len() as u64 + 1,
             entries,
             now: 0,
         }
@@ -226,11 +224,12 @@ impl Log {
 
     /// Saves `ops` as new entries at the current term.
     pub fn append(&mut self, ops: &[Op]) {
+        let first = self.last_index() + 1;
         let new: Vec<Entry> = ops
             .iter()
             .enumerate()
             .map(|(i, op)| {
-                let e = op.entry(self.next + i as u64, self.term);
+                let e = op.entry(first + i as u64, self.term);
                 if op.is_membership() {
                     self.membership.insert((e.index, e.term));
                 }
@@ -238,9 +237,7 @@ impl Log {
             })
             .collect();
         self.member.save(Some(&self.hard_state()), &new).unwrap();
-        self.entries.truncate(self.next as usize - 1);
         self.entries.extend(new);
-        self.next = self.last_index() + 1;
     }
 
     /// A new leader at the next term whose log ends at `keep`: its next
@@ -249,7 +246,9 @@ impl Log {
     pub fn new_term(&mut self, keep: u64) {
         assert!(keep >= self.commit && keep <= self.last_index());
         self.term += 1;
-        self.next = keep + 1;
+        // The new leader's log (the WAL keeps the old tail until the next
+        // append overwrites it).
+        self.entries.truncate(keep as usize);
         self.member.save(Some(&self.hard_state()), &[]).unwrap();
     }
 
@@ -267,8 +266,13 @@ impl Log {
     /// The backend's batch timer fires: the consistent index becomes
     /// durable at the last applied entry.
     pub fn backend_commit(&mut self) {
+        assert!(self.tick_backend(), "nothing to commit");
+    }
+
+    /// The batch timer fires; returns whether anything was committed.
+    pub fn tick_backend(&mut self) -> bool {
         self.now += 10_000_000;
-        assert!(self.member.tick(self.now).unwrap());
+        self.member.tick(self.now).unwrap()
     }
 
     /// Committed entries the fixture wrote as membership changes.
