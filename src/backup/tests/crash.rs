@@ -30,7 +30,9 @@ impl FailAt {
     fn op(&self) -> io::Result<()> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         if n >= self.fail_at {
-            return Err(io::Error::other(format!("injected failure at operation {n}")));
+            return Err(io::Error::other(format!(
+                "injected failure at operation {n}"
+            )));
         }
         Ok(())
     }
@@ -107,7 +109,10 @@ fn an_interrupted_backup_never_leaves_a_partial_member() {
     let counter = FailAt::new(full.clone(), u64::MAX);
     backup(src.as_ref(), &counter, &opts).unwrap();
     let total = counter.ops.load(Ordering::SeqCst);
-    assert!(total >= 10, "the publish step writes several files ({total} ops)");
+    assert!(
+        total >= 10,
+        "the publish step writes several files ({total} ops)"
+    );
     let complete = open(full).unwrap().state_dump().unwrap();
 
     for k in 0..total {
