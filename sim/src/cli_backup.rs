@@ -299,3 +299,55 @@ pub fn bench(args: BenchBackupArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replica::member::StoreError;
+
+    #[test]
+    fn bench_rounds_find_no_divergence() {
+        for seed in 1..=5 {
+            round(seed, 40, KnownBugs::NONE).unwrap();
+        }
+    }
+
+    #[test]
+    fn backup_of_a_real_directory_boots_as_the_new_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        write_source(Arc::new(StdDisk::new(&src).unwrap()), 7, 40).unwrap();
+        let args = |backup_dir: PathBuf| BackupArgs {
+            data_dir: src.clone(),
+            backup_dir,
+            with_v3: true,
+            member_id: 0xab,
+            cluster_id: 0xcd,
+            bugs: Vec::new(),
+        };
+        assert_eq!(backup(args(dst.clone())).unwrap(), ExitCode::SUCCESS);
+        let disk = Arc::new(StdDisk::new(&dst).unwrap());
+        let (member, recovered) = Member::open(disk, store_config(), Arc::new(NoCrash), 0).unwrap();
+        assert_eq!(recovered.metadata.member_id, 0xab);
+        assert_eq!(recovered.metadata.cluster_id, 0xcd);
+        let members: Vec<u64> = member.stores().cluster.members.keys().copied().collect();
+        assert_eq!(members, vec![0xab]);
+
+        let err = backup(args(dst)).unwrap_err();
+        assert!(err.to_string().contains("already holds a member"), "{err}");
+        let missing = BackupArgs {
+            data_dir: dir.path().join("nope"),
+            ..args(dir.path().join("other"))
+        };
+        assert!(backup(missing).is_err());
+        assert!(matches!(
+            Member::open(
+                Arc::new(StdDisk::new(dir.path().join("other")).unwrap()),
+                store_config(),
+                Arc::new(NoCrash),
+                0
+            ),
+            Err(StoreError::NotInitialized)
+        ));
+    }
+}

@@ -22,8 +22,31 @@
 //! ([`publish`]). [`restore`] starts a raft node on it that elects itself;
 //! other members then join through ordinary conf changes.
 //!
-//! For the simulator: [`check::expected_state`] is the state a restored
-//! backup must boot into, computed without the WAL rewrite.
+//! # For the simulator's scenario step `backup` / `restore`
+//!
+//! With the source member stopped (its disk quiet):
+//! 1. `let src_state = source::read(src_disk, true)?` and
+//!    `let want = check::expected_state(&src_state, &opts)?` — the state the
+//!    backup must boot into (the source's committed log replayed with its
+//!    membership entries as no-ops, membership reset to `opts.new_member`);
+//! 2. `backup(src_disk, dst_disk, &opts)?` with `opts.bugs` from the
+//!    scenario (`backup-shift-indexes`, `backup-no-cindex-update`); an `Err`
+//!    of kind `Verify` is the gate catching a bad backup;
+//! 3. `restore(dst_disk, NodeConfig::new(opts.new_member.id, ..), hook,
+//!    now)?` — a leader of a one-member cluster that has applied one more
+//!    (empty) entry than `want.applied_index`; its `state_dump()` must equal
+//!    `want` except `applied_index`/`consistent_index`/`consistent_term`
+//!    (one entry later), and `consistent_index == applied_index`;
+//! 4. grow it with `propose_conf_change(AddNode)` and `Node::bootstrap`
+//!    of each joiner with no initial members, calling `force_snapshot()` on
+//!    the leader after each add (raft-rs ignores a snapshot whose conf state
+//!    does not name the receiver, and the node reuses its last payload).
+//!
+//! Index `i` of the backup names the same entry as index `i` of the
+//! source, so the v3 key space and the v2 values outside `/0/members` and
+//! `/0/removed_members` ([`check::v2_without_membership`]) can be compared
+//! with the source's history at the same applied index; the v2 index and
+//! the membership differ by design (compare those with `want`).
 
 pub mod check;
 mod error;
