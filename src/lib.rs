@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod backup;
 pub mod bugs;
 pub mod crash_point;
 pub mod disk;

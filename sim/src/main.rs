@@ -1,5 +1,6 @@
 //! `sim`: the deterministic simulation harness's command line.
 
+mod cli_backup;
 mod cli_run;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,12 @@ enum Command {
     /// Performance figures: simulated seconds per wall second and seeds per
     /// minute for the default random run.
     Bench(cli_run::BenchArgs),
+    /// Offline backup of a stopped member's data directory into a new
+    /// one-member cluster (etcd's `backup --with-v3`).
+    Backup(cli_backup::BackupArgs),
+    /// Timed rounds of workload → backup --with-v3 → restore → compare, on
+    /// in-memory disks (not under the simulator).
+    BenchBackup(cli_backup::BenchBackupArgs),
     /// Single-member restart check on a real directory: a member on disk is
     /// stopped at seeded moments and reopened; after every reopen its state
     /// must equal a never-stopped reference member's. Exit 1 on divergence.
@@ -79,6 +86,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli_run::run(args, true),
         Command::Sweep(args) => cli_run::sweep(args),
         Command::Bench(args) => cli_run::bench(args),
+        Command::Backup(args) => cli_backup::backup(args),
+        Command::BenchBackup(args) => cli_backup::bench(args),
         Command::Demo {
             seed,
             seeds,
