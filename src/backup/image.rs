@@ -38,6 +38,7 @@ pub struct Image {
 /// The DST WAL is always one segment, so that publishing it is one rename.
 const ONE_SEGMENT: WalOptions = WalOptions {
     segment_size: u64::MAX,
+    bugs: crate::bugs::KnownBugs::NONE,
 };
 
 /// The v2 store of the source snapshot, or an empty one.

@@ -46,7 +46,10 @@ pub(super) fn store_config() -> StoreConfig {
             ..BackendOptions::default()
         },
         // Small segments: the source WAL spans several files.
-        wal: WalOptions { segment_size: 1024 },
+        wal: WalOptions {
+            segment_size: 1024,
+            ..WalOptions::default()
+        },
         verify: VerifyMode::All,
         bugs: KnownBugs::NONE,
     }
