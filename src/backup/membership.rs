@@ -12,11 +12,10 @@ const REMOVED_DIR: &str = "/0/removed_members";
 
 /// Replaces the membership of `v2` and `backend` by `member` alone.
 ///
-/// `Cluster::reset_to_single_member` marks the old members removed in v2
-/// (its remove path) while its in-memory half forgets them; boot rebuilds
-/// the cluster from v2, so the markers are dropped here too. A new cluster
-/// has no removed members (etcd's backup starts its v2 membership from
-/// scratch), and old ids must stay free to rejoin.
+/// `Cluster::reset_to_single_member` forgets the old members and the removed
+/// ids; the then empty removed-members directory is dropped too, so the new
+/// cluster's v2 membership looks as if it started from scratch (as etcd's
+/// backup does), and old ids stay free to rejoin.
 pub fn reset(
     v2: &mut V2Store,
     backend: &mut Backend,

@@ -334,8 +334,11 @@ impl Cluster {
         be: &mut Backend,
         member: &Member,
     ) -> Result<(), MembershipError> {
+        // The old members are forgotten, not removed: a removal would
+        // record their ids under /0/removed_members, and the next boot
+        // (which rebuilds membership from v2) would refuse them forever.
         for id in self.members.keys().copied().collect::<Vec<_>>() {
-            v2keys::remove_member(v2, id)?;
+            v2keys::forget_member(v2, id)?;
             be.delete(Table::Members, &id_key(id));
         }
         for id in &self.removed {

@@ -80,6 +80,11 @@ pub(super) fn remove_member(v2: &mut V2Store, id: u64) -> Result<(), MembershipE
     Ok(())
 }
 
+pub(super) fn forget_member(v2: &mut V2Store, id: u64) -> Result<(), MembershipError> {
+    v2.delete(&member_dir(id), true)?;
+    Ok(())
+}
+
 pub(super) fn forget_removed(v2: &mut V2Store, id: u64) -> Result<(), MembershipError> {
     v2.delete(&format!("{REMOVED_DIR}/{id:016x}"), false)?;
     Ok(())

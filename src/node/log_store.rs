@@ -202,9 +202,16 @@ impl Storage for LogStore {
         Ok(r.entries.last().map_or(r.compacted_index, |e| e.index))
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut w = self.write();
-        if w.snapshot.get_metadata().index < request_index || w.snapshot.data.is_empty() {
+        let cs = w.snapshot.get_metadata().get_conf_state();
+        // A snapshot taken before `to` joined does not name it; raft-rs on
+        // the follower would ignore it, so ask for a fresh one.
+        let names_peer = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if w.snapshot.get_metadata().index < request_index
+            || w.snapshot.data.is_empty()
+            || !names_peer
+        {
             w.snapshot_requested = true;
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
