@@ -115,7 +115,18 @@ fn backup_term_change_source(src: Arc<dyn Disk>, dst: Arc<dyn Disk>) -> Outcome 
 
 #[test]
 fn term_change_backup_on_mem_disks_matches_the_source() {
-    backup_term_change_source(Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+    let out = backup_term_change_source(Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+    // The restored member's state, kept as an insta snapshot beside the
+    // scenario catalogue's (`cargo insta review` to accept a change).
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../../../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description(
+        "backup --with-v3 of a member whose WAL holds a term change with duplicate indexes \
+         and membership entries after it, booted as a new one-member cluster",
+    );
+    settings.bind(|| insta::assert_yaml_snapshot!("backup-term-change-restored", out.expected));
 }
 
 #[test]
