@@ -514,4 +514,31 @@ mod tests {
         ));
         assert!(e.contains("outside a repeat"), "{e}");
     }
+
+    const CATALOGUE_FILE: &str =
+        include_str!("../../../scenarios/01-batch-commit-crash-follower.toml");
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The scenario parser's fuzz twin: any text is an error or a
+        /// scenario, never a panic.
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "[ -~\n\\[\\]\"=]{0,300}") {
+            let _ = Scenario::parse(&text);
+        }
+
+        /// Damaged catalogue files: one byte replaced, or the file cut short.
+        #[test]
+        fn parsing_damaged_scenarios_never_panics(at in 0usize..CATALOGUE_FILE.len(), byte in 0u8..128, cut in proptest::bool::ANY) {
+            let mut bytes = CATALOGUE_FILE.as_bytes().to_vec();
+            if cut {
+                bytes.truncate(at);
+            } else {
+                bytes[at] = byte;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = Scenario::parse(&text);
+        }
+    }
 }
