@@ -6,8 +6,10 @@ use sim::config::RunConfig;
 use sim::fault::FaultClass;
 use sim::run::{RunReport, run as run_one, run_many};
 use sim::scenario::{self, Scenario};
+use sim::sweep::{self, Job, run_jobs};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings shared by every random run.
@@ -72,6 +74,17 @@ pub struct SweepArgs {
     /// Worker threads (each seed's outcome is the same for any value).
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Run every catalogue scenario whose name matches this glob (`*`,
+    /// `?`; e.g. `'*'`, `'0?-*'`) with each seed, instead of the random run.
+    #[arg(long)]
+    pub scenarios: Option<String>,
+    /// Start no new run after this much wall time (e.g. `5m`, `90s`); the
+    /// summary says how many ran.
+    #[arg(long, value_parser = parse_duration)]
+    pub time_budget: Option<Duration>,
+    /// Write a JUnit XML report here: one test case per (scenario, seed).
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -172,49 +185,92 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
 fn progress(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {msg}  [{elapsed_precise}]")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {msg}  [{elapsed_precise}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
-    let configs = args
-        .seeds
-        .clone()
-        .map(|seed| args.settings.config(seed))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let bar = progress(configs.len() as u64);
+    let jobs: Vec<Job> = match &args.scenarios {
+        Some(pattern) => {
+            let bugs = crate::parse_bugs(&args.settings.bugs)?;
+            let found = sweep::catalogue_matching(pattern)?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no scenario in {} matches {pattern:?}",
+                scenario::catalogue_dir().display()
+            );
+            found
+                .into_iter()
+                .map(Arc::new)
+                .flat_map(|sc| {
+                    args.seeds.clone().map(move |seed| Job::Scenario {
+                        scenario: sc.clone(),
+                        seed,
+                        bugs,
+                    })
+                })
+                .collect()
+        }
+        None => args
+            .seeds
+            .clone()
+            .map(|seed| args.settings.config(seed).map(Job::Random))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    let bar = progress(jobs.len() as u64);
     let failed = std::sync::atomic::AtomicU64::new(0);
+    // Wall-clock time is read here, outside any simulation: it decides
+    // which runs start, never how a run goes.
     let started = std::time::Instant::now();
-    let reports = run_many(&configs, args.jobs, &|report| {
-        if !report.passed() {
+    let deadline = args.time_budget.map(|b| started + b);
+    let outcomes = run_jobs(&jobs, args.jobs, deadline, &|o| {
+        if !o.report.passed() {
             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // `println` on a hidden bar (not a terminal) prints nothing.
-            bar.suspend(|| print!("{}", report.failure_report()));
+            bar.suspend(|| print!("{}", o.report.failure_report()));
         }
         let done = bar.position() + 1;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!(
-            "{} failed, {rate:.1} seeds/s",
+            "{} failed, {rate:.1} runs/s",
             failed.load(std::sync::atomic::Ordering::Relaxed)
         ));
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let failures: Vec<&RunReport> = reports.iter().filter(|r| !r.passed()).collect();
-    let simulated_ms: u64 = reports.iter().map(|r| r.simulated_ms).sum();
+    let not_started = jobs.len() - outcomes.len();
+    let failures: Vec<&RunReport> = outcomes
+        .iter()
+        .map(|o| &o.report)
+        .filter(|r| !r.passed())
+        .collect();
+    let simulated_ms: u64 = outcomes.iter().map(|o| o.report.simulated_ms).sum();
+    print!("{}", sweep::summary_table(&sweep::summarize(&outcomes)));
     println!(
-        "sweep: {} seeds, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
-        reports.len(),
+        "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
+        outcomes.len(),
         failures.len(),
         simulated_ms as f64 / 1000.0,
         started.elapsed().as_secs_f64(),
         args.jobs
     );
+    if not_started > 0 {
+        println!(
+            "time budget reached: {} of {} runs ran, {not_started} not started",
+            outcomes.len(),
+            jobs.len()
+        );
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, sweep::junit_xml(&outcomes, not_started))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     for f in &failures {
         println!(
-            "  seed {} failed: {}",
+            "  {} seed {} failed: {}",
+            f.config.scenario.as_deref().unwrap_or("random"),
             f.config.seed,
             f.config.reproduce_command()
         );

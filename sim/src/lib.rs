@@ -11,5 +11,6 @@ pub mod fault;
 pub mod panic_guard;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod trace;
 pub mod workload;
