@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Run twice and compare the hashes of the two event traces.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write the run's events as a Chrome trace-event JSON file (open it in
+    /// Perfetto or chrome://tracing): one track per member, virtual time.
+    #[arg(long)]
+    pub trace_out: Option<std::path::PathBuf>,
 }
 
 fn default_jobs() -> usize {
@@ -143,20 +147,37 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
         .seed
         .unwrap_or_else(|| scenario.as_ref().map_or(1, |s| s.seed));
     let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let keep_trace = args.trace_out.is_some();
     let execute = |trace: bool| match &scenario {
-        Some(s) => s.run(seed, bugs, trace),
+        Some(s) => {
+            let mut cfg = s.config(seed, bugs, trace);
+            cfg.keep_trace = keep_trace;
+            s.run_config(cfg)
+        }
         None => {
             let mut cfg = args
                 .settings
                 .config(seed)
                 .unwrap_or_else(|_| RunConfig::new(seed));
             cfg.trace = trace;
+            cfg.keep_trace = keep_trace;
             run_one(&cfg)
         }
     };
     let report = execute(trace);
     let cfg = report.config.clone();
     println!("{}", report.summary());
+    if let Some(path) = &args.trace_out {
+        let members: Vec<u64> = (1..=cfg.nodes + cfg.spares).collect();
+        let doc = sim::chrome_trace::to_json(&report.trace_records, &members);
+        std::fs::write(path, serde_json::to_vec(&doc)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "trace: {} events written to {}",
+            report.trace_records.len(),
+            path.display()
+        );
+    }
     if args.check_determinism {
         let again = execute(false);
         if again.trace_hash != report.trace_hash || again.trace_events != report.trace_events {

@@ -3,6 +3,7 @@
 //! faults described in [`fault`], and checks the invariants in [`checker`].
 
 pub mod checker;
+pub mod chrome_trace;
 pub mod cluster;
 pub mod config;
 pub mod demo;

@@ -198,9 +198,13 @@ impl World {
         }
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
         let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids);
+        let mut trace = Trace::new(cfg.trace);
+        if cfg.keep_trace {
+            trace.keep_records();
+        }
         Arc::new(World {
             state: Mutex::new(WorldState {
-                trace: Trace::new(cfg.trace),
+                trace,
                 cfg,
                 members,
                 table: EquivalenceTable::default(),
