@@ -101,6 +101,12 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Seeds per catalogue scenario to time (0: skip the catalogue).
+    #[arg(long, default_value_t = 3)]
+    pub scenario_seeds: u64,
+    /// Backup rounds to time (`bench-backup`'s round; 0: skip).
+    #[arg(long, default_value_t = 50)]
+    pub backup_rounds: u64,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -315,7 +321,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let simulated_s: f64 = reports.iter().map(|r| r.simulated_ms as f64 / 1000.0).sum();
     let failed = reports.iter().filter(|r| !r.passed()).count();
     println!("| figure ({} jobs) | value |\n| --- | --- |", args.jobs);
-    println!("| seeds | {} ({failed} failed) |", args.seeds);
+    println!("| random seeds | {} ({failed} failed) |", args.seeds);
     println!("| simulated s per wall s | {:.0} |", simulated_s / wall);
     println!(
         "| seeds per minute | {:.0} |",
@@ -325,5 +331,52 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "| wall s per seed per job | {:.3} |",
         wall * args.jobs as f64 / args.seeds as f64
     );
+    if args.scenario_seeds > 0 {
+        let bugs = crate::parse_bugs(&args.settings.bugs)?;
+        let jobs: Vec<Job> = sweep::catalogue_matching("*")?
+            .into_iter()
+            .map(Arc::new)
+            .flat_map(|sc| {
+                (1..=args.scenario_seeds).map(move |seed| Job::Scenario {
+                    scenario: sc.clone(),
+                    seed,
+                    bugs,
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let outcomes = run_jobs(&jobs, args.jobs, None, &|_| {});
+        let wall = started.elapsed().as_secs_f64();
+        let simulated_s: f64 = outcomes
+            .iter()
+            .map(|o| o.report.simulated_ms as f64 / 1000.0)
+            .sum();
+        let failed = outcomes.iter().filter(|o| !o.report.passed()).count();
+        println!(
+            "| catalogue runs ({} scenarios × {} seeds) | {} ({failed} failed) |",
+            jobs.len() as u64 / args.scenario_seeds,
+            args.scenario_seeds,
+            outcomes.len()
+        );
+        println!(
+            "| catalogue runs per second | {:.1} |",
+            outcomes.len() as f64 / wall.max(1e-9)
+        );
+        println!(
+            "| catalogue simulated s per wall s | {:.0} |",
+            simulated_s / wall.max(1e-9)
+        );
+    }
+    if args.backup_rounds > 0 {
+        let started = std::time::Instant::now();
+        for r in 0..args.backup_rounds {
+            crate::cli_backup::round(1 + r, 50, replica::bugs::KnownBugs::NONE)?;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "| backup rounds per second (50 entries → backup → restore → compare, 1 thread) | {:.1} |",
+            args.backup_rounds as f64 / wall.max(1e-9)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
