@@ -333,7 +333,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     if args.scenario_seeds > 0 {
         let bugs = crate::parse_bugs(&args.settings.bugs)?;
-        let jobs: Vec<Job> = sweep::catalogue_matching("*")?
+        let scenarios = sweep::catalogue_matching("*")?;
+        let count = scenarios.len();
+        let jobs: Vec<Job> = scenarios
             .into_iter()
             .map(Arc::new)
             .flat_map(|sc| {
@@ -354,7 +356,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let failed = outcomes.iter().filter(|o| !o.report.passed()).count();
         println!(
             "| catalogue runs ({} scenarios × {} seeds) | {} ({failed} failed) |",
-            jobs.len() as u64 / args.scenario_seeds,
+            count,
             args.scenario_seeds,
             outcomes.len()
         );
