@@ -22,6 +22,9 @@ pub struct RunConfig {
     pub trace: bool,
     /// Keep every trace event in the report (for `--trace-out`).
     pub keep_trace: bool,
+    /// Capture a member's syncs and every member's states for `sim
+    /// explore` (`None` in normal runs).
+    pub capture: Option<std::sync::Arc<crate::explore::CaptureSink>>,
     pub bugs: KnownBugs,
     /// Raft tick period (each member adds seeded jitter).
     pub tick_ms: u64,
@@ -52,6 +55,7 @@ impl RunConfig {
             faults: FaultClass::ALL.into_iter().collect(),
             trace: false,
             keep_trace: false,
+            capture: None,
             bugs: KnownBugs::NONE,
             tick_ms: 10,
             snapshot_count: *[16, 64, 256].choose(&mut rng).unwrap_or(&64),

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod diff;
+pub mod explore;
 pub mod fault;
 pub mod panic_guard;
 pub mod run;
