@@ -369,6 +369,23 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             simulated_s / wall.max(1e-9)
         );
     }
+    {
+        // Crash-state enumeration on one scenario's member.
+        let sc = Scenario::load(&scenario::find("12-crash-during-replay")?)?;
+        let sink = sim::explore::CaptureSink::new(2, 400, false);
+        let mut cfg = sc.config(sc.seed, replica::bugs::KnownBugs::NONE, false);
+        cfg.capture = Some(sink.clone());
+        sc.run_config(cfg.clone());
+        let started = std::time::Instant::now();
+        let report = sim::explore::explore(&cfg, &sink, 100_000);
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "| explore states per second (12-crash-during-replay, member 2: {} states, {} failed, 1 thread) | {:.0} |",
+            report.states,
+            report.failures.len(),
+            report.states as f64 / wall.max(1e-9)
+        );
+    }
     if args.backup_rounds > 0 {
         let started = std::time::Instant::now();
         for r in 0..args.backup_rounds {
