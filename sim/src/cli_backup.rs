@@ -217,7 +217,7 @@ fn write_source(disk: Arc<dyn Disk>, seed: u64, entries: u64) -> anyhow::Result<
 }
 
 /// One round; `Err` with the differing fields on a divergence.
-fn round(seed: u64, entries: u64, bugs: KnownBugs) -> anyhow::Result<()> {
+pub(crate) fn round(seed: u64, entries: u64, bugs: KnownBugs) -> anyhow::Result<()> {
     let src: Arc<dyn Disk> = Arc::new(MemDisk::new());
     let dst: Arc<dyn Disk> = Arc::new(MemDisk::new());
     write_source(src.clone(), seed, entries)?;

@@ -6,8 +6,10 @@ use sim::config::RunConfig;
 use sim::fault::FaultClass;
 use sim::run::{RunReport, run as run_one, run_many};
 use sim::scenario::{self, Scenario};
+use sim::sweep::{self, Job, run_jobs};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings shared by every random run.
@@ -58,6 +60,10 @@ pub struct RunArgs {
     /// Run twice and compare the hashes of the two event traces.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write the run's events as a Chrome trace-event JSON file (open it in
+    /// Perfetto or chrome://tracing): one track per member, virtual time.
+    #[arg(long)]
+    pub trace_out: Option<std::path::PathBuf>,
 }
 
 fn default_jobs() -> usize {
@@ -72,6 +78,17 @@ pub struct SweepArgs {
     /// Worker threads (each seed's outcome is the same for any value).
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Run every catalogue scenario whose name matches this glob (`*`,
+    /// `?`; e.g. `'*'`, `'0?-*'`) with each seed, instead of the random run.
+    #[arg(long)]
+    pub scenarios: Option<String>,
+    /// Start no new run after this much wall time (e.g. `5m`, `90s`); the
+    /// summary says how many ran.
+    #[arg(long, value_parser = parse_duration)]
+    pub time_budget: Option<Duration>,
+    /// Write a JUnit XML report here: one test case per (scenario, seed).
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -84,6 +101,12 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Seeds per catalogue scenario to time (0: skip the catalogue).
+    #[arg(long, default_value_t = 3)]
+    pub scenario_seeds: u64,
+    /// Backup rounds to time (`bench-backup`'s round; 0: skip).
+    #[arg(long, default_value_t = 50)]
+    pub backup_rounds: u64,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -130,20 +153,37 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
         .seed
         .unwrap_or_else(|| scenario.as_ref().map_or(1, |s| s.seed));
     let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let keep_trace = args.trace_out.is_some();
     let execute = |trace: bool| match &scenario {
-        Some(s) => s.run(seed, bugs, trace),
+        Some(s) => {
+            let mut cfg = s.config(seed, bugs, trace);
+            cfg.keep_trace = keep_trace;
+            s.run_config(cfg)
+        }
         None => {
             let mut cfg = args
                 .settings
                 .config(seed)
                 .unwrap_or_else(|_| RunConfig::new(seed));
             cfg.trace = trace;
+            cfg.keep_trace = keep_trace;
             run_one(&cfg)
         }
     };
     let report = execute(trace);
     let cfg = report.config.clone();
     println!("{}", report.summary());
+    if let Some(path) = &args.trace_out {
+        let members: Vec<u64> = (1..=cfg.nodes + cfg.spares).collect();
+        let doc = sim::chrome_trace::to_json(&report.trace_records, &members);
+        std::fs::write(path, serde_json::to_vec(&doc)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "trace: {} events written to {}",
+            report.trace_records.len(),
+            path.display()
+        );
+    }
     if args.check_determinism {
         let again = execute(false);
         if again.trace_hash != report.trace_hash || again.trace_events != report.trace_events {
@@ -172,49 +212,92 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
 fn progress(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {msg}  [{elapsed_precise}]")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {msg}  [{elapsed_precise}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
-    let configs = args
-        .seeds
-        .clone()
-        .map(|seed| args.settings.config(seed))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let bar = progress(configs.len() as u64);
+    let jobs: Vec<Job> = match &args.scenarios {
+        Some(pattern) => {
+            let bugs = crate::parse_bugs(&args.settings.bugs)?;
+            let found = sweep::catalogue_matching(pattern)?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no scenario in {} matches {pattern:?}",
+                scenario::catalogue_dir().display()
+            );
+            found
+                .into_iter()
+                .map(Arc::new)
+                .flat_map(|sc| {
+                    args.seeds.clone().map(move |seed| Job::Scenario {
+                        scenario: sc.clone(),
+                        seed,
+                        bugs,
+                    })
+                })
+                .collect()
+        }
+        None => args
+            .seeds
+            .clone()
+            .map(|seed| args.settings.config(seed).map(Job::Random))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    let bar = progress(jobs.len() as u64);
     let failed = std::sync::atomic::AtomicU64::new(0);
+    // Wall-clock time is read here, outside any simulation: it decides
+    // which runs start, never how a run goes.
     let started = std::time::Instant::now();
-    let reports = run_many(&configs, args.jobs, &|report| {
-        if !report.passed() {
+    let deadline = args.time_budget.map(|b| started + b);
+    let outcomes = run_jobs(&jobs, args.jobs, deadline, &|o| {
+        if !o.report.passed() {
             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // `println` on a hidden bar (not a terminal) prints nothing.
-            bar.suspend(|| print!("{}", report.failure_report()));
+            bar.suspend(|| print!("{}", o.report.failure_report()));
         }
         let done = bar.position() + 1;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!(
-            "{} failed, {rate:.1} seeds/s",
+            "{} failed, {rate:.1} runs/s",
             failed.load(std::sync::atomic::Ordering::Relaxed)
         ));
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let failures: Vec<&RunReport> = reports.iter().filter(|r| !r.passed()).collect();
-    let simulated_ms: u64 = reports.iter().map(|r| r.simulated_ms).sum();
+    let not_started = jobs.len() - outcomes.len();
+    let failures: Vec<&RunReport> = outcomes
+        .iter()
+        .map(|o| &o.report)
+        .filter(|r| !r.passed())
+        .collect();
+    let simulated_ms: u64 = outcomes.iter().map(|o| o.report.simulated_ms).sum();
+    print!("{}", sweep::summary_table(&sweep::summarize(&outcomes)));
     println!(
-        "sweep: {} seeds, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
-        reports.len(),
+        "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
+        outcomes.len(),
         failures.len(),
         simulated_ms as f64 / 1000.0,
         started.elapsed().as_secs_f64(),
         args.jobs
     );
+    if not_started > 0 {
+        println!(
+            "time budget reached: {} of {} runs ran, {not_started} not started",
+            outcomes.len(),
+            jobs.len()
+        );
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, sweep::junit_xml(&outcomes, not_started))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     for f in &failures {
         println!(
-            "  seed {} failed: {}",
+            "  {} seed {} failed: {}",
+            f.config.scenario.as_deref().unwrap_or("random"),
             f.config.seed,
             f.config.reproduce_command()
         );
@@ -238,7 +321,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let simulated_s: f64 = reports.iter().map(|r| r.simulated_ms as f64 / 1000.0).sum();
     let failed = reports.iter().filter(|r| !r.passed()).count();
     println!("| figure ({} jobs) | value |\n| --- | --- |", args.jobs);
-    println!("| seeds | {} ({failed} failed) |", args.seeds);
+    println!("| random seeds | {} ({failed} failed) |", args.seeds);
     println!("| simulated s per wall s | {:.0} |", simulated_s / wall);
     println!(
         "| seeds per minute | {:.0} |",
@@ -248,5 +331,71 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "| wall s per seed per job | {:.3} |",
         wall * args.jobs as f64 / args.seeds as f64
     );
+    if args.scenario_seeds > 0 {
+        let bugs = crate::parse_bugs(&args.settings.bugs)?;
+        let scenarios = sweep::catalogue_matching("*")?;
+        let count = scenarios.len();
+        let jobs: Vec<Job> = scenarios
+            .into_iter()
+            .map(Arc::new)
+            .flat_map(|sc| {
+                (1..=args.scenario_seeds).map(move |seed| Job::Scenario {
+                    scenario: sc.clone(),
+                    seed,
+                    bugs,
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let outcomes = run_jobs(&jobs, args.jobs, None, &|_| {});
+        let wall = started.elapsed().as_secs_f64();
+        let simulated_s: f64 = outcomes
+            .iter()
+            .map(|o| o.report.simulated_ms as f64 / 1000.0)
+            .sum();
+        let failed = outcomes.iter().filter(|o| !o.report.passed()).count();
+        println!(
+            "| catalogue runs ({} scenarios × {} seeds) | {} ({failed} failed) |",
+            count,
+            args.scenario_seeds,
+            outcomes.len()
+        );
+        println!(
+            "| catalogue runs per second | {:.1} |",
+            outcomes.len() as f64 / wall.max(1e-9)
+        );
+        println!(
+            "| catalogue simulated s per wall s | {:.0} |",
+            simulated_s / wall.max(1e-9)
+        );
+    }
+    {
+        // Crash-state enumeration on one scenario's member.
+        let sc = Scenario::load(&scenario::find("12-crash-during-replay")?)?;
+        let sink = sim::explore::CaptureSink::new(2, 400, false);
+        let mut cfg = sc.config(sc.seed, replica::bugs::KnownBugs::NONE, false);
+        cfg.capture = Some(sink.clone());
+        sc.run_config(cfg.clone());
+        let started = std::time::Instant::now();
+        let report = sim::explore::explore(&cfg, &sink, 100_000);
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "| explore states per second (12-crash-during-replay, member 2: {} states, {} failed, 1 thread) | {:.0} |",
+            report.states,
+            report.failures.len(),
+            report.states as f64 / wall.max(1e-9)
+        );
+    }
+    if args.backup_rounds > 0 {
+        let started = std::time::Instant::now();
+        for r in 0..args.backup_rounds {
+            crate::cli_backup::round(1 + r, 50, replica::bugs::KnownBugs::NONE)?;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "| backup rounds per second (50 entries → backup → restore → compare, 1 thread) | {:.1} |",
+            args.backup_rounds as f64 / wall.max(1e-9)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

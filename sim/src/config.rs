@@ -20,6 +20,11 @@ pub struct RunConfig {
     pub faults: BTreeSet<FaultClass>,
     /// Print the event timeline as it happens.
     pub trace: bool,
+    /// Keep every trace event in the report (for `--trace-out`).
+    pub keep_trace: bool,
+    /// Capture a member's syncs and every member's states for `sim
+    /// explore` (`None` in normal runs).
+    pub capture: Option<std::sync::Arc<crate::explore::CaptureSink>>,
     pub bugs: KnownBugs,
     /// Raft tick period (each member adds seeded jitter).
     pub tick_ms: u64,
@@ -49,6 +54,8 @@ impl RunConfig {
             duration_ms: 20_000,
             faults: FaultClass::ALL.into_iter().collect(),
             trace: false,
+            keep_trace: false,
+            capture: None,
             bugs: KnownBugs::NONE,
             tick_ms: 10,
             snapshot_count: *[16, 64, 256].choose(&mut rng).unwrap_or(&64),

@@ -3,13 +3,16 @@
 //! faults described in [`fault`], and checks the invariants in [`checker`].
 
 pub mod checker;
+pub mod chrome_trace;
 pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod diff;
+pub mod explore;
 pub mod fault;
 pub mod panic_guard;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod trace;
 pub mod workload;

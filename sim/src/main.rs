@@ -1,6 +1,7 @@
 //! `sim`: the deterministic simulation harness's command line.
 
 mod cli_backup;
+mod cli_explore;
 mod cli_run;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,10 @@ enum Command {
     /// Performance figures: simulated seconds per wall second and seeds per
     /// minute for the default random run.
     Bench(cli_run::BenchArgs),
+    /// Crash-state enumeration: at every sync of one member during a
+    /// scenario, every state a power loss could leave must boot and match
+    /// the run's state. Exit 1 on a failing state.
+    Explore(cli_explore::ExploreArgs),
     /// Offline backup of a stopped member's data directory into a new
     /// one-member cluster (etcd's `backup --with-v3`).
     Backup(cli_backup::BackupArgs),
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli_run::run(args, true),
         Command::Sweep(args) => cli_run::sweep(args),
         Command::Bench(args) => cli_run::bench(args),
+        Command::Explore(args) => cli_explore::run(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::BenchBackup(args) => cli_backup::bench(args),
         Command::Demo {

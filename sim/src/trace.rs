@@ -29,6 +29,19 @@ impl Fnv64 {
     }
 }
 
+/// One event kept for export (`sim run --trace-out`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRecord {
+    pub time_ms: u64,
+    /// `None`: the supervisor or the client.
+    pub member: Option<u64>,
+    /// The event's text (for numeric events, its kind without the field
+    /// list).
+    pub what: String,
+    /// Named numbers of a numeric event.
+    pub numbers: Vec<(String, i64)>,
+}
+
 /// The trace of one run.
 #[derive(Debug, Default)]
 pub struct Trace {
@@ -36,6 +49,9 @@ pub struct Trace {
     events: u64,
     print: bool,
     line: String,
+    /// Every event, when an export was asked for (off by default: the
+    /// random runs' hot loop does not pay for it).
+    records: Option<Vec<TraceRecord>>,
 }
 
 impl Trace {
@@ -62,6 +78,24 @@ impl Trace {
         if self.print {
             println!("{}", self.line);
         }
+        if let Some(records) = self.records.as_mut() {
+            records.push(TraceRecord {
+                time_ms: now_ms,
+                member,
+                what: what.to_string(),
+                numbers: Vec::new(),
+            });
+        }
+    }
+
+    /// Keeps every event from now on, for [`Trace::records`].
+    pub fn keep_records(&mut self) {
+        self.records.get_or_insert_with(Vec::new);
+    }
+
+    /// The kept events (empty unless [`Trace::keep_records`] was called).
+    pub fn records(&self) -> &[TraceRecord] {
+        self.records.as_deref().unwrap_or(&[])
     }
 
     /// Records a frequent event without formatting it (unless printing):
@@ -83,6 +117,17 @@ impl Trace {
                 format!("m{member}"),
                 nums.join(" ")
             );
+        }
+        if let Some(records) = self.records.as_mut() {
+            // "apply first,last,revision,v2:" names its numbers.
+            let (name, fields) = kind.split_once(' ').unwrap_or((kind, ""));
+            let fields = fields.trim_end_matches(':').split(',');
+            records.push(TraceRecord {
+                time_ms: now_ms,
+                member: (member != 0).then_some(member),
+                what: name.to_string(),
+                numbers: fields.zip(nums).map(|(f, n)| (f.to_string(), *n)).collect(),
+            });
         }
     }
 

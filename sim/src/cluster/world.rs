@@ -148,7 +148,7 @@ pub fn member_info(id: u64) -> MemberInfo {
     }
 }
 
-fn node_config(cfg: &RunConfig, id: u64) -> NodeConfig {
+pub(crate) fn node_config(cfg: &RunConfig, id: u64) -> NodeConfig {
     let store = StoreConfig {
         snapshot_count: cfg.snapshot_count,
         backend: BackendOptions {
@@ -174,6 +174,9 @@ impl World {
         let mut members = BTreeMap::new();
         for id in 1..=cfg.nodes + cfg.spares {
             let disk = SimDisk::new();
+            if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member == id) {
+                disk.capture_syncs(sink.clone());
+            }
             let hook = SimCrashHook::new(disk.clone());
             members.insert(
                 id,
@@ -198,9 +201,13 @@ impl World {
         }
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
         let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids);
+        let mut trace = Trace::new(cfg.trace);
+        if cfg.keep_trace {
+            trace.keep_records();
+        }
         Arc::new(World {
             state: Mutex::new(WorldState {
-                trace: Trace::new(cfg.trace),
+                trace,
                 cfg,
                 members,
                 table: EquivalenceTable::default(),
@@ -302,6 +309,9 @@ impl WorldState {
         };
         match opened {
             Ok(node) => {
+                if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member == id) {
+                    sink.activate();
+                }
                 let rec = node.recovered().clone();
                 let applied = node.member().applied_index();
                 slot.node = Some(node);
@@ -439,6 +449,9 @@ impl WorldState {
         );
         // A full state comparison at sampled indexes (a dump costs about as
         // much as applying a few dozen entries).
+        if let (Some(sink), Some(last)) = (&self.cfg.capture, last) {
+            sink.reference(last, || node.member().state_dump().ok());
+        }
         let sampled = last
             .filter(|i| i % STATE_SAMPLE_EVERY == 0)
             .and_then(|i| node.member().state_dump().ok().map(|d| (i, d)));

@@ -40,6 +40,9 @@ struct Gate {
 pub struct SimDisk {
     mem: MemDisk,
     gate: Mutex<Gate>,
+    /// Where `sync`s are captured for crash-state exploration (`sim
+    /// explore`); `None` in normal runs.
+    capture: Mutex<Option<Arc<crate::explore::CaptureSink>>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,7 @@ impl SimDisk {
         Arc::new(SimDisk {
             mem: MemDisk::new(),
             gate: Mutex::new(Gate::default()),
+            capture: Mutex::new(None),
         })
     }
 
@@ -157,6 +161,11 @@ impl SimDisk {
         self.mem.crash_power_loss_with(plan);
     }
 
+    /// Captures the disk before each successful file `sync` into `sink`.
+    pub fn capture_syncs(&self, sink: Arc<crate::explore::CaptureSink>) {
+        *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
     /// The underlying in-memory disk (for inspection in tests).
     pub fn mem(&self) -> &MemDisk {
         &self.mem
@@ -194,6 +203,14 @@ impl Disk for SimDisk {
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
         self.pass(OpKind::Sync)?;
+        if let Some(sink) = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            sink.capture(&self.mem, path);
+        }
         self.mem.sync(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

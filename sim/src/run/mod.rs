@@ -35,6 +35,8 @@ pub struct RunReport {
     pub trace_events: u64,
     /// States recorded by scenario `snapshot` steps, in order.
     pub recorded: Vec<crate::scenario::Recorded>,
+    /// Every trace event, if the config asked to keep them.
+    pub trace_records: Vec<crate::trace::TraceRecord>,
 }
 
 impl RunReport {

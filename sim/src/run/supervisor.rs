@@ -149,6 +149,7 @@ impl Supervisor {
             trace_hash: w.trace.hash(),
             trace_events: w.trace.events(),
             recorded: w.recorded.clone(),
+            trace_records: w.trace.records().to_vec(),
         }
     }
 

@@ -97,7 +97,12 @@ impl Scenario {
 
     /// Runs the scenario with `seed`.
     pub fn run(&self, seed: u64, bugs: KnownBugs, trace: bool) -> RunReport {
-        let cfg = self.config(seed, bugs, trace);
+        self.run_config(self.config(seed, bugs, trace))
+    }
+
+    /// Runs the scenario with a config from [`Scenario::config`] (adjusted,
+    /// e.g. to keep the trace).
+    pub fn run_config(&self, cfg: RunConfig) -> RunReport {
         let rt = runtime(&cfg, 600_000);
         let _quiet = crate::panic_guard::QuietPanics::new();
         let scenario = self.clone();

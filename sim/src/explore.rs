@@ -1,0 +1,282 @@
+//! Crash-state enumeration (`sim explore`): instead of one seeded power
+//! loss, every state a power loss could leave at a sync of one member.
+//!
+//! A run of a scenario captures, at each successful file `sync` of the
+//! chosen member (the end of a backend commit or of a WAL save), a fork of
+//! its disk *before* the sync, and records every member's state dump at the
+//! end of each step as the reference state per applied index. Offline, for
+//! each capture, the synced file keeps every prefix of its pending
+//! operations (and, for the last kept write, each sector-aligned torn
+//! variant); other files' unsynced operations are lost; directory changes
+//! are kept (the journal committed them). Each state must boot, and its
+//! state must equal the reference at the applied index it boots to.
+
+use crate::cluster::world::node_config;
+use crate::config::RunConfig;
+use crate::panic_guard::guard;
+use replica::crash_point::NoCrash;
+use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan, Survival};
+use replica::member::Member;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The sector size at which a write can tear (as in the fault model).
+const SECTOR: usize = 512;
+
+/// Torn variants tried per kept write, at most (spread over its sectors).
+const MAX_TORN_VARIANTS: usize = 4;
+
+/// A disk captured just before a sync.
+#[derive(Debug)]
+pub struct SyncPoint {
+    pub disk: MemDisk,
+    pub path: PathBuf,
+}
+
+/// What a run captures for exploration.
+#[derive(Debug)]
+pub struct CaptureSink {
+    /// The member whose syncs are captured.
+    pub member: u64,
+    /// Captures kept at most.
+    pub max_points: usize,
+    points: Mutex<Vec<SyncPoint>>,
+    /// Whether syncs are captured yet (from the member's first boot on,
+    /// unless the bootstrap is explored too).
+    active: std::sync::atomic::AtomicBool,
+    /// By applied index: the first state dump any member reported there.
+    references: Mutex<BTreeMap<u64, serde_json::Value>>,
+}
+
+impl CaptureSink {
+    pub fn new(member: u64, max_points: usize, include_bootstrap: bool) -> Arc<CaptureSink> {
+        Arc::new(CaptureSink {
+            member,
+            max_points,
+            points: Mutex::new(Vec::new()),
+            active: std::sync::atomic::AtomicBool::new(include_bootstrap),
+            references: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Called when the member has booted (its bootstrap is complete).
+    pub fn activate(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Called by the member's disk before it syncs `path`.
+    pub fn capture(&self, mem: &MemDisk, path: &Path) {
+        if !self.active.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut points = self.points.lock().unwrap_or_else(|e| e.into_inner());
+        if points.len() >= self.max_points || mem.pending_ops(path).is_ok_and(|p| p.is_empty()) {
+            return;
+        }
+        points.push(SyncPoint {
+            disk: mem.fork(),
+            path: path.to_path_buf(),
+        });
+    }
+
+    /// Records the state after entry `index`, if none is recorded yet.
+    pub fn reference(&self, index: u64, dump: impl FnOnce() -> Option<replica::member::StateDump>) {
+        let mut refs = self.references.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::btree_map::Entry::Vacant(slot) = refs.entry(index)
+            && let Some(value) = dump().and_then(|d| serde_json::to_value(d).ok())
+        {
+            slot.insert(value);
+        }
+    }
+}
+
+/// Keeps a prefix of the target file's pending operations, the last one
+/// possibly torn; loses every other file's.
+struct PrefixPlan<'a> {
+    target: &'a Path,
+    keep: usize,
+    torn_last: Option<usize>,
+}
+
+impl PowerLossPlan for PrefixPlan<'_> {
+    fn file_op(&mut self, path: &Path, op_index: usize, _op: &PendingOp) -> Survival {
+        if path != self.target || op_index >= self.keep {
+            return Survival::Lost;
+        }
+        match self.torn_last {
+            Some(keep_bytes) if op_index + 1 == self.keep => Survival::Torn { keep_bytes },
+            _ => Survival::Kept,
+        }
+    }
+    fn dir_changes(&mut self, _dir: &Path) -> bool {
+        true
+    }
+}
+
+/// One crash state: how many pending operations survive, and the torn
+/// length of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashState {
+    pub keep: usize,
+    pub torn_last: Option<usize>,
+}
+
+/// Every crash state of a file with these pending operations.
+pub fn crash_states(ops: &[PendingOp]) -> Vec<CrashState> {
+    let mut states = vec![CrashState {
+        keep: 0,
+        torn_last: None,
+    }];
+    for (i, op) in ops.iter().enumerate() {
+        if let PendingOp::Write { data, .. } = op {
+            let sectors = data.len().div_ceil(SECTOR);
+            if sectors > 1 {
+                let step = (sectors - 1).div_ceil(MAX_TORN_VARIANTS).max(1);
+                for s in (1..sectors).step_by(step) {
+                    states.push(CrashState {
+                        keep: i + 1,
+                        torn_last: Some(s * SECTOR),
+                    });
+                }
+            }
+        }
+        states.push(CrashState {
+            keep: i + 1,
+            torn_last: None,
+        });
+    }
+    states
+}
+
+/// A crash state that failed a check.
+#[derive(Debug, Clone)]
+pub struct ExploreFailure {
+    pub point: usize,
+    pub path: PathBuf,
+    pub state: CrashState,
+    pub detail: String,
+    pub diffs: Vec<String>,
+}
+
+/// The outcome of an exploration.
+#[derive(Debug, Clone, Default)]
+pub struct ExploreReport {
+    pub sync_points: usize,
+    pub states: u64,
+    /// States whose applied index had a reference to compare with.
+    pub compared: u64,
+    pub failures: Vec<ExploreFailure>,
+}
+
+/// Explores the crash states of every captured sync, at most `max_states`.
+pub fn explore(cfg: &RunConfig, sink: &CaptureSink, max_states: u64) -> ExploreReport {
+    let points = std::mem::take(&mut *sink.points.lock().unwrap_or_else(|e| e.into_inner()));
+    let refs = sink
+        .references
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let store = node_config(cfg, sink.member).store;
+    let mut report = ExploreReport {
+        sync_points: points.len(),
+        ..ExploreReport::default()
+    };
+    let _quiet = crate::panic_guard::QuietPanics::new();
+    'points: for (n, point) in points.iter().enumerate() {
+        let ops = point.disk.pending_ops(&point.path).unwrap_or_default();
+        for state in crash_states(&ops) {
+            if report.states >= max_states {
+                break 'points;
+            }
+            report.states += 1;
+            let disk = point.disk.fork();
+            disk.crash_power_loss_with(&mut PrefixPlan {
+                target: &point.path,
+                keep: state.keep,
+                torn_last: state.torn_last,
+            });
+            let disk: Arc<dyn Disk> = Arc::new(disk);
+            let fail = |detail: String, diffs: Vec<String>| ExploreFailure {
+                point: n,
+                path: point.path.clone(),
+                state,
+                detail,
+                diffs,
+            };
+            let booted = guard(|| Member::open(disk, store.clone(), Arc::new(NoCrash), 0));
+            let member = match booted {
+                Ok(Ok((member, _))) => member,
+                // A power loss before the bootstrap's WAL was renamed into
+                // place: there is no member yet, and the next start
+                // bootstraps it again.
+                Ok(Err(replica::member::StoreError::NotInitialized)) => continue,
+                Ok(Err(e)) => {
+                    report
+                        .failures
+                        .push(fail(format!("does not boot: {e}"), Vec::new()));
+                    continue;
+                }
+                Err(panic) => {
+                    report
+                        .failures
+                        .push(fail(format!("panicked while booting: {panic}"), Vec::new()));
+                    continue;
+                }
+            };
+            let index = member.applied_index();
+            let Some(reference) = refs.get(&index) else {
+                continue;
+            };
+            report.compared += 1;
+            let dump = match member.state_dump() {
+                Ok(d) => serde_json::to_value(d).unwrap_or_default(),
+                Err(e) => {
+                    report
+                        .failures
+                        .push(fail(format!("no state dump: {e}"), Vec::new()));
+                    continue;
+                }
+            };
+            if dump != *reference {
+                report.failures.push(fail(
+                    format!("state after entry {index} differs from the run's"),
+                    crate::diff::diff(&dump, reference)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ));
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_states_are_every_prefix_and_torn_variants_of_the_last_write() {
+        let ops = vec![
+            PendingOp::Write {
+                offset: 0,
+                data: vec![1; 3 * SECTOR],
+            },
+            PendingOp::SetLen(10),
+        ];
+        let states = crash_states(&ops);
+        let keep = |keep, torn_last| CrashState { keep, torn_last };
+        assert_eq!(
+            states,
+            vec![
+                keep(0, None),
+                keep(1, Some(SECTOR)),
+                keep(1, Some(2 * SECTOR)),
+                keep(1, None),
+                keep(2, None),
+            ]
+        );
+    }
+}
