@@ -134,6 +134,27 @@ impl Member {
             return Err(StoreError::AlreadyInitialized);
         }
         disk.create_dir_all(Path::new(SNAP_DIR))?;
+        // The WAL's existence is what makes a member initialized, so it is
+        // created last. Everything before it is redone by the next attempt:
+        // a backend file left by an interrupted bootstrap (possibly empty
+        // or half written by a power loss) holds nothing anyone was told,
+        // and is replaced by a fresh, durably created one.
+        let backend_path = Path::new(BACKEND_FILE);
+        if disk.exists(backend_path)? {
+            disk.remove(backend_path)?;
+            disk.sync_dir(Path::new(SNAP_DIR))?;
+        }
+        let mut backend = Backend::open(
+            disk.clone(),
+            backend_path,
+            BackendOptions {
+                bugs: config.bugs,
+                ..config.backend
+            },
+            hook.clone(),
+        )?;
+        backend.force_commit()?;
+        drop(backend);
         let mut wal = Wal::create(
             disk.clone(),
             Path::new(WAL_DIR),
