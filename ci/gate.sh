@@ -19,7 +19,7 @@ cargo nextest run --workspace --all-features
 cargo build --quiet --release -p sim
 sim="${CARGO_TARGET_DIR:-target}/release/sim"
 status=0
-"$sim" sweep --seeds "$SEEDS" --junit "$JUNIT_DIR/sim-random.xml" || status=1
+"$sim" sweep --no-catalogue --seeds "$SEEDS" --junit "$JUNIT_DIR/sim-random.xml" || status=1
 "$sim" sweep --scenarios '*' --seeds "$SCENARIO_SEEDS" \
   --junit "$JUNIT_DIR/sim-scenarios.xml" || status=1
 exit "$status"

@@ -39,7 +39,7 @@ random="$(slice "$SEEDS")"
 scen="$(slice "$SCENARIO_SEEDS")"
 echo "shard $index/$count: random seeds $random, scenario seeds $scen"
 if [ "${random%..*}" != "${random#*..}" ]; then
-  "$sim" sweep --seeds "$random" "${budget[@]}" \
+  "$sim" sweep --no-catalogue --seeds "$random" "${budget[@]}" \
     --junit "$JUNIT_DIR/shard-$index-random.xml" "$@" || status=1
 fi
 if [ "${scen%..*}" != "${scen#*..}" ]; then

@@ -82,6 +82,10 @@ pub struct SweepArgs {
     /// `?`; e.g. `'*'`, `'0?-*'`) with each seed, instead of the random run.
     #[arg(long)]
     pub scenarios: Option<String>,
+    /// Without `--scenarios`, the sweep also runs every catalogue scenario
+    /// once with its default seed; this leaves them out.
+    #[arg(long)]
+    pub no_catalogue: bool,
     /// Start no new run after this much wall time (e.g. `5m`, `90s`); the
     /// summary says how many ran.
     #[arg(long, value_parser = parse_duration)]
@@ -240,11 +244,24 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect()
         }
-        None => args
-            .seeds
-            .clone()
-            .map(|seed| args.settings.config(seed).map(Job::Random))
-            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => {
+            let mut jobs: Vec<Job> = Vec::new();
+            if !args.no_catalogue {
+                let bugs = crate::parse_bugs(&args.settings.bugs)?;
+                for sc in sweep::catalogue_matching("*")? {
+                    let seed = sc.seed;
+                    jobs.push(Job::Scenario {
+                        scenario: Arc::new(sc),
+                        seed,
+                        bugs,
+                    });
+                }
+            }
+            for seed in args.seeds.clone() {
+                jobs.push(Job::Random(args.settings.config(seed)?));
+            }
+            jobs
+        }
     };
     let bar = progress(jobs.len() as u64);
     let failed = std::sync::atomic::AtomicU64::new(0);
