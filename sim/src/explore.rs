@@ -21,8 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// The sector size at which a write can tear (as in the fault model).
-const SECTOR: usize = 512;
+use crate::fault::SECTOR;
 
 /// Torn variants tried per kept write, at most (spread over its sectors).
 const MAX_TORN_VARIANTS: usize = 4;
