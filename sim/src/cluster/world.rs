@@ -447,11 +447,12 @@ impl WorldState {
             ready.applied.first().map(|a| a.index),
             ready.applied.last().map(|a| a.index),
         );
-        // A full state comparison at sampled indexes (a dump costs about as
-        // much as applying a few dozen entries).
+        // `sim explore` keeps a reference state per applied index.
         if let (Some(sink), Some(last)) = (&self.cfg.capture, last) {
             sink.reference(last, || node.member().state_dump().ok());
         }
+        // A full state comparison at sampled indexes (a dump costs about as
+        // much as applying a few dozen entries).
         let sampled = last
             .filter(|i| i % STATE_SAMPLE_EVERY == 0)
             .and_then(|i| node.member().state_dump().ok().map(|d| (i, d)));
