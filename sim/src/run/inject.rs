@@ -65,19 +65,7 @@ impl Supervisor {
             }
             FaultClass::Net => {
                 let until = now + self.rng.random_range(200..3_000);
-                let mid = {
-                    let mut w = self.world.lock();
-                    w.stats.partitions += 1;
-                    w.event(now, Some(id), format_args!("partitioned until {until}ms"));
-                    let Some(slot) = w.members.get_mut(&id) else {
-                        return;
-                    };
-                    slot.partitioned_until = Some(until);
-                    slot.madsim_id
-                };
-                if let Some(mid) = mid {
-                    madsim::net::NetSim::current().clog_node(mid);
-                }
+                self.partition(id, until);
             }
         }
     }

@@ -149,29 +149,13 @@ pub fn run_many(
     jobs: usize,
     done: &(dyn Fn(&RunReport) + Sync),
 ) -> Vec<RunReport> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; configs.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(cfg) = configs.get(i) else {
-                        return;
-                    };
-                    let report = run(cfg);
-                    done(&report);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
+    let jobs_list: Vec<crate::sweep::Job> = configs
+        .iter()
+        .cloned()
+        .map(crate::sweep::Job::Random)
+        .collect();
+    crate::sweep::run_jobs(&jobs_list, jobs, None, &|outcome| done(&outcome.report))
         .into_iter()
-        .flatten()
+        .map(|outcome| outcome.report)
         .collect()
 }

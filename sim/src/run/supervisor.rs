@@ -246,7 +246,11 @@ impl Supervisor {
         let mid = {
             let mut w = self.world.lock();
             w.stats.partitions += 1;
-            w.event(now, Some(id), format_args!("partitioned"));
+            if until == u64::MAX {
+                w.event(now, Some(id), format_args!("partitioned"));
+            } else {
+                w.event(now, Some(id), format_args!("partitioned until {until}ms"));
+            }
             let Some(slot) = w.members.get_mut(&id) else {
                 return;
             };
