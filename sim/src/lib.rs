@@ -13,6 +13,7 @@ pub mod fault;
 pub mod panic_guard;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

@@ -3,6 +3,7 @@
 mod cli_backup;
 mod cli_explore;
 mod cli_run;
+mod cli_shrink;
 
 use clap::{Parser, Subcommand};
 use replica::bugs::{Bug, KnownBugs};
@@ -38,6 +39,10 @@ enum Command {
     /// scenario, every state a power loss could leave must boot and match
     /// the run's state. Exit 1 on a failing state.
     Explore(cli_explore::ExploreArgs),
+    /// Shrinks a failing scenario: removes steps and shortens repeats while
+    /// it still fails with the same invariant, and writes the result as a
+    /// scenario file (with no randomness left) that reproduces the failure.
+    Shrink(cli_shrink::ShrinkArgs),
     /// Offline backup of a stopped member's data directory into a new
     /// one-member cluster (etcd's `backup --with-v3`).
     Backup(cli_backup::BackupArgs),
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli_run::sweep(args),
         Command::Bench(args) => cli_run::bench(args),
         Command::Explore(args) => cli_explore::run(args),
+        Command::Shrink(args) => cli_shrink::run(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::BenchBackup(args) => cli_backup::bench(args),
         Command::Demo {

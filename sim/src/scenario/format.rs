@@ -3,7 +3,7 @@
 
 use crate::fault::FaultClass;
 use replica::crash_point::CrashPoint;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Bounds checked before anything is allocated for a scenario.
@@ -30,7 +30,7 @@ pub const STATS: [&str; 9] = [
 ];
 
 /// A parsed scenario.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Short name; the insta snapshot is named after the file.
@@ -73,7 +73,7 @@ fn default_true() -> bool {
 }
 
 /// Store settings; unset fields take the run's defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     pub snapshot_count: Option<u64>,
@@ -83,7 +83,7 @@ pub struct StoreSettings {
 }
 
 /// The `[random]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomSection {
     /// How long the random workload and faults run, from the start.
@@ -97,7 +97,7 @@ pub struct RandomSection {
 }
 
 /// Which member a step acts on.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Target {
     /// A member id.
@@ -110,7 +110,7 @@ pub enum Target {
 }
 
 /// A crash's effect on the disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -124,7 +124,7 @@ pub enum Mode {
 
 /// A number, or `"k"`: the iteration number (1-based) of the enclosing
 /// `repeat`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Count {
     N(u64),
@@ -132,7 +132,7 @@ pub enum Count {
 }
 
 /// Which operation an injected EIO fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EioOn {
     Sync,
@@ -140,7 +140,7 @@ pub enum EioOn {
 }
 
 /// One scripted step.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// v3 put (acknowledged before the next step).
