@@ -91,6 +91,8 @@ pub struct ReadyOutput {
     pub snapshot_taken: Option<u64>,
     /// A snapshot from the leader was installed at this index.
     pub snapshot_installed: Option<u64>,
+    /// WAL saves (each one fsync) this Ready made.
+    pub wal_saves: u32,
 }
 
 /// One cluster member.
@@ -286,6 +288,9 @@ impl Node {
             // state they promise is durable.
             self.outbox.extend(rd.take_persisted_messages());
         }
+        if hs.is_some() || !entries.is_empty() {
+            out.wal_saves += 1;
+        }
         self.member.save(hs.as_ref(), &entries)?;
         self.log.append(rd.entries())?;
         if let Some(hs) = rd.hs() {
@@ -304,6 +309,7 @@ impl Node {
             let mut hs = self.log.initial_state()?.hard_state;
             hs.commit = commit;
             self.member.save(Some(&hard_state_to_store(&hs)), &[])?;
+            out.wal_saves += 1;
             self.log.set_hard_state(hs);
         }
         self.outbox.extend(light.take_messages());

@@ -91,6 +91,8 @@ pub struct Slot {
     pub tear_tail: bool,
     /// Boot attempts so far (finished, successfully or not).
     pub boots: u64,
+    /// Backend commits of the running process seen so far.
+    backend_commits: u64,
     /// An armed crash or I/O fault that has not fired is forgotten at this
     /// time, so a fault waiting for a point that never comes does not hold
     /// the fault budget for the rest of the run.
@@ -195,6 +197,7 @@ impl World {
                     disk_crash_power: false,
                     tear_tail: false,
                     boots: 0,
+                    backend_commits: 0,
                     armed_until: None,
                 },
             );
@@ -316,6 +319,7 @@ impl WorldState {
                 let applied = node.member().applied_index();
                 slot.node = Some(node);
                 slot.down = None;
+                slot.backend_commits = 0;
                 slot.pending.clear();
                 self.stats.replayed += rec.replayed;
                 self.stats.replay_skipped_v3 += rec.replay_skipped_v3;
@@ -456,6 +460,18 @@ impl WorldState {
         let sampled = last
             .filter(|i| i % STATE_SAMPLE_EVERY == 0)
             .and_then(|i| node.member().state_dump().ok().map(|d| (i, d)));
+        // WAL saves and backend commits, for the timeline (and the hash).
+        let commits = node.member().stores().backend.commits();
+        let new_commits = commits.saturating_sub(slot.backend_commits);
+        slot.backend_commits = commits;
+        if ready.wal_saves > 0 {
+            self.trace
+                .numbers(now_ms, id, "wal-save saves:", &[i64::from(ready.wal_saves)]);
+        }
+        if new_commits > 0 {
+            self.trace
+                .numbers(now_ms, id, "backend-commit commits:", &[new_commits as i64]);
+        }
         let snapshot_taken = ready.snapshot_taken;
         let snapshot_installed = ready.snapshot_installed;
         self.stats.applied += ready.applied.len() as u64;
