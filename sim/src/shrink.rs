@@ -1,6 +1,7 @@
 //! Shrinking a failing scenario (`sim shrink`): delta debugging over its
 //! `[random]` section (dropped, or its faults or workload dropped, its
-//! duration halved) and its steps. A candidate is kept when it still fails with the same invariant
+//! duration halved), its member count (down to 3), its steps, its repeat
+//! counts and its `puts` counts. A candidate is kept when it still fails with the same invariant
 //! as the original (a scenario-authoring failure, such as a crash that no
 //! longer fires, does not count), so the result reproduces the original
 //! failure with every step that was not needed for it removed. Repeats are
@@ -165,7 +166,48 @@ impl Search {
                 }
             }
         }
+        // Shorter workloads: halve each `puts` step's count.
+        for i in 0..steps.len() {
+            while let Step::Puts {
+                count,
+                prefix,
+                value_bytes,
+            } = steps[i].clone()
+            {
+                if count <= 1 {
+                    break;
+                }
+                let mut candidate = steps.clone();
+                candidate[i] = Step::Puts {
+                    count: count / 2,
+                    prefix,
+                    value_bytes,
+                };
+                if !self.fails(&candidate) {
+                    break;
+                }
+                steps = candidate;
+            }
+        }
         steps
+    }
+
+    /// Fewer members: down to 3 (the smallest cluster), as long as every
+    /// step still names an existing member and the run still fails.
+    fn minimise_members(&mut self) {
+        while self.base.nodes > 3 {
+            let candidate = Scenario {
+                nodes: self.base.nodes - 1,
+                ..self.base.clone()
+            };
+            let valid = to_toml(&candidate)
+                .ok()
+                .is_some_and(|t| Scenario::parse(&t).is_ok());
+            if !valid || !self.fails_as(&candidate) {
+                break;
+            }
+            self.base = candidate;
+        }
     }
 }
 
@@ -187,7 +229,8 @@ pub fn shrink(scenario: &Scenario, seed: u64, bugs: KnownBugs) -> Result<Shrunk,
         runs: 1,
     };
     search.minimise_random();
-    let steps = search.minimise(scenario.steps.clone());
+    search.minimise_members();
+    let steps = search.minimise(search.base.steps.clone());
     let shrunk = Scenario {
         name: format!("{}-shrunk", scenario.name),
         description: format!(
