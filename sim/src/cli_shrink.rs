@@ -43,16 +43,7 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
         shrunk.runs,
         out.display()
     );
-    let bug_args: String = bugs
-        .enabled()
-        .iter()
-        .map(|b| format!(" --bug {b}"))
-        .collect();
-    let features = if bugs.enabled().is_empty() {
-        ""
-    } else {
-        " --features known-bugs"
-    };
+    let (features, bug_args) = sim::config::bug_flags(bugs);
     println!(
         "reproduce: cargo run --release -p sim{features} -- run --scenario {} --seed {seed}{bug_args}",
         out.display()

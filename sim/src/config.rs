@@ -91,30 +91,14 @@ impl RunConfig {
 
     /// The command line that reproduces this run.
     pub fn reproduce_command(&self) -> String {
-        let features = if self.bugs.enabled().is_empty() {
-            ""
-        } else {
-            " --features known-bugs"
-        };
-        let bugs_args: String = self
-            .bugs
-            .enabled()
-            .iter()
-            .map(|b| format!(" --bug {b}"))
-            .collect();
+        let (features, bugs) = bug_flags(self.bugs);
         if let Some(path) = &self.scenario {
             return format!(
-                "cargo run --release -p sim{features} -- run --scenario {path} --seed {}{bugs_args}",
+                "cargo run --release -p sim{features} -- run --scenario {path} --seed {}{bugs}",
                 self.seed
             );
         }
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
-        let bugs: String = self
-            .bugs
-            .enabled()
-            .iter()
-            .map(|b| format!(" --bug {b}"))
-            .collect();
         format!(
             "cargo run --release -p sim{features} -- run --seed {} --nodes {} --duration {}ms --faults {}{bugs}",
             self.seed,
@@ -127,4 +111,17 @@ impl RunConfig {
             },
         )
     }
+}
+
+/// The command-line pieces that re-enable `bugs` in a reproduce command:
+/// the cargo feature (or nothing) and the `--bug` arguments.
+pub fn bug_flags(bugs: KnownBugs) -> (&'static str, String) {
+    let enabled = bugs.enabled();
+    let features = if enabled.is_empty() {
+        ""
+    } else {
+        " --features known-bugs"
+    };
+    let args = enabled.iter().map(|b| format!(" --bug {b}")).collect();
+    (features, args)
 }

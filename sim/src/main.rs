@@ -185,16 +185,7 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             if v.diffs.len() > 20 {
                 println!("  … {} more fields differ", v.diffs.len() - 20);
             }
-            let bug_args: String = bugs
-                .enabled()
-                .iter()
-                .map(|b| format!(" --bug {b}"))
-                .collect();
-            let features = if bugs.enabled().is_empty() {
-                ""
-            } else {
-                " --features known-bugs"
-            };
+            let (features, bug_args) = sim::config::bug_flags(bugs);
             println!(
                 "reproduce: cargo run --release -p sim{features} -- demo --seed {seed} --seeds 1 --entries {entries} --stop-probability {stop_probability}{bug_args}"
             );

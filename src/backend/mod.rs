@@ -523,6 +523,12 @@ impl Backend {
             self.poison(&e);
             return Err(e);
         }
+        self.committed()
+    }
+
+    /// The bookkeeping after a durable commit (batch or restore): nothing
+    /// is buffered any more; then the `backend.commit.after` crash point.
+    fn committed(&mut self) -> Result<(), BackendError> {
         self.overlay.clear();
         self.pending = 0;
         self.meta_dirty = false;
@@ -628,20 +634,9 @@ impl Backend {
             self.poison(&e);
             return Err(e);
         }
-        self.overlay.clear();
-        self.pending = 0;
-        self.meta_dirty = false;
-        self.mid_entry = false;
-        self.commits += 1;
-        self.last_commit_ms = Some(self.clock_ms);
         self.ci = meta.consistent_index;
         self.conf_state = meta.conf_state;
-        if let Err(c) = self.hook.at(CrashPoint::BackendCommitAfter) {
-            let e = BackendError::Crashed(c);
-            self.poison(&e);
-            return Err(e);
-        }
-        Ok(())
+        self.committed()
     }
 
     fn restore_inner(&self, rows: &[TableRow]) -> Result<(), BackendError> {

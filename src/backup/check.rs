@@ -18,8 +18,7 @@ use crate::backend::{Backend, BackendOptions};
 use crate::bugs::KnownBugs;
 use crate::crash_point::NoCrash;
 use crate::disk::{Disk, MemDisk};
-use crate::member::{KeyDump, Member, StateDump, StoreConfig, V3Dump, printable};
-use crate::membership::read_backend_membership;
+use crate::member::{Member, StateDump, StoreConfig};
 use crate::mvcc::Mvcc;
 use crate::proto::ConfState;
 use crate::v2store::V2Store;
@@ -38,35 +37,8 @@ pub fn single_voter(id: u64) -> ConfState {
 /// The state dump of bare stores at `applied_index` (as
 /// [`Member::state_dump`] makes it for a member).
 fn dump(stores: &Stores, applied_index: u64) -> Result<StateDump, BackupError> {
-    let s = stores;
-    let ci = s.backend.consistent_index();
-    let keys = s
-        .mvcc
-        .dump(&s.backend)
-        .map_err(|e| BackupError::build("reference dump", e))?
-        .into_iter()
-        .map(|kv| KeyDump {
-            key: printable(&kv.key),
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-            value: printable(&kv.value),
-        })
-        .collect();
-    Ok(StateDump {
-        applied_index,
-        consistent_index: ci.index,
-        consistent_term: ci.term,
-        conf_state: s.backend.conf_state(),
-        v2: s.v2.dump(),
-        v3: V3Dump {
-            revision: s.mvcc.current_revision(),
-            compact_revision: s.mvcc.compact_revision(),
-            keys,
-        },
-        cluster: s.cluster.clone(),
-        backend_membership: read_backend_membership(&s.backend)?,
-    })
+    crate::member::dump_stores(stores, applied_index)
+        .map_err(|e| BackupError::build("reference dump", e))
 }
 
 /// The state a correct backup of `src` boots into (see the module comment).

@@ -527,35 +527,41 @@ impl Member {
 
     /// Everything replicas must agree on.
     pub fn state_dump(&self) -> Result<StateDump, StoreError> {
-        let s = &self.stores;
-        let ci = s.backend.consistent_index();
-        let keys = s
-            .mvcc
-            .dump(&s.backend)?
-            .into_iter()
-            .map(|kv| KeyDump {
-                key: printable(&kv.key),
-                create_revision: kv.create_revision,
-                mod_revision: kv.mod_revision,
-                version: kv.version,
-                value: printable(&kv.value),
-            })
-            .collect();
-        Ok(StateDump {
-            applied_index: self.applied_index,
-            consistent_index: ci.index,
-            consistent_term: ci.term,
-            conf_state: s.backend.conf_state(),
-            v2: s.v2.dump(),
-            v3: V3Dump {
-                revision: s.mvcc.current_revision(),
-                compact_revision: s.mvcc.compact_revision(),
-                keys,
-            },
-            cluster: s.cluster.clone(),
-            backend_membership: read_backend_membership(&s.backend)?,
-        })
+        dump_stores(&self.stores, self.applied_index)
     }
+}
+
+/// The state dump of `stores` after applying up to `applied_index` (the
+/// member's own dump, and the reference a backup is checked against).
+pub fn dump_stores(stores: &Stores, applied_index: u64) -> Result<StateDump, StoreError> {
+    let s = stores;
+    let ci = s.backend.consistent_index();
+    let keys = s
+        .mvcc
+        .dump(&s.backend)?
+        .into_iter()
+        .map(|kv| KeyDump {
+            key: printable(&kv.key),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            value: printable(&kv.value),
+        })
+        .collect();
+    Ok(StateDump {
+        applied_index,
+        consistent_index: ci.index,
+        consistent_term: ci.term,
+        conf_state: s.backend.conf_state(),
+        v2: s.v2.dump(),
+        v3: V3Dump {
+            revision: s.mvcc.current_revision(),
+            compact_revision: s.mvcc.compact_revision(),
+            keys,
+        },
+        cluster: s.cluster.clone(),
+        backend_membership: read_backend_membership(&s.backend)?,
+    })
 }
 
 /// What a leader sends a follower that is too far behind for log entries.
