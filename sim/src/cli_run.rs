@@ -32,7 +32,7 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    fn config(&self, seed: u64) -> anyhow::Result<RunConfig> {
+    pub(crate) fn config(&self, seed: u64) -> anyhow::Result<RunConfig> {
         let mut cfg = RunConfig::new(seed);
         cfg.nodes = self.nodes;
         cfg.duration_ms = self.duration.as_millis() as u64;

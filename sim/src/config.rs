@@ -36,6 +36,48 @@ pub struct RunConfig {
     pub request_interval_ms: u64,
     /// Expected faults per simulated second while faults are on.
     pub faults_per_second: f64,
+    /// The network model, when set explicitly (a scenario's `[network]`);
+    /// else [`RunConfig::network`] derives it from the fault classes.
+    pub network: Option<NetworkModel>,
+}
+
+/// Packet loss and latency of the simulated network.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkModel {
+    /// Probability that a message is dropped (0 to 0.5).
+    pub packet_loss: f64,
+    /// Each message takes 1 ms to this many ms (1 to 1000).
+    pub max_latency_ms: u64,
+}
+
+impl NetworkModel {
+    /// The lossy network of runs with `net` faults.
+    pub const LOSSY: NetworkModel = NetworkModel {
+        packet_loss: 0.01,
+        max_latency_ms: 15,
+    };
+    /// The network of runs without them.
+    pub const CLEAN: NetworkModel = NetworkModel {
+        packet_loss: 0.0,
+        max_latency_ms: 3,
+    };
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=0.5).contains(&self.packet_loss) {
+            return Err(format!(
+                "network.packet_loss = {}: expected 0 to 0.5",
+                self.packet_loss
+            ));
+        }
+        if !(1..=1000).contains(&self.max_latency_ms) {
+            return Err(format!(
+                "network.max_latency_ms = {}: expected 1 to 1000",
+                self.max_latency_ms
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl RunConfig {
@@ -66,7 +108,17 @@ impl RunConfig {
                 .unwrap_or(&(64 * 1024)),
             request_interval_ms: 15,
             faults_per_second: 1.0,
+            network: None,
         }
+    }
+
+    /// The network model of this run.
+    pub fn network(&self) -> NetworkModel {
+        self.network.unwrap_or(if self.has(FaultClass::Net) {
+            NetworkModel::LOSSY
+        } else {
+            NetworkModel::CLEAN
+        })
     }
 
     /// The store settings, for the summary and the trace.

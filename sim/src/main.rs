@@ -39,9 +39,11 @@ enum Command {
     /// scenario, every state a power loss could leave must boot and match
     /// the run's state. Exit 1 on a failing state.
     Explore(cli_explore::ExploreArgs),
-    /// Shrinks a failing scenario: removes steps and shortens repeats while
-    /// it still fails with the same invariant, and writes the result as a
-    /// scenario file (with no randomness left) that reproduces the failure.
+    /// Shrinks a failing scenario, or a failing random run (its fault
+    /// schedule recorded as explicit steps first): removes steps, faults,
+    /// members and workload while it still fails with the same invariant,
+    /// and writes the result as a scenario file that reproduces the failure
+    /// with no random fault left.
     Shrink(cli_shrink::ShrinkArgs),
     /// Offline backup of a stopped member's data directory into a new
     /// one-member cluster (etcd's `backup --with-v3`).

@@ -1,4 +1,7 @@
-//! Shrinking a failing scenario (`sim shrink`): delta debugging over its
+//! Shrinking a failing scenario or random run (`sim shrink`). A random
+//! run is first turned into a scenario whose every fault is an explicit
+//! step at its recorded virtual time ([`scenario_of_random_run`]), and that
+//! scenario is shrunk. Delta debugging runs over its
 //! `[random]` section (dropped, or its faults or workload dropped, its
 //! duration halved), its member count (down to 3), its steps, its repeat
 //! counts and its `puts` counts. A candidate is kept when it still fails with the same invariant
@@ -8,9 +11,10 @@
 //! also shortened. Everything is deterministic: same input, same result.
 
 use crate::checker::Invariant;
+use crate::config::RunConfig;
 use crate::run::RunReport;
 use crate::scenario::Scenario;
-use crate::scenario::format::{RandomSection, Step};
+use crate::scenario::format::{RandomSection, Step, StoreSettings};
 use replica::bugs::KnownBugs;
 
 /// The outcome of a shrink.
@@ -21,8 +25,28 @@ pub struct Shrunk {
     /// Steps (counting each step inside a repeat once per iteration).
     pub steps_before: usize,
     pub steps_after: usize,
+    /// Fault steps (see [`fault_count`]).
+    pub faults_before: usize,
+    pub faults_after: usize,
     /// Candidate runs tried.
     pub runs: usize,
+}
+
+/// Fault steps (crashes, EIOs, restarts, partitions, isolations) a
+/// scenario executes, expanding repeats.
+pub fn fault_count(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Repeat { times, steps } => *times as usize * fault_count(steps),
+            Step::Crash { .. }
+            | Step::Eio { .. }
+            | Step::Restart { .. }
+            | Step::Partition { .. }
+            | Step::Isolate { .. } => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Steps a scenario executes, expanding repeats.
@@ -104,7 +128,8 @@ impl Search {
                 self.base = candidate;
             }
         }
-        while random.duration_ms > 100 {
+        // Without random faults the duration changes nothing to shorten.
+        while random.duration_ms > 100 && !random.faults.is_empty() {
             let shorter = RandomSection {
                 duration_ms: random.duration_ms / 2,
                 ..random.clone()
@@ -122,17 +147,20 @@ impl Search {
     }
 
     /// Removes chunks of steps (halving the chunk size down to single
-    /// steps) while the run still fails; then shrinks inside repeats.
-    fn minimise(&mut self, mut steps: Vec<Step>) -> Vec<Step> {
-        let mut chunk = steps.len().div_ceil(2).max(1);
+    /// steps) while the run still fails; then shrinks inside repeats. A
+    /// `wait_until` goes with the step after it (a recorded fault and its
+    /// time are removed together).
+    fn minimise(&mut self, steps: Vec<Step>) -> Vec<Step> {
+        let mut units = timed_units(steps);
+        let mut chunk = units.len().div_ceil(2).max(1);
         loop {
             let mut i = 0;
-            while i < steps.len() {
-                let end = (i + chunk).min(steps.len());
-                let mut candidate = steps.clone();
+            while i < units.len() {
+                let end = (i + chunk).min(units.len());
+                let mut candidate = units.clone();
                 candidate.drain(i..end);
-                if !candidate.is_empty() && self.fails(&candidate) {
-                    steps = candidate;
+                if !candidate.is_empty() && self.fails(&candidate.concat()) {
+                    units = candidate;
                 } else {
                     i += chunk;
                 }
@@ -142,6 +170,7 @@ impl Search {
             }
             chunk = chunk.div_ceil(2);
         }
+        let mut steps = units.concat();
         for i in 0..steps.len() {
             let Step::Repeat {
                 times,
@@ -211,6 +240,113 @@ impl Search {
     }
 }
 
+/// Groups steps into units for removal: a `wait_until` with the step
+/// after it, every other step alone.
+fn timed_units(steps: Vec<Step>) -> Vec<Vec<Step>> {
+    let mut units: Vec<Vec<Step>> = Vec::new();
+    let mut waiting = false;
+    for step in steps {
+        let is_wait = matches!(step, Step::WaitUntil { .. });
+        match units.last_mut() {
+            Some(unit) if waiting => unit.push(step),
+            _ => units.push(vec![step]),
+        }
+        waiting = is_wait;
+    }
+    units
+}
+
+/// A random run's recorded fault schedule as a scenario: the run's store
+/// settings, network model and seeded client workload, and every fault
+/// that took effect as an explicit step (with its power-loss plan seed)
+/// after a `wait_until` of its virtual time. No fault is random any more.
+pub fn scenario_of_random_run(report: &RunReport) -> Scenario {
+    let cfg = &report.config;
+    let mut steps = Vec::new();
+    for timed in &report.schedule {
+        steps.push(Step::WaitUntil { ms: timed.at_ms });
+        steps.push(timed.step.clone());
+    }
+    // The workload runs until the random run's faults would have stopped.
+    steps.push(Step::WaitUntil {
+        ms: cfg.duration_ms,
+    });
+    let faults: Vec<&str> = cfg.faults.iter().map(|f| f.name()).collect();
+    Scenario {
+        name: format!("random-seed-{}", cfg.seed),
+        description: format!(
+            "The fault schedule of the random run with seed {} ({} members, {} ms, faults {}), recorded as steps",
+            cfg.seed,
+            cfg.nodes,
+            cfg.duration_ms,
+            faults.join(",")
+        ),
+        seed: cfg.seed,
+        nodes: cfg.nodes,
+        spares: 0,
+        store: StoreSettings {
+            snapshot_count: Some(cfg.snapshot_count),
+            batch_limit: Some(cfg.batch_limit),
+            batch_interval_ms: Some(cfg.batch_interval_ms),
+            wal_segment_size: Some(cfg.wal_segment_size),
+        },
+        random: Some(RandomSection {
+            duration_ms: cfg.duration_ms,
+            faults: Vec::new(),
+            workload: true,
+        }),
+        network: Some(cfg.network()),
+        steps,
+        path: Default::default(),
+    }
+}
+
+/// The outcome of shrinking a random run.
+#[derive(Debug)]
+pub struct ShrunkRun {
+    /// The recorded schedule as a scenario, before shrinking.
+    pub recorded: Scenario,
+    pub shrunk: Shrunk,
+}
+
+/// Shrinks a failing random run: records its fault schedule, checks that
+/// the schedule replayed as a scenario fails with the same invariant, then
+/// shrinks that scenario.
+pub fn shrink_random_run(cfg: &RunConfig) -> Result<ShrunkRun, String> {
+    let (recorded, invariant) = record_failing_run(cfg)?;
+    let replay = recorded.run(cfg.seed, cfg.bugs, false);
+    if !replay.violations.iter().any(|v| v.invariant == invariant) {
+        return Err(format!(
+            "the random run with seed {} fails with {invariant}, but its recorded schedule of {} faults replayed as a scenario does not ({}); shrink the random run's scenario by hand, or try another seed",
+            cfg.seed,
+            fault_count(&recorded.steps),
+            first_invariant(&replay)
+                .map_or("it passes".to_string(), |i| format!("it fails with {i}"))
+        ));
+    }
+    let shrunk = shrink_as(&recorded, cfg.seed, cfg.bugs, invariant, 2);
+    Ok(ShrunkRun { recorded, shrunk })
+}
+
+/// Runs a random run that should fail and records its fault schedule as a
+/// scenario; errors if it passes.
+pub fn record_failing_run(cfg: &RunConfig) -> Result<(Scenario, Invariant), String> {
+    let (scenario, report) = record_run(cfg);
+    let invariant = first_invariant(&report).ok_or_else(|| {
+        format!(
+            "the random run with seed {} does not violate an invariant: nothing to shrink",
+            cfg.seed
+        )
+    })?;
+    Ok((scenario, invariant))
+}
+
+/// Runs a random run and records its fault schedule as a scenario.
+pub fn record_run(cfg: &RunConfig) -> (Scenario, RunReport) {
+    let report = crate::run::run(cfg);
+    (scenario_of_random_run(&report), report)
+}
+
 /// Shrinks `scenario` run with `seed` and `bugs`. Errors if it does not
 /// fail to begin with.
 pub fn shrink(scenario: &Scenario, seed: u64, bugs: KnownBugs) -> Result<Shrunk, String> {
@@ -221,12 +357,24 @@ pub fn shrink(scenario: &Scenario, seed: u64, bugs: KnownBugs) -> Result<Shrunk,
             scenario.name
         )
     })?;
+    Ok(shrink_as(scenario, seed, bugs, invariant, 1))
+}
+
+/// Shrinks `scenario`, known to fail with `invariant` (`runs` runs spent
+/// to learn that).
+fn shrink_as(
+    scenario: &Scenario,
+    seed: u64,
+    bugs: KnownBugs,
+    invariant: Invariant,
+    runs: usize,
+) -> Shrunk {
     let mut search = Search {
         base: scenario.clone(),
         seed,
         bugs,
         invariant,
-        runs: 1,
+        runs,
     };
     search.minimise_random();
     search.minimise_members();
@@ -234,21 +382,24 @@ pub fn shrink(scenario: &Scenario, seed: u64, bugs: KnownBugs) -> Result<Shrunk,
     let shrunk = Scenario {
         name: format!("{}-shrunk", scenario.name),
         description: format!(
-            "{} (shrunk with seed {seed} from {} steps: fails with {invariant})",
+            "{} (shrunk with seed {seed} from {} steps, {} faults: fails with {invariant})",
             scenario.description,
-            step_count(&scenario.steps)
+            step_count(&scenario.steps),
+            fault_count(&scenario.steps)
         ),
         seed,
         steps,
         ..search.base.clone()
     };
-    Ok(Shrunk {
+    Shrunk {
         steps_before: step_count(&scenario.steps),
         steps_after: step_count(&shrunk.steps),
+        faults_before: fault_count(&scenario.steps),
+        faults_after: fault_count(&shrunk.steps),
         runs: search.runs,
         invariant,
         scenario: shrunk,
-    })
+    }
 }
 
 /// The scenario as a TOML file in the catalogue's format.

@@ -64,3 +64,62 @@ fn shrinking_reduces_members_to_three_when_the_failure_allows() {
     let shrunk = shrink::shrink(&five, five.seed, bugs).unwrap();
     assert_eq!(shrunk.scenario.nodes, 3);
 }
+
+/// A random run's faults, recorded as scenario steps and replayed from the
+/// written file, give the same run: every fault lands at the same moment
+/// with the same effect, so every statistic matches.
+#[test]
+fn a_random_runs_recorded_schedule_replays_the_same_run() {
+    for seed in [1, 2] {
+        let cfg = sim::config::RunConfig::new(seed);
+        let (recorded, original) = shrink::record_run(&cfg);
+        assert!(original.passed(), "{}", original.failure_report());
+        let text = shrink::to_toml(&recorded).unwrap();
+        let reread = Scenario::parse(&text).unwrap();
+        let random = reread.random.as_ref().expect("the seeded workload stays");
+        assert!(random.faults.is_empty(), "no random fault is left");
+        assert!(
+            shrink::fault_count(&reread.steps) >= 5,
+            "seed {seed}: the schedule holds the run's faults:\n{text}"
+        );
+        let replay = reread.run(seed, KnownBugs::NONE, false);
+        assert!(replay.passed(), "{}", replay.failure_report());
+        assert_eq!(
+            replay.stats,
+            original.stats,
+            "seed {seed}: the replay differs from the run\n{}\n{}",
+            original.summary(),
+            replay.summary()
+        );
+    }
+}
+
+#[cfg(feature = "known-bugs")]
+#[test]
+fn a_failing_random_run_shrinks_to_a_scenario_that_reproduces_it() {
+    use replica::bugs::Bug;
+    let mut bugs = KnownBugs::NONE;
+    bugs.enable(Bug::CindexOnlyOnExplicitCommit).unwrap();
+    let mut cfg = sim::config::RunConfig::new(2);
+    cfg.bugs = bugs;
+    let run = shrink::shrink_random_run(&cfg).unwrap();
+    let shrunk = &run.shrunk;
+    assert!(
+        shrunk.faults_after < shrunk.faults_before && shrunk.faults_after >= 1,
+        "{} -> {} faults",
+        shrunk.faults_before,
+        shrunk.faults_after
+    );
+    let text = shrink::to_toml(&shrunk.scenario).unwrap();
+    let reread = Scenario::parse(&text).unwrap();
+    assert!(reread.random.as_ref().is_none_or(|r| r.faults.is_empty()));
+    let report = reread.run(reread.seed, bugs, false);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.invariant == shrunk.invariant),
+        "the shrunk file must fail as the run did:\n{text}\n{}",
+        report.failure_report()
+    );
+}

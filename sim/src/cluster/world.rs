@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Run statistics for the summary line.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunStats {
     pub requests: u64,
     pub acked: u64,
@@ -87,10 +87,16 @@ pub struct Slot {
     pub joining: bool,
     /// A crash armed at the k-th disk operation is a power loss.
     pub disk_crash_power: bool,
-    /// The next power loss tears each file's last unsynced write.
-    pub tear_tail: bool,
+    /// How the next power loss goes, when a script step said so (else the
+    /// run's fault classes decide).
+    pub power_plan: Option<crate::fault::PowerPlan>,
     /// Boot attempts so far (finished, successfully or not).
     pub boots: u64,
+    /// The supervisor armed a crash for the coming boot only.
+    pub boot_crash_armed: bool,
+    /// A boot finished without reaching its armed crash, which was then
+    /// disarmed (the supervisor takes this to update its schedule).
+    pub boot_crash_missed: bool,
     /// Backend commits of the running process seen so far.
     backend_commits: u64,
     /// An armed crash or I/O fault that has not fired is forgotten at this
@@ -195,8 +201,10 @@ impl World {
                     removed: false,
                     joining: id > cfg.nodes,
                     disk_crash_power: false,
-                    tear_tail: false,
+                    power_plan: None,
                     boots: 0,
+                    boot_crash_armed: false,
+                    boot_crash_missed: false,
                     backend_commits: 0,
                     armed_until: None,
                 },
@@ -296,6 +304,7 @@ impl WorldState {
             }
             Err(e) => Err(e.into()),
         });
+        let boot_crash_armed = std::mem::take(&mut slot.boot_crash_armed);
         let opened = match opened {
             Ok(result) => result,
             Err(panic) => {
@@ -317,6 +326,13 @@ impl WorldState {
                 }
                 let rec = node.recovered().clone();
                 let applied = node.member().applied_index();
+                if boot_crash_armed {
+                    // A crash during recovery that recovery never reached
+                    // must not fire later, in normal running.
+                    slot.hook.disarm();
+                    slot.armed_until = None;
+                    slot.boot_crash_missed = true;
+                }
                 slot.node = Some(node);
                 slot.down = None;
                 slot.backend_commits = 0;

@@ -34,7 +34,7 @@ mod power;
 mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
-pub use power::{SECTOR, SeededPowerLoss};
+pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss};
 pub use sim_disk::{DiskFault, SimDisk};
 
 use std::fmt;

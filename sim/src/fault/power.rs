@@ -8,6 +8,26 @@ use std::path::Path;
 /// The sector size at which a write can tear.
 pub const SECTOR: usize = 512;
 
+/// What a power loss does to the unsynced state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerLossKind {
+    /// Every unsynced write and directory change is lost.
+    Lose,
+    /// Each file keeps a random subset of its unsynced writes, some torn.
+    Reorder,
+    /// Every unsynced write survives but each file's last one is torn.
+    TearTail,
+}
+
+/// How the next power loss of a member goes: its kind, and the seed of the
+/// plan's own RNG (so a recorded power loss can be replayed exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerPlan {
+    pub kind: PowerLossKind,
+    /// `None`: drawn from the supervisor's fault stream when it happens.
+    pub seed: Option<u64>,
+}
+
 /// A power loss whose surviving writes are chosen from a seeded RNG.
 ///
 /// With `reorder` off, every unsynced write is lost (the plain model). With
@@ -44,6 +64,15 @@ impl<'a> SeededPowerLoss<'a> {
 }
 
 impl<'a> SeededPowerLoss<'a> {
+    /// The plan of `kind`, drawing from `rng`.
+    pub fn of_kind(rng: &'a mut ChaCha8Rng, kind: PowerLossKind) -> Self {
+        match kind {
+            PowerLossKind::Lose => SeededPowerLoss::new(rng, false),
+            PowerLossKind::Reorder => SeededPowerLoss::new(rng, true),
+            PowerLossKind::TearTail => SeededPowerLoss::tear_tail(rng),
+        }
+    }
+
     /// The plan that keeps every unsynced write of a file and its directory
     /// changes, except that the last write is torn at a sector boundary
     /// inside it (or lost, if it is a single sector): the shape of a torn

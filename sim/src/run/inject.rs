@@ -3,6 +3,7 @@
 use super::STEP_MS;
 use super::Supervisor;
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass};
+use crate::scenario::format::{Count, EioOn, Mode, Step};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use replica::crash_point::CrashPoint;
@@ -43,14 +44,41 @@ impl Supervisor {
         };
         let now = self.world.now_ms();
         match class {
-            FaultClass::Crash => self.kill(id, false),
-            FaultClass::Power | FaultClass::Torn => self.kill(id, true),
+            FaultClass::Crash | FaultClass::Power | FaultClass::Torn => {
+                let power = class != FaultClass::Crash;
+                self.record(
+                    now,
+                    id,
+                    false,
+                    Step::Crash {
+                        member: id.into(),
+                        mode: if power { Mode::Power } else { Mode::Process },
+                        at: None,
+                        hit: 1,
+                        after_ops: None,
+                        after_disk_ops: None,
+                        plan_seed: None,
+                    },
+                );
+                self.kill(id, power);
+            }
             FaultClass::Eio => {
-                let fault = if self.rng.random_bool(0.5) {
-                    DiskFault::FailNextSync
+                let (fault, on) = if self.rng.random_bool(0.5) {
+                    (DiskFault::FailNextSync, EioOn::Sync)
                 } else {
-                    DiskFault::FailNextWrite
+                    (DiskFault::FailNextWrite, EioOn::Write)
                 };
+                self.record(
+                    now,
+                    id,
+                    true,
+                    Step::Eio {
+                        member: id.into(),
+                        on,
+                        mode: Mode::Power,
+                        plan_seed: None,
+                    },
+                );
                 let mut w = self.world.lock();
                 if let Some(slot) = w.members.get(&id) {
                     slot.disk.arm(fault);
@@ -64,8 +92,28 @@ impl Supervisor {
                 self.arm_deadline(id);
             }
             FaultClass::Net => {
-                let until = now + self.rng.random_range(200..3_000);
-                self.partition(id, until);
+                let ms = self.rng.random_range(200..3_000);
+                self.record(
+                    now,
+                    id,
+                    false,
+                    Step::Partition {
+                        member: id.into(),
+                        ms: Some(ms),
+                    },
+                );
+                self.partition(id, now + ms);
+            }
+        }
+    }
+
+    /// Adds a random fault to the recorded schedule, if one is kept.
+    fn record(&mut self, now: u64, id: u64, armed: bool, step: Step) {
+        if let Some(s) = &mut self.schedule {
+            if armed {
+                s.armed(now, id, step);
+            } else {
+                s.happened(now, id, step);
             }
         }
     }
@@ -84,6 +132,23 @@ impl Supervisor {
             CrashKind::Process
         };
         let choice = self.rng.random_range(0..3u32);
+        let mode = match kind {
+            CrashKind::Process => Mode::Process,
+            CrashKind::Power => Mode::Power,
+        };
+        let crash_step = |at: Option<CrashPoint>,
+                          hit: u32,
+                          after_ops: Option<u64>,
+                          after_disk_ops: Option<u64>,
+                          mode: Mode| Step::Crash {
+            member: id.into(),
+            mode,
+            at: at.map(|p| p.name().to_string()),
+            hit,
+            after_ops: after_ops.map(Count::N),
+            after_disk_ops: after_disk_ops.map(Count::N),
+            plan_seed: None,
+        };
         let mut w = self.world.lock();
         let Some(slot) = w.members.get(&id) else {
             return;
@@ -106,6 +171,13 @@ impl Supervisor {
                     Some(id),
                     format_args!("armed {kind:?} crash at {point} (hit {})", crash.hits),
                 );
+                drop(w);
+                self.record(
+                    now,
+                    id,
+                    true,
+                    crash_step(Some(point), crash.hits, None, None, mode),
+                );
             }
             1 => {
                 let crash = ArmedCrash {
@@ -123,11 +195,17 @@ impl Supervisor {
                         crash.after_ops
                     ),
                 );
+                drop(w);
+                let step = crash_step(Some(crash.point), 1, Some(crash.after_ops), None, mode);
+                self.record(now, id, true, step);
             }
             _ => {
                 let k = self.rng.random_range(1..=60);
                 disk.arm(DiskFault::CrashAfterOps(k));
                 w.event(now, Some(id), format_args!("armed crash at disk op +{k}"));
+                drop(w);
+                let step = crash_step(None, 1, None, Some(k), Mode::Process);
+                self.record(now, id, true, step);
             }
         }
     }

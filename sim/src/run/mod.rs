@@ -3,14 +3,16 @@
 //! cluster to quiesce, and checks the invariants.
 
 mod inject;
+mod schedule;
 mod supervisor;
+
+pub use schedule::TimedStep;
 
 pub(crate) use supervisor::Supervisor;
 
 use crate::checker::Violation;
 use crate::cluster::world::RunStats;
 use crate::config::RunConfig;
-use crate::fault::FaultClass;
 use madsim::runtime::Runtime;
 use std::time::Duration;
 
@@ -37,6 +39,9 @@ pub struct RunReport {
     pub recorded: Vec<crate::scenario::Recorded>,
     /// Every trace event, if the config asked to keep them.
     pub trace_records: Vec<crate::trace::TraceRecord>,
+    /// The random faults that took effect, as scenario steps at their
+    /// virtual times (random runs only; empty for scenarios).
+    pub schedule: Vec<TimedStep>,
 }
 
 impl RunReport {
@@ -109,12 +114,10 @@ impl RunReport {
 /// classes ask for, and bounded in virtual time.
 pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> Runtime {
     let mut madsim_cfg = madsim::Config::default();
-    if cfg.has(FaultClass::Net) {
-        madsim_cfg.net.packet_loss_rate = 0.01;
-        madsim_cfg.net.send_latency = Duration::from_millis(1)..Duration::from_millis(15);
-    } else {
-        madsim_cfg.net.send_latency = Duration::from_millis(1)..Duration::from_millis(3);
-    }
+    let network = cfg.network();
+    madsim_cfg.net.packet_loss_rate = network.packet_loss;
+    madsim_cfg.net.send_latency =
+        Duration::from_millis(1)..Duration::from_millis(network.max_latency_ms.max(1));
     let mut rt = Runtime::with_seed_and_config(cfg.seed, madsim_cfg);
     // A hung run must not hang the harness.
     rt.set_time_limit(Duration::from_millis(
@@ -131,6 +134,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
     rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.random_until = cfg.duration_ms;
+        sup.schedule = Some(Default::default());
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
             sup.poll();

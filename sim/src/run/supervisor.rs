@@ -8,9 +8,11 @@ use crate::cluster::member::member_main;
 use crate::cluster::wire::member_ip;
 use crate::cluster::world::{Down, STREAM_FAULTS, World, stream};
 use crate::config::RunConfig;
-use crate::fault::{ArmedCrash, CrashKind, FaultClass, SeededPowerLoss};
+use crate::fault::{ArmedCrash, CrashKind, FaultClass, PowerLossKind, SeededPowerLoss};
+use crate::scenario::format::{Mode, Step};
 use madsim::runtime::Handle;
 use rand::Rng;
+use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use replica::crash_point::CrashPoint;
@@ -31,6 +33,8 @@ pub(crate) struct Supervisor {
     pub(crate) client_node: madsim::runtime::NodeHandle,
     /// Links cut by `isolate`, restored by a full heal.
     pub(crate) isolated_links: Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
+    /// Records the random faults as scenario steps (random runs only).
+    pub(crate) schedule: Option<super::schedule::ScheduleRecorder>,
 }
 
 impl Supervisor {
@@ -75,6 +79,7 @@ impl Supervisor {
             held_down: BTreeSet::new(),
             client_node,
             isolated_links: Vec::new(),
+            schedule: None,
         }
     }
 
@@ -101,6 +106,9 @@ impl Supervisor {
         self.random_until = 0;
         self.held_down.clear();
         self.disarm_all();
+        if let Some(s) = &mut self.schedule {
+            s.stop();
+        }
         self.heal_due(true);
         let deadline = self.now_ms() + QUIESCE_LIMIT_MS;
         let mut quiet_since = None;
@@ -150,6 +158,11 @@ impl Supervisor {
             trace_events: w.trace.events(),
             recorded: w.recorded.clone(),
             trace_records: w.trace.records().to_vec(),
+            schedule: self
+                .schedule
+                .as_ref()
+                .map(|s| s.steps())
+                .unwrap_or_default(),
         }
     }
 
@@ -173,6 +186,9 @@ impl Supervisor {
         for (id, power) in stopped {
             if let Some(mid) = self.madsim_id(id) {
                 self.handle.kill(mid);
+            }
+            if let Some(s) = &mut self.schedule {
+                s.fired(id);
             }
             if power {
                 self.power_loss(id);
@@ -330,8 +346,23 @@ impl Supervisor {
                 };
                 slot.disk.reset_for_restart();
                 slot.hook.disarm();
+                slot.power_plan = None;
                 slot.madsim_id
             };
+            if let Some(s) = &mut self.schedule {
+                s.disarmed(id);
+                s.happened(
+                    now,
+                    id,
+                    Step::Restart {
+                        member: id.into(),
+                        crash_at: None,
+                        hit: 1,
+                        mode: Mode::Process,
+                        plan_seed: None,
+                    },
+                );
+            }
             self.maybe_arm_boot_crash(id);
             if let Some(mid) = mid {
                 self.handle.restart(mid);
@@ -372,10 +403,18 @@ impl Supervisor {
             after_ops: 0,
         };
         let now = self.world.now_ms();
+        if let Some(s) = &mut self.schedule {
+            let mode = match crash.kind {
+                CrashKind::Process => Mode::Process,
+                CrashKind::Power => Mode::Power,
+            };
+            s.armed_boot_crash(id, point.name(), crash.hits, mode);
+        }
         {
             let mut w = self.world.lock();
-            if let Some(slot) = w.members.get(&id) {
+            if let Some(slot) = w.members.get_mut(&id) {
                 slot.hook.arm(crash);
+                slot.boot_crash_armed = true;
             }
             w.event(
                 now,
@@ -397,13 +436,27 @@ impl Supervisor {
             return;
         };
         let disk = slot.disk.clone();
-        let tear_tail = std::mem::take(&mut slot.tear_tail);
-        let mut plan = if tear_tail {
-            SeededPowerLoss::tear_tail(&mut self.rng)
-        } else {
-            SeededPowerLoss::new(&mut self.rng, reorder)
-        };
+        // A script step may have said how this power loss goes; else the
+        // run's fault classes do. Either way the plan draws from its own
+        // seed, which the schedule records so a replay loses the same writes.
+        let how = slot.power_plan.take();
+        let kind = how.map_or(
+            if reorder {
+                PowerLossKind::Reorder
+            } else {
+                PowerLossKind::Lose
+            },
+            |p| p.kind,
+        );
+        let seed = how
+            .and_then(|p| p.seed)
+            .unwrap_or_else(|| self.rng.random());
+        let mut plan_rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut plan = SeededPowerLoss::of_kind(&mut plan_rng, kind);
         disk.power_loss(&mut plan);
+        if let Some(s) = &mut self.schedule {
+            s.power_loss(id, kind, seed);
+        }
         let (kept, torn, lost) = (plan.kept, plan.torn, plan.lost);
         w.stats.power_losses += 1;
         w.stats.torn_writes += torn;
@@ -483,8 +536,16 @@ impl Supervisor {
                 expired.push(*id);
             }
         }
+        for (id, slot) in w.members.iter_mut() {
+            if std::mem::take(&mut slot.boot_crash_missed) {
+                expired.push(*id);
+            }
+        }
         for id in expired {
             w.event(now, Some(id), format_args!("armed fault expired"));
+            if let Some(s) = &mut self.schedule {
+                s.disarmed(id);
+            }
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub store: StoreSettings,
     /// A seeded random workload and random faults running beside the steps.
     pub random: Option<RandomSection>,
+    /// The network model (default: lossless with 1–3 ms latency, or lossy
+    /// with up to 15 ms when `[random]` injects `net` faults).
+    pub network: Option<crate::config::NetworkModel>,
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
     /// Where the file was read from (set by [`Scenario::load`]).
@@ -109,6 +112,12 @@ pub enum Target {
     Role(String),
 }
 
+impl From<u64> for Target {
+    fn from(id: u64) -> Target {
+        Target::Id(id)
+    }
+}
+
 /// A crash's effect on the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,6 +129,37 @@ pub enum Mode {
     /// Unsynced writes survive except each file's last one, which is torn
     /// at a sector boundary (a torn WAL tail).
     Torn,
+    /// Each file keeps a random subset of its unsynced writes (a disk may
+    /// persist a later write before an earlier one), some of them torn;
+    /// each directory's unsynced changes survive or not as a whole.
+    Reorder,
+}
+
+impl Mode {
+    /// The power loss this mode makes (`None` for a process crash).
+    pub fn power_loss(self) -> Option<crate::fault::PowerLossKind> {
+        use crate::fault::PowerLossKind;
+        match self {
+            Mode::Process => None,
+            Mode::Power => Some(PowerLossKind::Lose),
+            Mode::Torn => Some(PowerLossKind::TearTail),
+            Mode::Reorder => Some(PowerLossKind::Reorder),
+        }
+    }
+
+    /// The mode whose power loss is `kind`.
+    pub fn of_power_loss(kind: crate::fault::PowerLossKind) -> Mode {
+        use crate::fault::PowerLossKind;
+        match kind {
+            PowerLossKind::Lose => Mode::Power,
+            PowerLossKind::TearTail => Mode::Torn,
+            PowerLossKind::Reorder => Mode::Reorder,
+        }
+    }
+}
+
+fn default_power() -> Mode {
+    Mode::Power
 }
 
 /// A number, or `"k"`: the iteration number (1-based) of the enclosing
@@ -221,6 +261,9 @@ pub enum Step {
         hit: u32,
         after_ops: Option<Count>,
         after_disk_ops: Option<Count>,
+        /// Seeds the power loss's choices (which writes survive, where they
+        /// tear); without it they come from the run's fault stream.
+        plan_seed: Option<u64>,
     },
     /// Waits for a crash armed on the member to fire (bounded), then boots
     /// it from its disk. With `crash_at`, the boot itself is stopped at that
@@ -233,16 +276,22 @@ pub enum Step {
         hit: u32,
         #[serde(default)]
         mode: Mode,
+        plan_seed: Option<u64>,
     },
     /// Makes the member's next fsync or write fail; the member stops, loses
-    /// its unsynced state, and stays down until `restart`.
+    /// its unsynced state (as `mode` says: power, torn or reorder), and
+    /// stays down until `restart`.
     Eio {
         member: Target,
         on: EioOn,
+        #[serde(default = "default_power")]
+        mode: Mode,
+        plan_seed: Option<u64>,
     },
-    /// Cuts a member off the network.
+    /// Cuts a member off the network: until `heal`, or for `ms`.
     Partition {
         member: Target,
+        ms: Option<u64>,
     },
     /// Cuts the links between a member and the other members (clients
     /// still reach it), so it may accept proposals it cannot commit.
@@ -270,6 +319,11 @@ pub enum Step {
     },
     /// Lets virtual time pass.
     Wait {
+        ms: u64,
+    },
+    /// Lets virtual time pass until `ms` after the start (at once if it
+    /// has): how a recorded fault schedule keeps its timing.
+    WaitUntil {
         ms: u64,
     },
     /// Waits until every running member has applied everything committed.
@@ -339,6 +393,9 @@ impl Scenario {
             for f in &r.faults {
                 f.parse::<FaultClass>()?;
             }
+        }
+        if let Some(n) = &self.network {
+            n.validate()?;
         }
         let mut count = 0;
         self.validate_steps(&self.steps, false, &mut count)
@@ -420,9 +477,17 @@ impl Scenario {
                 }
                 Step::Isolate { member }
                 | Step::PutsTo { member, .. }
-                | Step::Partition { member }
-                | Step::ForceSnapshot { member }
-                | Step::Eio { member, .. } => target(member)?,
+                | Step::Partition { member, .. }
+                | Step::ForceSnapshot { member } => target(member)?,
+                Step::Eio { member, mode, .. } => {
+                    target(member)?;
+                    if *mode == Mode::Process {
+                        return Err(at(
+                            "an EIO stop loses unsynced state: mode is power, torn or reorder"
+                                .into(),
+                        ));
+                    }
+                }
                 Step::AddMember { id, .. } if *id <= self.nodes || *id > slots => {
                     return Err(at(format!(
                         "member {id} is not a spare slot ({}..={slots})",

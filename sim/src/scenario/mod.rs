@@ -82,6 +82,7 @@ impl Scenario {
         cfg.batch_limit = self.store.batch_limit.unwrap_or(10_000);
         cfg.batch_interval_ms = self.store.batch_interval_ms.unwrap_or(100);
         cfg.wal_segment_size = self.store.wal_segment_size.unwrap_or(64 * 1024);
+        cfg.network = self.network;
         match &self.random {
             Some(r) => {
                 cfg.duration_ms = r.duration_ms;

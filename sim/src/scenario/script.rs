@@ -7,7 +7,7 @@ use super::{REDACTED_FIELDS, Recorded};
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest, script_session};
 use crate::cluster::world::member_info;
-use crate::fault::{ArmedCrash, CrashKind, DiskFault};
+use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
 use crate::run::{STEP_MS, Supervisor};
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_channel::oneshot;
@@ -28,7 +28,10 @@ const SCRIPT_ID_BASE: u64 = 1 << 40;
 
 struct Script<'a> {
     sup: &'a mut Supervisor,
-    session: UnboundedSender<ScriptRequest>,
+    /// The scenario's client session, started at its first request (a
+    /// script of faults alone adds no task to the simulation, so it runs as
+    /// the random run it was recorded from).
+    session: Option<UnboundedSender<ScriptRequest>>,
     next_id: u64,
     /// The member the latest `crash`/`eio` step targeted.
     crashed: Option<u64>,
@@ -39,11 +42,9 @@ struct Script<'a> {
 /// Runs `steps` in order; a step that cannot do what it says records a
 /// scenario violation and ends the script.
 pub(super) async fn run_steps(sup: &mut Supervisor, steps: &[Step]) {
-    let (tx, rx) = unbounded();
-    sup.client_node.spawn(script_session(sup.world.clone(), rx));
     let mut script = Script {
         sup,
-        session: tx,
+        session: None,
         next_id: SCRIPT_ID_BASE,
         crashed: None,
         isolated: None,
@@ -115,7 +116,14 @@ impl Script<'_> {
     async fn send(&mut self, op: ScriptOp) -> Result<Response, String> {
         let (tx, mut rx) = oneshot::channel();
         let what = format!("{op:?}");
-        self.session
+        let session = self.session.get_or_insert_with(|| {
+            let (session, requests) = unbounded();
+            self.sup
+                .client_node
+                .spawn(script_session(self.sup.world.clone(), requests));
+            session
+        });
+        session
             .unbounded_send(ScriptRequest { op, reply: tx })
             .map_err(|_| "the scenario's client session is gone".to_string())?;
         let until = self.sup.now_ms() + STEP_LIMIT_MS;
@@ -340,18 +348,15 @@ impl Script<'_> {
                 hit,
                 after_ops,
                 after_disk_ops,
+                plan_seed,
             } => {
                 let id = self.resolve(member)?;
                 self.crashed = Some(id);
                 let kind = match mode {
                     Mode::Process => CrashKind::Process,
-                    Mode::Power | Mode::Torn => CrashKind::Power,
+                    _ => CrashKind::Power,
                 };
-                if *mode == Mode::Torn
-                    && let Some(slot) = self.sup.world.lock().members.get_mut(&id)
-                {
-                    slot.tear_tail = true;
-                }
+                self.set_power_plan(id, *mode, *plan_seed);
                 self.sup.held_down.insert(id);
                 let point = at.as_deref().and_then(CrashPoint::from_name);
                 let disk_ops = count(after_disk_ops, k);
@@ -376,10 +381,16 @@ impl Script<'_> {
                     self.sup.kill(id, kind == CrashKind::Power);
                 }
             }
-            Step::Eio { member, on } => {
+            Step::Eio {
+                member,
+                on,
+                mode,
+                plan_seed,
+            } => {
                 let id = self.resolve(member)?;
                 self.crashed = Some(id);
                 self.sup.held_down.insert(id);
+                self.set_power_plan(id, *mode, *plan_seed);
                 let fault = match on {
                     EioOn::Sync => DiskFault::FailNextSync,
                     EioOn::Write => DiskFault::FailNextWrite,
@@ -394,6 +405,7 @@ impl Script<'_> {
                 crash_at,
                 hit,
                 mode,
+                plan_seed,
             } => {
                 let id = self.resolve(member)?;
                 if self.crash_armed(id)
@@ -429,7 +441,9 @@ impl Script<'_> {
                 self.sup.restarts_due.insert(id, now);
                 self.sup.poll();
                 if let Some(point) = crash_at.as_deref().and_then(CrashPoint::from_name) {
-                    return self.crash_during_boot(id, point, *hit, *mode).await;
+                    return self
+                        .crash_during_boot(id, point, *hit, *mode, *plan_seed)
+                        .await;
                 }
                 let booted = self
                     .wait_for(STEP_LIMIT_MS, |s| {
@@ -443,9 +457,10 @@ impl Script<'_> {
                     return Err(format!("member {id} did not boot within 30s"));
                 }
             }
-            Step::Partition { member } => {
+            Step::Partition { member, ms } => {
                 let id = self.resolve(member)?;
-                self.sup.partition(id, u64::MAX);
+                let until = ms.map_or(u64::MAX, |ms| self.sup.now_ms() + ms);
+                self.sup.partition(id, until);
             }
             Step::Heal => self.sup.heal_due(true),
             Step::Isolate { member } => {
@@ -507,6 +522,10 @@ impl Script<'_> {
                 }
             }
             Step::Wait { ms } => self.sleep_polling(*ms).await,
+            Step::WaitUntil { ms } => {
+                let now = self.sup.now_ms();
+                self.sleep_polling(ms.saturating_sub(now)).await;
+            }
             Step::WaitConverged => self.converge().await?,
             Step::Check => {
                 self.converge().await?;
@@ -533,6 +552,7 @@ impl Script<'_> {
         point: CrashPoint,
         hits: u32,
         mode: Mode,
+        plan_seed: Option<u64>,
     ) -> Result<(), String> {
         self.crashed = Some(id);
         self.sup.held_down.insert(id);
@@ -546,7 +566,10 @@ impl Script<'_> {
         {
             let mut w = self.sup.world.lock();
             if let Some(slot) = w.members.get_mut(&id) {
-                slot.tear_tail = mode == Mode::Torn;
+                slot.power_plan = mode.power_loss().map(|kind| PowerPlan {
+                    kind,
+                    seed: plan_seed,
+                });
                 slot.hook.arm(ArmedCrash {
                     point,
                     hits,
@@ -581,6 +604,13 @@ impl Script<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// How the member's next power loss goes (a process crash: none).
+    fn set_power_plan(&mut self, id: u64, mode: Mode, seed: Option<u64>) {
+        if let Some(slot) = self.sup.world.lock().members.get_mut(&id) {
+            slot.power_plan = mode.power_loss().map(|kind| PowerPlan { kind, seed });
+        }
     }
 
     async fn converge(&mut self) -> Result<(), String> {
