@@ -20,8 +20,6 @@ pub enum Bug {
     V2PutWritesV3OnReplay,
     /// Conf changes are re-applied to the backend on replay.
     ConfchangeDoubleApply,
-    /// The consistent index is not saved when it would decrease (etcd #13514).
-    CindexOnlyGrows,
     /// A torn tail of the last WAL segment is fatal instead of repaired.
     NoTornTailRepair,
     /// Messages are sent before the WAL fsync.
@@ -34,13 +32,12 @@ pub enum Bug {
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 9] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
         Bug::V2PutWritesV3OnReplay,
         Bug::ConfchangeDoubleApply,
-        Bug::CindexOnlyGrows,
         Bug::NoTornTailRepair,
         Bug::NoFsyncBeforeSend,
         Bug::BackupShiftIndexes,
@@ -55,7 +52,6 @@ impl Bug {
             Bug::V2SkippedWithV3 => "v2-skipped-with-v3",
             Bug::V2PutWritesV3OnReplay => "v2-put-writes-v3-on-replay",
             Bug::ConfchangeDoubleApply => "confchange-double-apply",
-            Bug::CindexOnlyGrows => "cindex-only-grows",
             Bug::NoTornTailRepair => "no-torn-tail-repair",
             Bug::NoFsyncBeforeSend => "no-fsync-before-send",
             Bug::BackupShiftIndexes => "backup-shift-indexes",

@@ -430,12 +430,6 @@ impl Backend {
     /// Records that the entry `index` (of `term`) is applied. Call it only
     /// after the entry's writes are buffered: it marks an entry boundary.
     pub fn set_consistent_index(&mut self, index: u64, term: u64) {
-        if self.opts.bugs.has(Bug::CindexOnlyGrows) && index < self.ci.index {
-            // The bug (etcd #13514): a lower index, as a restore sets it, is
-            // dropped, so replay skips entries the backend never applied.
-            self.mid_entry = false;
-            return;
-        }
         self.ci = ConsistentIndex { index, term };
         self.meta_dirty = true;
         self.mid_entry = false;
