@@ -143,16 +143,27 @@ impl RunConfig {
 
     /// The command line that reproduces this run.
     pub fn reproduce_command(&self) -> String {
+        self.command("run")
+    }
+
+    /// The command line that shrinks this run if it fails.
+    pub fn shrink_command(&self) -> String {
+        self.command("shrink")
+    }
+
+    /// `sim SUBCOMMAND` with the arguments that select this run (`run` and
+    /// `shrink` take the same ones).
+    fn command(&self, subcommand: &str) -> String {
         let (features, bugs) = bug_flags(self.bugs);
         if let Some(path) = &self.scenario {
             return format!(
-                "cargo run --release -p sim{features} -- run --scenario {path} --seed {}{bugs}",
+                "cargo run --release -p sim{features} -- {subcommand} --scenario {path} --seed {}{bugs}",
                 self.seed
             );
         }
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
         format!(
-            "cargo run --release -p sim{features} -- run --seed {} --nodes {} --duration {}ms --faults {}{bugs}",
+            "cargo run --release -p sim{features} -- {subcommand} --seed {} --nodes {} --duration {}ms --faults {}{bugs}",
             self.seed,
             self.nodes,
             self.duration_ms,

@@ -82,6 +82,12 @@ fn a_store_that_writes_the_consistent_index_only_on_explicit_commits_is_caught()
         text.contains("--bug cindex-only-on-explicit-commit"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "shrink:    cargo run --release -p sim --features known-bugs -- shrink --seed"
+        ),
+        "the report says how to shrink the run: {text}"
+    );
     // With the switch off, the same seed passes.
     let clean = run(&RunConfig::new(report.config.seed));
     assert!(clean.passed(), "{}", clean.failure_report());

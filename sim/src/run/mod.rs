@@ -102,9 +102,10 @@ impl RunReport {
             }
         }
         out.push_str(&format!(
-            "reproduce: {}\nreplay:    {} --trace\n",
+            "reproduce: {}\nreplay:    {} --trace\nshrink:    {}\n",
             self.config.reproduce_command(),
-            self.config.reproduce_command()
+            self.config.reproduce_command(),
+            self.config.shrink_command()
         ));
         out
     }
