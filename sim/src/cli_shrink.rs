@@ -21,7 +21,8 @@ pub struct ShrinkArgs {
     pub seed: Option<u64>,
     #[command(flatten)]
     pub settings: RunSettings,
-    /// Where to write the shrunk scenario (default: `shrunk-NAME-SEED.toml`).
+    /// Where to write the shrunk scenario (default: `shrunk-NAME-SEED.toml`,
+    /// or `shrunk-random-seed-SEED.toml` for a random run).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// With a random run: write its recorded schedule as a scenario (to
@@ -70,9 +71,12 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
             (seed, run.shrunk)
         }
     };
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from(format!("shrunk-{}-{seed}.toml", shrunk_name(&shrunk))));
+    // A recorded random run's name already carries its seed.
+    let default_out = match &args.scenario {
+        Some(_) => format!("shrunk-{}-{seed}.toml", shrunk_name(&shrunk)),
+        None => format!("shrunk-{}.toml", shrunk_name(&shrunk)),
+    };
+    let out = args.out.unwrap_or_else(|| PathBuf::from(default_out));
     std::fs::write(
         &out,
         shrink::to_toml(&shrunk.scenario).map_err(anyhow::Error::msg)?,
