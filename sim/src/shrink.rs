@@ -378,7 +378,10 @@ fn shrink_as(
     };
     search.minimise_random();
     search.minimise_members();
-    let steps = search.minimise(search.base.steps.clone());
+    search.base.steps = search.minimise(search.base.steps.clone());
+    // Steps that named the higher members may be gone now.
+    search.minimise_members();
+    let steps = search.base.steps.clone();
     let shrunk = Scenario {
         name: format!("{}-shrunk", scenario.name),
         description: format!(
