@@ -82,13 +82,15 @@ pub fn run(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
         shrink::to_toml(&shrunk.scenario).map_err(anyhow::Error::msg)?,
     )?;
     println!(
-        "shrunk {} (seed {seed}, fails with {}): {} steps ({} faults) -> {} steps ({} faults) in {} runs; written to {}",
+        "shrunk {} (seed {seed}, fails with {}): {} steps ({} faults, {:.1}s simulated) -> {} steps ({} faults, {:.1}s simulated) in {} runs; written to {}",
         shrunk_name(&shrunk),
         shrunk.invariant,
         shrunk.steps_before,
         shrunk.faults_before,
+        shrunk.simulated_ms_before as f64 / 1000.0,
         shrunk.steps_after,
         shrunk.faults_after,
+        shrunk.simulated_ms_after as f64 / 1000.0,
         shrunk.runs,
         out.display()
     );

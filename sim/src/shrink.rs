@@ -28,6 +28,9 @@ pub struct Shrunk {
     /// Fault steps (see [`fault_count`]).
     pub faults_before: usize,
     pub faults_after: usize,
+    /// Virtual time of the failing run before and after shrinking.
+    pub simulated_ms_before: u64,
+    pub simulated_ms_after: u64,
     /// Candidate runs tried.
     pub runs: usize,
 }
@@ -221,6 +224,35 @@ impl Search {
         steps
     }
 
+    /// Brings a recorded schedule forward: scales every `wait_until` time
+    /// by 1/2 (or else 3/4) while the run still fails, so less workload
+    /// runs before each fault.
+    fn compress_timeline(&mut self) {
+        'shorter: while self
+            .base
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::WaitUntil { ms } if *ms > 100))
+        {
+            for (num, den) in [(1, 2), (3, 4)] {
+                let scaled: Vec<Step> = self
+                    .base
+                    .steps
+                    .iter()
+                    .map(|s| match s {
+                        Step::WaitUntil { ms } => Step::WaitUntil { ms: ms * num / den },
+                        other => other.clone(),
+                    })
+                    .collect();
+                if self.fails(&scaled) {
+                    self.base.steps = scaled;
+                    continue 'shorter;
+                }
+            }
+            break;
+        }
+    }
+
     /// Fewer members: down to 3 (the smallest cluster), as long as every
     /// step still names an existing member and the run still fails.
     fn minimise_members(&mut self) {
@@ -324,7 +356,13 @@ pub fn shrink_random_run(cfg: &RunConfig) -> Result<ShrunkRun, String> {
                 .map_or("it passes".to_string(), |i| format!("it fails with {i}"))
         ));
     }
-    let shrunk = shrink_as(&recorded, cfg.seed, cfg.bugs, invariant, 2);
+    let shrunk = shrink_as(
+        &recorded,
+        cfg.seed,
+        cfg.bugs,
+        (invariant, replay.simulated_ms),
+        2,
+    );
     Ok(ShrunkRun { recorded, shrunk })
 }
 
@@ -357,16 +395,22 @@ pub fn shrink(scenario: &Scenario, seed: u64, bugs: KnownBugs) -> Result<Shrunk,
             scenario.name
         )
     })?;
-    Ok(shrink_as(scenario, seed, bugs, invariant, 1))
+    Ok(shrink_as(
+        scenario,
+        seed,
+        bugs,
+        (invariant, report.simulated_ms),
+        1,
+    ))
 }
 
-/// Shrinks `scenario`, known to fail with `invariant` (`runs` runs spent
-/// to learn that).
+/// Shrinks `scenario`, known to fail with `invariant` after `simulated_ms`
+/// of virtual time (`runs` runs spent to learn that).
 fn shrink_as(
     scenario: &Scenario,
     seed: u64,
     bugs: KnownBugs,
-    invariant: Invariant,
+    (invariant, simulated_ms): (Invariant, u64),
     runs: usize,
 ) -> Shrunk {
     let mut search = Search {
@@ -381,6 +425,7 @@ fn shrink_as(
     search.base.steps = search.minimise(search.base.steps.clone());
     // Steps that named the higher members may be gone now.
     search.minimise_members();
+    search.compress_timeline();
     let steps = search.base.steps.clone();
     let shrunk = Scenario {
         name: format!("{}-shrunk", scenario.name),
@@ -394,12 +439,15 @@ fn shrink_as(
         steps,
         ..search.base.clone()
     };
+    let simulated_ms_after = shrunk.run(seed, bugs, false).simulated_ms;
     Shrunk {
+        simulated_ms_before: simulated_ms,
+        simulated_ms_after,
+        runs: search.runs + 1,
         steps_before: step_count(&scenario.steps),
         steps_after: step_count(&shrunk.steps),
         faults_before: fault_count(&scenario.steps),
         faults_after: fault_count(&shrunk.steps),
-        runs: search.runs,
         invariant,
         scenario: shrunk,
     }
