@@ -10,14 +10,11 @@ mod common;
 
 use common::{bootstrap, config, entry, now_ms, step};
 use replica::crash_point::NoCrash;
-use replica::disk::{Disk, MemDisk};
+use replica::disk::{FaultyDisk, MemDisk};
 use replica::member::{Member, StateDump, StoreError};
 use replica::proto::HardState;
 use std::collections::BTreeMap;
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The run: entries up to this index (a snapshot at 20, several WAL
 /// segment cuts, several backend batch commits).
@@ -29,125 +26,29 @@ enum Fail {
     Write,
 }
 
-/// A `MemDisk` that fails its k-th fsync (`sync` or `sync_dir`) or its k-th
-/// write (`write_at` or `set_len`) once, and counts every mutating call.
-#[derive(Debug)]
-struct FailingDisk {
-    inner: Arc<MemDisk>,
-    kind: Fail,
-    fail_at: AtomicU64,
-    syncs: AtomicU64,
-    writes: AtomicU64,
-    /// Every mutating call, failed or not.
-    mutations: AtomicU64,
-}
-
-impl FailingDisk {
-    fn new(inner: Arc<MemDisk>, kind: Fail) -> FailingDisk {
-        FailingDisk {
-            inner,
-            kind,
-            fail_at: AtomicU64::new(u64::MAX),
-            syncs: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-            mutations: AtomicU64::new(0),
-        }
-    }
-
-    /// Fails the k-th call of this disk's kind from now on (0-based).
-    fn arm(&self, k: u64) {
-        let done = match self.kind {
-            Fail::Sync => self.syncs.load(Ordering::SeqCst),
-            Fail::Write => self.writes.load(Ordering::SeqCst),
-        };
-        self.fail_at.store(done + k, Ordering::SeqCst);
-    }
-
-    fn count(&self, kind: Fail) -> io::Result<()> {
-        self.mutations.fetch_add(1, Ordering::SeqCst);
-        let counter = match kind {
-            Fail::Sync => &self.syncs,
-            Fail::Write => &self.writes,
-        };
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        if kind == self.kind && n == self.fail_at.load(Ordering::SeqCst) {
-            return Err(io::Error::other(format!("injected {kind:?} failure #{n}")));
-        }
-        Ok(())
-    }
-
-    fn other_mutation(&self) {
-        self.mutations.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Disk for FailingDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.other_mutation();
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.other_mutation();
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.len(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(path, offset, buf)
-    }
-    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.count(Fail::Write)?;
-        self.inner.write_at(path, offset, data)
-    }
-    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.count(Fail::Write)?;
-        self.inner.set_len(path, len)
-    }
-    fn sync(&self, path: &Path) -> io::Result<()> {
-        self.count(Fail::Sync)?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.count(Fail::Sync)?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.other_mutation();
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.other_mutation();
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
+/// Arms the failure of the k-th call of `kind` from now (0-based): an fsync
+/// is a `sync` or `sync_dir`, a write a `write_at` or `set_len`; it fails
+/// once.
+fn arm(disk: &FaultyDisk, kind: Fail, k: u64) {
+    match kind {
+        Fail::Sync => disk.fail_nth_sync(k),
+        Fail::Write => disk.fail_nth_write(k),
     }
 }
 
 /// The never-failing run's state after every index, and how many fsyncs
 /// and writes it issued after bootstrap.
 fn reference_run() -> (BTreeMap<u64, StateDump>, u64, u64) {
-    let disk = Arc::new(FailingDisk::new(Arc::new(MemDisk::new()), Fail::Sync));
+    let disk = Arc::new(FaultyDisk::new(Arc::new(MemDisk::new())));
     let mut member = bootstrap(disk.clone()).expect("bootstrap");
-    let (syncs, writes) = (
-        disk.syncs.load(Ordering::SeqCst),
-        disk.writes.load(Ordering::SeqCst),
-    );
+    let (syncs, writes) = (disk.syncs(), disk.writes());
     let mut dumps = BTreeMap::new();
     dumps.insert(member.applied_index(), member.state_dump().expect("dump"));
     for index in member.applied_index() + 1..=RUN_TO {
         step(&mut member, index).expect("reference run");
         dumps.insert(index, member.state_dump().expect("dump"));
     }
-    (
-        dumps,
-        disk.syncs.load(Ordering::SeqCst) - syncs,
-        disk.writes.load(Ordering::SeqCst) - writes,
-    )
+    (dumps, disk.syncs() - syncs, disk.writes() - writes)
 }
 
 fn assert_poisoned(result: Result<impl std::fmt::Debug, StoreError>, what: &str, k: u64) {
@@ -168,9 +69,9 @@ fn every_failure(kind: Fail) {
     let mut reopened_at = BTreeMap::<u64, u64>::new();
     for k in 0..total {
         let mem = Arc::new(MemDisk::new());
-        let disk = Arc::new(FailingDisk::new(mem.clone(), kind));
+        let disk = Arc::new(FaultyDisk::new(mem.clone()));
         let mut member = bootstrap(disk.clone()).expect("bootstrap");
-        disk.arm(k);
+        arm(&disk, kind, k);
         // The last index whose save (entry + committing hard state, one
         // fsync) returned Ok: acknowledged to raft, so it must survive.
         let mut acked = member.applied_index();
@@ -203,7 +104,7 @@ fn every_failure(kind: Fail) {
             failed_at.unwrap_or_else(|| panic!("k={k}: the injected {kind:?} failure went unseen"));
         assert!(member.is_poisoned(), "k={k}: the member must stop");
         // Refusals must not touch the disk.
-        let before = disk.mutations.load(Ordering::SeqCst);
+        let before = disk.mutations();
         let next = entry(failed_at + 1);
         let hs = HardState {
             term: 1,
@@ -219,7 +120,7 @@ fn every_failure(kind: Fail) {
         assert_poisoned(member.tick(u64::MAX / 2), "tick", k);
         assert_poisoned(member.snapshot_now(), "snapshot", k);
         assert_eq!(
-            disk.mutations.load(Ordering::SeqCst),
+            disk.mutations(),
             before,
             "k={k}: a poisoned member wrote to its disk"
         );

@@ -6,110 +6,7 @@
 use super::tests::{DB, image, open, write_a_then_buffer_b};
 use super::*;
 use crate::crash_point::NoCrash;
-use crate::disk::{MemDisk, PendingOp, PowerLossPlan, Survival};
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// A disk that fails its k-th mutating operation and every operation after
-/// it (frozen), as a member stopped mid-commit would.
-#[derive(Debug)]
-pub(crate) struct FailingDisk {
-    inner: Arc<MemDisk>,
-    ops: AtomicU64,
-    fail_at: AtomicU64,
-    frozen: AtomicBool,
-}
-
-impl FailingDisk {
-    pub(crate) fn new(inner: Arc<MemDisk>) -> FailingDisk {
-        FailingDisk {
-            inner,
-            ops: AtomicU64::new(0),
-            fail_at: AtomicU64::new(u64::MAX),
-            frozen: AtomicBool::new(false),
-        }
-    }
-
-    /// Fails the `k`-th mutating operation from now (0-based).
-    pub(crate) fn fail_at(&self, k: u64) {
-        self.ops.store(0, Ordering::SeqCst);
-        self.fail_at.store(k, Ordering::SeqCst);
-    }
-
-    pub(crate) fn heal(&self) {
-        self.fail_at.store(u64::MAX, Ordering::SeqCst);
-        self.frozen.store(false, Ordering::SeqCst);
-    }
-
-    pub(crate) fn ops(&self) -> u64 {
-        self.ops.load(Ordering::SeqCst)
-    }
-
-    fn check(&self, mutating: bool) -> io::Result<()> {
-        if self.frozen.load(Ordering::SeqCst) {
-            return Err(io::Error::other("disk frozen"));
-        }
-        if mutating {
-            let n = self.ops.fetch_add(1, Ordering::SeqCst);
-            if n == self.fail_at.load(Ordering::SeqCst) {
-                self.frozen.store(true, Ordering::SeqCst);
-                return Err(io::Error::other(format!("injected failure at op {n}")));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Disk for FailingDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.check(false)?;
-        self.inner.exists(path)
-    }
-    fn len(&self, path: &Path) -> io::Result<u64> {
-        self.check(false)?;
-        self.inner.len(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.check(false)?;
-        self.inner.read_at(path, offset, buf)
-    }
-    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.write_at(path, offset, data)
-    }
-    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.set_len(path, len)
-    }
-    fn sync(&self, path: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.check(true)?;
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.check(false)?;
-        self.inner.list(dir)
-    }
-}
+use crate::disk::{FaultyDisk, MemDisk, PendingOp, PowerLossPlan, Survival};
 
 /// Which unsynced operations survive the power loss.
 #[derive(Debug, Clone, Copy)]
@@ -197,7 +94,7 @@ fn power_loss_at_every_disk_operation_of_a_commit_yields_old_or_new_state() {
     let mut k = 0u64;
     loop {
         let mem = Arc::new(MemDisk::new());
-        let disk = Arc::new(FailingDisk::new(mem.clone()));
+        let disk = Arc::new(FaultyDisk::new(mem.clone()));
         let mut be = Backend::open(
             disk.clone(),
             Path::new(DB),
@@ -206,9 +103,12 @@ fn power_loss_at_every_disk_operation_of_a_commit_yields_old_or_new_state() {
         )
         .unwrap();
         write_a_then_buffer_b(&mut be);
-        disk.fail_at(k);
+        // The member stops at the k-th operation of the commit: that one
+        // fails and so does everything after it, reads included.
+        let before = disk.mutations();
+        disk.freeze_at(k);
         let result = be.force_commit();
-        let ops = disk.ops();
+        let ops = disk.mutations() - before;
         if result.is_ok() {
             assert!(k >= ops, "commit succeeded although op {k} failed");
             assert!(k > 0, "a commit performs disk operations");

@@ -416,13 +416,13 @@ fn snapshot_round_trip_replaces_every_table() {
 
 #[test]
 fn failed_commit_poisons_the_backend() {
-    use super::crash_tests::FailingDisk;
+    use crate::disk::FaultyDisk;
     let inner = Arc::new(MemDisk::new());
-    let disk = Arc::new(FailingDisk::new(inner));
+    let disk = Arc::new(FaultyDisk::new(inner));
     let mut be = open(disk.clone(), BackendOptions::default());
     be.put(Table::Key, b"a", b"1");
     be.set_consistent_index(1, 1);
-    disk.fail_at(0);
+    disk.freeze_at(0);
     assert!(matches!(be.force_commit(), Err(BackendError::Redb { .. })));
     disk.heal();
     // Even with a healthy disk again, nothing is retried.

@@ -5,11 +5,14 @@
 //! [`StdDisk`] over `std::fs` for real data directories, and [`MemDisk`], an
 //! in-memory disk that separates what was written from what was made durable,
 //! so a power loss can be modelled. The simulator wraps [`MemDisk`] to inject
-//! faults; the store never knows which one it runs on.
+//! faults, and tests use [`FaultyDisk`], a [`MemDisk`] that fails operations
+//! by rule; the store never knows which one it runs on.
 
+mod faulty;
 mod mem;
 mod std_disk;
 
+pub use faulty::FaultyDisk;
 pub use mem::{MemDisk, PendingOp, PowerLossPlan, Survival};
 pub use std_disk::StdDisk;
 

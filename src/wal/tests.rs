@@ -3,10 +3,8 @@
 use super::record::{WalRecord, decode_frame};
 use super::*;
 use crate::crash_point::{Crashed, NoCrash};
-use crate::disk::{MemDisk, PendingOp, PowerLossPlan, StdDisk, Survival};
-use std::io;
+use crate::disk::{FaultyDisk, MemDisk, PendingOp, PowerLossPlan, StdDisk, Survival};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 fn dir() -> &'static Path {
     Path::new("member/wal")
@@ -683,63 +681,6 @@ fn snapshot_marker_names_later_segments() {
     assert_eq!(contents.entries, ents(101..=102, 3));
 }
 
-/// A MemDisk whose writes or fsyncs fail on demand.
-#[derive(Debug, Default)]
-struct FailingDisk {
-    inner: MemDisk,
-    fail_sync: AtomicBool,
-    fail_write: AtomicBool,
-}
-
-fn injected() -> io::Error {
-    io::Error::other("injected failure")
-}
-
-impl Disk for FailingDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.len(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(path, offset, buf)
-    }
-    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.fail_write.load(Ordering::SeqCst) {
-            return Err(injected());
-        }
-        self.inner.write_at(path, offset, data)
-    }
-    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.set_len(path, len)
-    }
-    fn sync(&self, path: &Path) -> io::Result<()> {
-        if self.fail_sync.load(Ordering::SeqCst) {
-            return Err(injected());
-        }
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-}
-
 fn assert_poisoned(wal: &mut Wal) {
     assert!(matches!(
         wal.save(None, &ents(9..=9, 1)),
@@ -754,37 +695,37 @@ fn assert_poisoned(wal: &mut Wal) {
 
 #[test]
 fn fsync_failure_poisons() {
-    let failing = Arc::new(FailingDisk::default());
+    let failing = Arc::new(FaultyDisk::default());
     let disk: Arc<dyn Disk> = failing.clone();
     let mut wal = create(&disk, WalOptions::default());
     wal.save(Some(&hs(1, 1)), &ents(1..=2, 1)).unwrap();
-    failing.fail_sync.store(true, Ordering::SeqCst);
+    failing.set_fail_every_sync(true);
     assert!(matches!(
         wal.save(Some(&hs(1, 2)), &ents(3..=3, 1)),
         Err(WalError::Io { .. })
     ));
     // The disk recovers; the WAL must not.
-    failing.fail_sync.store(false, Ordering::SeqCst);
+    failing.set_fail_every_sync(false);
     assert_poisoned(&mut wal);
 }
 
 #[test]
 fn write_failure_poisons() {
-    let failing = Arc::new(FailingDisk::default());
+    let failing = Arc::new(FaultyDisk::default());
     let disk: Arc<dyn Disk> = failing.clone();
     let mut wal = create(&disk, WalOptions::default());
-    failing.fail_write.store(true, Ordering::SeqCst);
+    failing.set_fail_every_write(true);
     assert!(matches!(
         wal.save_snapshot_marker(&marker(1, 1)),
         Err(WalError::Io { .. })
     ));
-    failing.fail_write.store(false, Ordering::SeqCst);
+    failing.set_fail_every_write(false);
     assert_poisoned(&mut wal);
 }
 
 #[test]
 fn failed_cut_poisons() {
-    let failing = Arc::new(FailingDisk::default());
+    let failing = Arc::new(FaultyDisk::default());
     let disk: Arc<dyn Disk> = failing.clone();
     let mut wal = create(
         &disk,
@@ -794,11 +735,11 @@ fn failed_cut_poisons() {
         },
     );
     // The save's own write succeeds; the cut's temporary segment does not.
-    failing.fail_sync.store(false, Ordering::SeqCst);
+    failing.set_fail_every_sync(false);
     wal.save(None, &ents(1..=1, 1)).unwrap();
-    failing.fail_write.store(true, Ordering::SeqCst);
+    failing.set_fail_every_write(true);
     assert!(wal.save(None, &ents(2..=2, 1)).is_err());
-    failing.fail_write.store(false, Ordering::SeqCst);
+    failing.set_fail_every_write(false);
     assert_poisoned(&mut wal);
 }
 

@@ -4,85 +4,15 @@
 //! backup; and a retry then succeeds.
 
 use super::*;
-use crate::disk::MemDisk;
+use crate::disk::{FaultyDisk, MemDisk};
 use crate::member::StoreError;
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A disk that fails its `fail_at`-th mutating operation and every one
-/// after it (the process is gone), counting them.
-#[derive(Debug)]
-struct FailAt {
-    inner: Arc<MemDisk>,
-    ops: AtomicU64,
-    fail_at: u64,
-}
-
-impl FailAt {
-    fn new(inner: Arc<MemDisk>, fail_at: u64) -> Self {
-        FailAt {
-            inner,
-            ops: AtomicU64::new(0),
-            fail_at,
-        }
-    }
-
-    fn op(&self) -> io::Result<()> {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst);
-        if n >= self.fail_at {
-            return Err(io::Error::other(format!(
-                "injected failure at operation {n}"
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Disk for FailAt {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.len(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(path, offset, buf)
-    }
-    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.op()?;
-        self.inner.write_at(path, offset, data)
-    }
-    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.op()?;
-        self.inner.set_len(path, len)
-    }
-    fn sync(&self, path: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.op()?;
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
+/// `dst` behind a [`FaultyDisk`] that fails its `k`-th mutating operation
+/// and every one after it (the process is gone), counting them.
+fn fail_from(dst: &Arc<MemDisk>, k: u64) -> FaultyDisk {
+    let disk = FaultyDisk::new(dst.clone());
+    disk.fail_mutations_from(k);
+    disk
 }
 
 /// The destination after an interrupted backup is either not a member or
@@ -106,9 +36,9 @@ fn an_interrupted_backup_never_leaves_a_partial_member() {
     let opts = options();
 
     let full = Arc::new(MemDisk::new());
-    let counter = FailAt::new(full.clone(), u64::MAX);
+    let counter = FaultyDisk::new(full.clone());
     backup(src.as_ref(), &counter, &opts).unwrap();
-    let total = counter.ops.load(Ordering::SeqCst);
+    let total = counter.mutations();
     assert!(
         total >= 10,
         "the publish step writes several files ({total} ops)"
@@ -117,7 +47,7 @@ fn an_interrupted_backup_never_leaves_a_partial_member() {
 
     for k in 0..total {
         let dst = Arc::new(MemDisk::new());
-        let err = backup(src.as_ref(), &FailAt::new(dst.clone(), k), &opts).unwrap_err();
+        let err = backup(src.as_ref(), &fail_from(&dst, k), &opts).unwrap_err();
         assert!(
             matches!(err, BackupError::DestinationIo { .. }),
             "op {k}: {err}"

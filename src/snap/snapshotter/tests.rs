@@ -2,9 +2,8 @@
 //! matter, on `MemDisk` alone where a power loss is modelled.
 
 use super::*;
-use crate::disk::{MemDisk, PendingOp, PowerLossPlan, StdDisk, Survival};
+use crate::disk::{FaultyDisk, MemDisk, PendingOp, PowerLossPlan, StdDisk, Survival};
 use crate::proto::ConfState;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const DIR: &str = "member/snap";
 
@@ -293,74 +292,13 @@ fn saved_and_purged_state_survives_power_loss() {
     assert_eq!(s.load(&name::file_name(1, 3)).unwrap(), snap(1, 3, "x"));
 }
 
-/// A `MemDisk` whose mutating operations start failing after `budget` of
-/// them, as if the process died there (every later operation fails too).
-#[derive(Debug)]
-struct FailAfter {
-    inner: Arc<MemDisk>,
-    budget: AtomicUsize,
-}
-
-impl FailAfter {
-    fn new(inner: Arc<MemDisk>, budget: usize) -> Arc<Self> {
-        Arc::new(FailAfter {
-            inner,
-            budget: AtomicUsize::new(budget),
-        })
-    }
-    fn tick(&self) -> io::Result<()> {
-        self.budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-            .map(drop)
-            .map_err(|_| io::Error::other("injected crash"))
-    }
-}
-
-impl Disk for FailAfter {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.create(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.len(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(path, offset, buf)
-    }
-    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.tick()?;
-        self.inner.write_at(path, offset, data)
-    }
-    fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.tick()?;
-        self.inner.set_len(path, len)
-    }
-    fn sync(&self, path: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
+/// `disk` behind a [`FaultyDisk`] whose mutating operations start failing
+/// after `budget` of them, as if the process died there (every later
+/// mutation fails too; reads still pass).
+fn fail_after(disk: &Arc<MemDisk>, budget: u64) -> Arc<FaultyDisk> {
+    let failing = Arc::new(FaultyDisk::new(disk.clone()));
+    failing.fail_mutations_from(budget);
+    failing
 }
 
 /// Lets every directory change through and tears every unsynced write at
@@ -390,7 +328,7 @@ fn crash_before_rename_dir_sync_keeps_old_snapshot() {
     snapshotter(disk.clone()).save(&old).unwrap();
     // save = create_dir_all, create tmp, write, sync, rename, sync_dir: the
     // sixth operation, the directory sync after the rename, fails.
-    let failing = FailAfter::new(disk.clone(), 5);
+    let failing = fail_after(&disk, 5);
     assert!(matches!(
         snapshotter(failing).save(&new),
         Err(SnapError::Io { .. })
@@ -419,7 +357,7 @@ fn crash_at_every_operation_of_save_leaves_old_or_complete_new() {
     loop {
         let disk = Arc::new(MemDisk::new());
         snapshotter(disk.clone()).save(&old).unwrap();
-        let saved = snapshotter(FailAfter::new(disk.clone(), budget)).save(&new);
+        let saved = snapshotter(fail_after(&disk, budget)).save(&new);
         for harsh in [false, true] {
             let image = Arc::new(disk.fork());
             if harsh {
@@ -496,7 +434,7 @@ fn io_errors_are_not_taken_for_corruption() {
     snapshotter(disk.clone()).save(&snap(1, 20, "y")).unwrap();
     flip(&*disk, &Path::new(DIR).join(name::file_name(1, 20)), 9);
     // Renaming the corrupt file fails: the error surfaces, nothing is chosen.
-    let failing = snapshotter(FailAfter::new(disk.clone(), 0));
+    let failing = snapshotter(fail_after(&disk, 0));
     assert!(matches!(
         failing.load_newest_available(&[marker(1, 10), marker(1, 20)]),
         Err(SnapError::Io { .. })
