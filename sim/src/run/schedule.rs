@@ -155,7 +155,12 @@ impl ScheduleRecorder {
                 && e.state == State::Happened
                 && matches!(
                     e.timed.step,
-                    Step::Crash { .. } | Step::Eio { .. } | Step::Restart { .. }
+                    Step::Crash { .. }
+                        | Step::Eio { .. }
+                        | Step::Restart {
+                            crash_at: Some(_),
+                            ..
+                        }
                 )
         });
         let Some(entry) = stop else {

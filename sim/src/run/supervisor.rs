@@ -523,7 +523,8 @@ impl Supervisor {
         }
     }
 
-    /// Forgets armed faults that did not fire in time.
+    /// Forgets armed faults that did not fire in time, and records boot
+    /// crashes that their boot never reached (the world disarmed them).
     pub(crate) fn expire_armed(&mut self) {
         let now = self.world.now_ms();
         let mut w = self.world.lock();
@@ -536,14 +537,24 @@ impl Supervisor {
                 expired.push(*id);
             }
         }
+        let mut missed = Vec::new();
         for (id, slot) in w.members.iter_mut() {
             if std::mem::take(&mut slot.boot_crash_missed) {
-                expired.push(*id);
+                missed.push(*id);
             }
         }
-        for id in expired {
-            w.event(now, Some(id), format_args!("armed fault expired"));
-            if let Some(s) = &mut self.schedule {
+        for id in &expired {
+            w.event(now, Some(*id), format_args!("armed fault expired"));
+        }
+        for id in &missed {
+            w.event(
+                now,
+                Some(*id),
+                format_args!("boot finished before its armed crash: disarmed"),
+            );
+        }
+        if let Some(s) = &mut self.schedule {
+            for id in expired.into_iter().chain(missed) {
                 s.disarmed(id);
             }
         }
