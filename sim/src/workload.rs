@@ -51,6 +51,19 @@ impl Workload {
         format!("v{}", self.rng.random_range(0..1_000_000u32)).into_bytes()
     }
 
+    /// A put's value: now and then one of several sectors, so that WAL
+    /// writes span sector boundaries and a power loss can tear them (a torn
+    /// WAL tail needs a write longer than one sector).
+    fn put_value(&mut self) -> Vec<u8> {
+        let mut value = self.value();
+        if self.rng.random_bool(0.2) {
+            let len = self.rng.random_range(600..=3_000);
+            let fill = b'a' + (value.len() % 26) as u8;
+            value.resize(len, fill);
+        }
+        value
+    }
+
     /// The next request. `current_revision` bounds compaction targets.
     pub fn next_request(&mut self, current_revision: i64) -> Request {
         let id = self.next_id;
@@ -59,7 +72,7 @@ impl Workload {
         let kind = match roll {
             0..=44 => request::Kind::Put(PutRequest {
                 key: self.key(),
-                value: self.value(),
+                value: self.put_value(),
             }),
             45..=52 => {
                 let key = self.key();

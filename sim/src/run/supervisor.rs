@@ -439,15 +439,16 @@ impl Supervisor {
         // A script step may have said how this power loss goes; else the
         // run's fault classes do. Either way the plan draws from its own
         // seed, which the schedule records so a replay loses the same writes.
+        // With torn writes on, a third of the power losses keep every
+        // unsynced write and tear each file's last one: the shape of a torn
+        // WAL tail, which a random subset rarely produces.
         let how = slot.power_plan.take();
-        let kind = how.map_or(
-            if reorder {
-                PowerLossKind::Reorder
-            } else {
-                PowerLossKind::Lose
-            },
-            |p| p.kind,
-        );
+        let kind = match how {
+            Some(plan) => plan.kind,
+            None if !reorder => PowerLossKind::Lose,
+            None if self.rng.random_ratio(1, 3) => PowerLossKind::TearTail,
+            None => PowerLossKind::Reorder,
+        };
         let seed = how
             .and_then(|p| p.seed)
             .unwrap_or_else(|| self.rng.random());

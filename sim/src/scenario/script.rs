@@ -2,8 +2,8 @@
 //! supervisor, so restarts, heals and (with `[random]`) random faults go on
 //! while the script waits.
 
+use super::Recorded;
 use super::format::{Count, EioOn, Mode, Step, Target};
-use super::{REDACTED_FIELDS, Recorded};
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest, script_session};
 use crate::cluster::world::member_info;
@@ -634,15 +634,8 @@ impl Script<'_> {
                 .as_ref()
                 .and_then(|n| n.member().state_dump().ok())
             {
-                let mut value = serde_json::to_value(&dump).unwrap_or_default();
-                if let Some(obj) = value.as_object_mut() {
-                    for field in REDACTED_FIELDS {
-                        if obj.contains_key(field) {
-                            obj.insert(field.to_string(), "[redacted]".into());
-                        }
-                    }
-                }
-                members.insert(format!("m{id}"), value);
+                let value = serde_json::to_value(&dump).unwrap_or_default();
+                members.insert(format!("m{id}"), super::snapshot_view(value));
             }
         }
         w.recorded.push(Recorded {
