@@ -27,7 +27,13 @@
 //!
 //! Every fault is drawn from the run's seeded RNG and bounded: at most a
 //! minority of members is down at a time, and every fault ends before the
-//! quiesce phase.
+//! quiesce phase. A power loss's choices come from its own stream, seeded by
+//! one draw from the fault stream ([`PowerPlan`]), so a recorded run's
+//! schedule can replay it exactly. With torn writes on, a random power loss
+//! either keeps a random subset of the unsynced writes, some torn
+//! ([`PowerLossKind::Reorder`], two thirds), or keeps them all and tears
+//! each file's last one ([`PowerLossKind::TearTail`], one third: the shape
+//! of a torn WAL tail); without, it loses them all.
 
 mod hook;
 mod power;
