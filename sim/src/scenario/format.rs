@@ -580,6 +580,41 @@ mod tests {
         assert!(e.contains("outside a repeat"), "{e}");
     }
 
+    /// The format documentation's example is a valid scenario, so the
+    /// documentation cannot drift from the parser.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../scenarios/README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let len = readme[start..].find("```").expect("the block ends");
+        let example = Scenario::parse(&readme[start..start + len]).unwrap();
+        assert!(example.network.is_some() && example.random.is_some());
+        let actions: Vec<String> = example
+            .steps
+            .iter()
+            .map(|s| {
+                format!("{s:?}")
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        for action in [
+            "WaitUntil",
+            "Crash",
+            "Eio",
+            "Partition",
+            "Restart",
+            "Repeat",
+        ] {
+            assert!(
+                actions.iter().any(|a| a == action),
+                "{action} in {actions:?}"
+            );
+        }
+    }
+
     const CATALOGUE_FILE: &str =
         include_str!("../../../scenarios/01-batch-commit-crash-follower.toml");
 
