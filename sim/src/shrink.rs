@@ -1,14 +1,17 @@
-//! Shrinking a failing scenario or random run (`sim shrink`). A random
-//! run is first turned into a scenario whose every fault is an explicit
-//! step at its recorded virtual time ([`scenario_of_random_run`]), and that
-//! scenario is shrunk. Delta debugging runs over its
-//! `[random]` section (dropped, or its faults or workload dropped, its
-//! duration halved), its member count (down to 3), its steps, its repeat
-//! counts and its `puts` counts. A candidate is kept when it still fails with the same invariant
-//! as the original (a scenario-authoring failure, such as a crash that no
-//! longer fires, does not count), so the result reproduces the original
-//! failure with every step that was not needed for it removed. Repeats are
-//! also shortened. Everything is deterministic: same input, same result.
+//! Shrinking a failing scenario or random run (`sim shrink`).
+//!
+//! A random run is first turned into a scenario whose every fault is an
+//! explicit step at its recorded virtual time ([`scenario_of_random_run`]),
+//! which must fail again before it is shrunk. Delta debugging then runs over
+//! the scenario's `[random]` section (dropped, or its faults or workload
+//! dropped, its duration halved), its member count (down to 3), its steps (a
+//! `wait_until` with the step after it), its repeat and `puts` counts, and
+//! its timeline (every `wait_until` scaled down). A candidate is kept when it
+//! still fails with the same invariant as the original (a scenario-authoring
+//! failure, such as a crash that no longer fires, does not count), so the
+//! result reproduces the original failure with every step that was not
+//! needed for it removed. Everything is deterministic: same input, same
+//! result.
 
 use crate::checker::Invariant;
 use crate::config::RunConfig;
