@@ -80,16 +80,23 @@ struct Search {
     bugs: KnownBugs,
     invariant: Invariant,
     runs: usize,
+    /// Virtual time of the latest failing candidate: every failing
+    /// candidate is kept, so at the end this is the result's.
+    failing_ms: u64,
 }
 
 impl Search {
     fn fails_as(&mut self, candidate: &Scenario) -> bool {
         self.runs += 1;
         let report = candidate.run(self.seed, self.bugs, false);
-        report
+        let fails = report
             .violations
             .iter()
-            .any(|v| v.invariant == self.invariant)
+            .any(|v| v.invariant == self.invariant);
+        if fails {
+            self.failing_ms = report.simulated_ms;
+        }
+        fails
     }
 
     fn fails(&mut self, steps: &[Step]) -> bool {
@@ -348,7 +355,13 @@ pub struct ShrunkRun {
 /// the schedule replayed as a scenario fails with the same invariant, then
 /// shrinks that scenario.
 pub fn shrink_random_run(cfg: &RunConfig) -> Result<ShrunkRun, String> {
-    let (recorded, invariant) = record_failing_run(cfg)?;
+    let (recorded, report) = record_run(cfg);
+    let invariant = first_invariant(&report).ok_or_else(|| {
+        format!(
+            "the random run with seed {} does not violate an invariant: nothing to shrink",
+            cfg.seed
+        )
+    })?;
     let replay = recorded.run(cfg.seed, cfg.bugs, false);
     if !replay.violations.iter().any(|v| v.invariant == invariant) {
         return Err(format!(
@@ -367,19 +380,6 @@ pub fn shrink_random_run(cfg: &RunConfig) -> Result<ShrunkRun, String> {
         2,
     );
     Ok(ShrunkRun { recorded, shrunk })
-}
-
-/// Runs a random run that should fail and records its fault schedule as a
-/// scenario; errors if it passes.
-pub fn record_failing_run(cfg: &RunConfig) -> Result<(Scenario, Invariant), String> {
-    let (scenario, report) = record_run(cfg);
-    let invariant = first_invariant(&report).ok_or_else(|| {
-        format!(
-            "the random run with seed {} does not violate an invariant: nothing to shrink",
-            cfg.seed
-        )
-    })?;
-    Ok((scenario, invariant))
 }
 
 /// Runs a random run and records its fault schedule as a scenario.
@@ -422,6 +422,7 @@ fn shrink_as(
         bugs,
         invariant,
         runs,
+        failing_ms: simulated_ms,
     };
     search.minimise_random();
     search.minimise_members();
@@ -442,11 +443,10 @@ fn shrink_as(
         steps,
         ..search.base.clone()
     };
-    let simulated_ms_after = shrunk.run(seed, bugs, false).simulated_ms;
     Shrunk {
         simulated_ms_before: simulated_ms,
-        simulated_ms_after,
-        runs: search.runs + 1,
+        simulated_ms_after: search.failing_ms,
+        runs: search.runs,
         steps_before: step_count(&scenario.steps),
         steps_after: step_count(&shrunk.steps),
         faults_before: fault_count(&scenario.steps),

@@ -32,18 +32,8 @@ fn a_shrunk_scenario_is_smaller_and_reproduces_the_failure() {
     );
     // Written out and read back, with no randomness left, it still fails
     // with the same invariant.
-    let text = shrink::to_toml(&shrunk.scenario).unwrap();
-    let reread = Scenario::parse(&text).unwrap();
+    let (text, reread) = written_and_rerun(&shrunk, bugs);
     assert!(reread.random.is_none());
-    let report = reread.run(reread.seed, bugs, false);
-    assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.invariant == shrunk.invariant),
-        "{}",
-        report.failure_report()
-    );
     // Deterministic: shrinking again gives the same steps.
     let again = shrink::shrink(&original, original.seed, bugs).unwrap();
     assert_eq!(
@@ -110,16 +100,25 @@ fn a_failing_random_run_shrinks_to_a_scenario_that_reproduces_it() {
         shrunk.faults_before,
         shrunk.faults_after
     );
+    let (_, reread) = written_and_rerun(shrunk, bugs);
+    assert!(reread.random.as_ref().is_none_or(|r| r.faults.is_empty()));
+}
+
+/// Writes the shrunk scenario as TOML, reads it back and runs it: it must
+/// fail with the invariant it was shrunk for. Returns the text and the
+/// scenario read back.
+#[cfg(feature = "known-bugs")]
+fn written_and_rerun(shrunk: &shrink::Shrunk, bugs: KnownBugs) -> (String, Scenario) {
     let text = shrink::to_toml(&shrunk.scenario).unwrap();
     let reread = Scenario::parse(&text).unwrap();
-    assert!(reread.random.as_ref().is_none_or(|r| r.faults.is_empty()));
     let report = reread.run(reread.seed, bugs, false);
     assert!(
         report
             .violations
             .iter()
             .any(|v| v.invariant == shrunk.invariant),
-        "the shrunk file must fail as the run did:\n{text}\n{}",
+        "the shrunk file must fail as the original did:\n{text}\n{}",
         report.failure_report()
     );
+    (text, reread)
 }

@@ -132,10 +132,7 @@ impl Supervisor {
             CrashKind::Process
         };
         let choice = self.rng.random_range(0..3u32);
-        let mode = match kind {
-            CrashKind::Process => Mode::Process,
-            CrashKind::Power => Mode::Power,
-        };
+        let mode = Mode::of_crash_kind(kind);
         let crash_step = |at: Option<CrashPoint>,
                           hit: u32,
                           after_ops: Option<u64>,

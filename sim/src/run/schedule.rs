@@ -36,6 +36,30 @@ struct Entry {
     state: State,
 }
 
+impl Entry {
+    /// An armed fault that never fired changed nothing and is dropped; a
+    /// restart whose boot crash never fired is still a plain restart.
+    fn forget_if_armed(&mut self) {
+        if self.state != State::Armed {
+            return;
+        }
+        if let Step::Restart {
+            crash_at,
+            hit,
+            mode,
+            ..
+        } = &mut self.timed.step
+        {
+            *crash_at = None;
+            *hit = 1;
+            *mode = Mode::Process;
+            self.state = State::Happened;
+        } else {
+            self.state = State::Dropped;
+        }
+    }
+}
+
 /// Records what the supervisor's random choices did.
 #[derive(Debug, Default)]
 pub(crate) struct ScheduleRecorder {
@@ -113,34 +137,17 @@ impl ScheduleRecorder {
         if self.stopped {
             return;
         }
-        for entry in self
-            .entries
+        self.entries
             .iter_mut()
-            .filter(|e| e.member == member && e.state == State::Armed)
-        {
-            if let Step::Restart {
-                crash_at,
-                hit,
-                mode,
-                ..
-            } = &mut entry.timed.step
-            {
-                *crash_at = None;
-                *hit = 1;
-                *mode = Mode::Process;
-                entry.state = State::Happened;
-            } else {
-                entry.state = State::Dropped;
-            }
-        }
+            .filter(|e| e.member == member)
+            .for_each(Entry::forget_if_armed);
     }
 
     /// The run quiesces: every armed fault is forgotten, and nothing more
     /// is recorded.
     pub(crate) fn stop(&mut self) {
-        let members: Vec<u64> = self.entries.iter().map(|e| e.member).collect();
-        for member in members {
-            self.disarmed(member);
+        if !self.stopped {
+            self.entries.iter_mut().for_each(Entry::forget_if_armed);
         }
         self.stopped = true;
     }

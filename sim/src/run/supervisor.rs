@@ -404,11 +404,12 @@ impl Supervisor {
         };
         let now = self.world.now_ms();
         if let Some(s) = &mut self.schedule {
-            let mode = match crash.kind {
-                CrashKind::Process => Mode::Process,
-                CrashKind::Power => Mode::Power,
-            };
-            s.armed_boot_crash(id, point.name(), crash.hits, mode);
+            s.armed_boot_crash(
+                id,
+                point.name(),
+                crash.hits,
+                Mode::of_crash_kind(crash.kind),
+            );
         }
         {
             let mut w = self.world.lock();

@@ -136,6 +136,23 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// How a crash of this mode stops the process (any power-loss mode is a
+    /// power crash; [`Mode::power_loss`] says which loss).
+    pub fn crash_kind(self) -> crate::fault::CrashKind {
+        match self {
+            Mode::Process => crate::fault::CrashKind::Process,
+            _ => crate::fault::CrashKind::Power,
+        }
+    }
+
+    /// The mode of a crash of `kind` (a power crash loses unsynced state).
+    pub fn of_crash_kind(kind: crate::fault::CrashKind) -> Mode {
+        match kind {
+            crate::fault::CrashKind::Process => Mode::Process,
+            crate::fault::CrashKind::Power => Mode::Power,
+        }
+    }
+
     /// The power loss this mode makes (`None` for a process crash).
     pub fn power_loss(self) -> Option<crate::fault::PowerLossKind> {
         use crate::fault::PowerLossKind;
@@ -589,24 +606,19 @@ mod tests {
         let len = readme[start..].find("```").expect("the block ends");
         let example = Scenario::parse(&readme[start..start + len]).unwrap();
         assert!(example.network.is_some() && example.random.is_some());
+        // Each step's `action` tag, as the file spells it.
         let actions: Vec<String> = example
             .steps
             .iter()
-            .map(|s| {
-                format!("{s:?}")
-                    .split([' ', '{'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
+            .map(|s| serde_json::to_value(s).unwrap()["action"].to_string())
             .collect();
         for action in [
-            "WaitUntil",
-            "Crash",
-            "Eio",
-            "Partition",
-            "Restart",
-            "Repeat",
+            "\"wait_until\"",
+            "\"crash\"",
+            "\"eio\"",
+            "\"partition\"",
+            "\"restart\"",
+            "\"repeat\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

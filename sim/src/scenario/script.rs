@@ -352,10 +352,7 @@ impl Script<'_> {
             } => {
                 let id = self.resolve(member)?;
                 self.crashed = Some(id);
-                let kind = match mode {
-                    Mode::Process => CrashKind::Process,
-                    _ => CrashKind::Power,
-                };
+                let kind = mode.crash_kind();
                 self.set_power_plan(id, *mode, *plan_seed);
                 self.sup.held_down.insert(id);
                 let point = at.as_deref().and_then(CrashPoint::from_name);
@@ -573,11 +570,7 @@ impl Script<'_> {
                 slot.hook.arm(ArmedCrash {
                     point,
                     hits,
-                    kind: if mode == Mode::Process {
-                        CrashKind::Process
-                    } else {
-                        CrashKind::Power
-                    },
+                    kind: mode.crash_kind(),
                     after_ops: 0,
                 });
             }
