@@ -1,9 +1,27 @@
 //! Settings of one simulated run.
 
-use crate::fault::FaultClass;
+use crate::fault::{FaultClass, SyncObserver};
 use rand::seq::IndexedRandom;
+use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
+use replica::member::{StateDump, StoreConfig};
+use replica::node::NodeConfig;
+use replica::verify::VerifyMode;
+use replica::wal::WalOptions;
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What a run shows crash-state exploration (`sim explore`): one member's
+/// disk before each of its syncs, when it has booted, and every member's
+/// state after each applied index.
+pub trait Capture: SyncObserver {
+    /// The member whose syncs are observed.
+    fn member(&self) -> u64;
+    /// The member has booted (its bootstrap is complete).
+    fn booted(&self);
+    /// Some member applied up to `index`; `dump` gives its state.
+    fn applied(&self, index: u64, dump: &mut dyn FnMut() -> Option<StateDump>);
+}
 
 /// Everything that determines a run besides the code: same config, same run.
 #[derive(Debug, Clone)]
@@ -24,7 +42,7 @@ pub struct RunConfig {
     pub keep_trace: bool,
     /// Capture a member's syncs and every member's states for `sim
     /// explore` (`None` in normal runs).
-    pub capture: Option<std::sync::Arc<crate::explore::CaptureSink>>,
+    pub capture: Option<Arc<dyn Capture>>,
     pub bugs: KnownBugs,
     /// Raft tick period (each member adds seeded jitter).
     pub tick_ms: u64,
@@ -87,7 +105,7 @@ impl RunConfig {
     /// entries, small snapshot counts make snapshots and leader snapshot
     /// installs frequent, small segments make WAL cuts and releases common.
     pub fn new(seed: u64) -> RunConfig {
-        let mut rng = crate::cluster::world::stream(seed, crate::cluster::world::STREAM_SETTINGS);
+        let mut rng = crate::rng::stream(seed, crate::rng::STREAM_SETTINGS);
         RunConfig {
             seed,
             scenario: None,
@@ -109,6 +127,28 @@ impl RunConfig {
             request_interval_ms: 15,
             faults_per_second: 1.0,
             network: None,
+        }
+    }
+
+    /// Member `id`'s store and raft settings in this run.
+    pub fn node_config(&self, id: u64) -> NodeConfig {
+        let store = StoreConfig {
+            snapshot_count: self.snapshot_count,
+            backend: BackendOptions {
+                batch_limit: self.batch_limit,
+                batch_interval_ms: self.batch_interval_ms,
+                ..BackendOptions::default()
+            },
+            wal: WalOptions {
+                segment_size: self.wal_segment_size,
+                ..WalOptions::default()
+            },
+            verify: VerifyMode::All,
+            bugs: self.bugs,
+        };
+        NodeConfig {
+            catch_up_entries: 20,
+            ..NodeConfig::new(id, store)
         }
     }
 

@@ -11,8 +11,8 @@
 //! are kept (the journal committed them). Each state must boot, and its
 //! state must equal the reference at the applied index it boots to.
 
-use crate::cluster::world::node_config;
-use crate::config::RunConfig;
+use crate::config::{Capture, RunConfig};
+use crate::fault::SyncObserver;
 use crate::panic_guard::guard;
 use replica::crash_point::NoCrash;
 use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan, Survival};
@@ -58,15 +58,10 @@ impl CaptureSink {
             references: Mutex::new(BTreeMap::new()),
         })
     }
+}
 
-    /// Called when the member has booted (its bootstrap is complete).
-    pub fn activate(&self) {
-        self.active
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Called by the member's disk before it syncs `path`.
-    pub fn capture(&self, mem: &MemDisk, path: &Path) {
+impl SyncObserver for CaptureSink {
+    fn before_sync(&self, mem: &MemDisk, path: &Path) {
         if !self.active.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
@@ -79,9 +74,20 @@ impl CaptureSink {
             path: path.to_path_buf(),
         });
     }
+}
+
+impl Capture for CaptureSink {
+    fn member(&self) -> u64 {
+        self.member
+    }
+
+    fn booted(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 
     /// Records the state after entry `index`, if none is recorded yet.
-    pub fn reference(&self, index: u64, dump: impl FnOnce() -> Option<replica::member::StateDump>) {
+    fn applied(&self, index: u64, dump: &mut dyn FnMut() -> Option<replica::member::StateDump>) {
         let mut refs = self.references.lock().unwrap_or_else(|e| e.into_inner());
         if let std::collections::btree_map::Entry::Vacant(slot) = refs.entry(index)
             && let Some(value) = dump().and_then(|d| serde_json::to_value(d).ok())
@@ -177,7 +183,7 @@ pub fn explore(cfg: &RunConfig, sink: &CaptureSink, max_states: u64) -> ExploreR
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let store = node_config(cfg, sink.member).store;
+    let store = cfg.node_config(sink.member).store;
     let mut report = ExploreReport {
         sync_points: points.len(),
         ..ExploreReport::default()

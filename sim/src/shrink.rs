@@ -17,7 +17,7 @@ use crate::checker::Invariant;
 use crate::config::RunConfig;
 use crate::run::RunReport;
 use crate::scenario::Scenario;
-use crate::scenario::format::{RandomSection, Step, StoreSettings};
+use crate::scenario_file::{RandomSection, Step, StoreSettings};
 use replica::bugs::KnownBugs;
 
 /// The outcome of a shrink.

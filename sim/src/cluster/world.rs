@@ -8,17 +8,15 @@ use crate::checker::{AckedPut, EquivalenceTable, Fingerprint, Invariant, StateTa
 use crate::config::RunConfig;
 use crate::fault::{ArmedCrash, CrashKind, SimCrashHook, SimDisk};
 use crate::panic_guard::guard;
+use crate::rng::{STREAM_JITTER_BASE, STREAM_WORKLOAD, stream};
 use crate::trace::Trace;
 use crate::workload::Workload;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use replica::backend::BackendOptions;
 use replica::disk::Disk;
-use replica::member::{Member, StoreConfig, WalMetadata};
-use replica::node::{Node, NodeConfig, NodeError, ReadyOutput};
+use replica::member::{Member, WalMetadata};
+use replica::node::{Node, NodeError, ReadyOutput};
 use replica::proto::{Member as MemberInfo, Request, Response, request};
-use replica::verify::VerifyMode;
-use replica::wal::WalOptions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,25 +124,13 @@ pub struct WorldState {
     pub stats: RunStats,
     pub stop_client: bool,
     /// States recorded by scenario `snapshot` steps.
-    pub recorded: Vec<crate::scenario::Recorded>,
+    pub recorded: Vec<crate::snapshot_view::Recorded>,
     workload: Workload,
     last_revision: i64,
 }
 
-/// Derives an independent RNG stream for one purpose from the run seed.
-pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(purpose);
-    rng
-}
-
 /// Full state dumps are compared after applied indexes divisible by this.
 const STATE_SAMPLE_EVERY: u64 = 16;
-
-pub const STREAM_WORKLOAD: u64 = 1;
-pub const STREAM_FAULTS: u64 = 2;
-pub const STREAM_SETTINGS: u64 = 3;
-const STREAM_JITTER_BASE: u64 = 100;
 
 pub fn member_info(id: u64) -> MemberInfo {
     MemberInfo {
@@ -156,33 +142,12 @@ pub fn member_info(id: u64) -> MemberInfo {
     }
 }
 
-pub(crate) fn node_config(cfg: &RunConfig, id: u64) -> NodeConfig {
-    let store = StoreConfig {
-        snapshot_count: cfg.snapshot_count,
-        backend: BackendOptions {
-            batch_limit: cfg.batch_limit,
-            batch_interval_ms: cfg.batch_interval_ms,
-            ..BackendOptions::default()
-        },
-        wal: WalOptions {
-            segment_size: cfg.wal_segment_size,
-            ..WalOptions::default()
-        },
-        verify: VerifyMode::All,
-        bugs: cfg.bugs,
-    };
-    NodeConfig {
-        catch_up_entries: 20,
-        ..NodeConfig::new(id, store)
-    }
-}
-
 impl World {
     pub fn new(cfg: RunConfig) -> Arc<World> {
         let mut members = BTreeMap::new();
         for id in 1..=cfg.nodes + cfg.spares {
             let disk = SimDisk::new();
-            if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member == id) {
+            if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
                 disk.capture_syncs(sink.clone());
             }
             let hook = SimCrashHook::new(disk.clone());
@@ -285,7 +250,7 @@ impl WorldState {
         };
         let disk: Arc<dyn Disk> = slot.disk.clone();
         let hook = slot.hook.clone();
-        let config = node_config(&cfg, id);
+        let config = cfg.node_config(id);
         let joining = slot.joining;
         slot.boots += 1;
         let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
@@ -321,8 +286,8 @@ impl WorldState {
         };
         match opened {
             Ok(node) => {
-                if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member == id) {
-                    sink.activate();
+                if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
+                    sink.booted();
                 }
                 let rec = node.recovered().clone();
                 let applied = node.member().applied_index();
@@ -469,7 +434,7 @@ impl WorldState {
         );
         // `sim explore` keeps a reference state per applied index.
         if let (Some(sink), Some(last)) = (&self.cfg.capture, last) {
-            sink.reference(last, || node.member().state_dump().ok());
+            sink.applied(last, &mut || node.member().state_dump().ok());
         }
         // A full state comparison at sampled indexes (a dump costs about as
         // much as applying a few dozen entries).

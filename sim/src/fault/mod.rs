@@ -41,7 +41,7 @@ mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss};
-pub use sim_disk::{DiskFault, SimDisk};
+pub use sim_disk::{DiskFault, SimDisk, SyncObserver};
 
 use std::fmt;
 use std::str::FromStr;

@@ -35,6 +35,12 @@ struct Gate {
     ops: u64,
 }
 
+/// Sees a member's disk just before each file `sync` (crash-state
+/// exploration forks it there). It must not touch the disk.
+pub trait SyncObserver: Send + Sync + std::fmt::Debug {
+    fn before_sync(&self, disk: &MemDisk, path: &Path);
+}
+
 /// One member's disk.
 #[derive(Debug)]
 pub struct SimDisk {
@@ -42,7 +48,7 @@ pub struct SimDisk {
     gate: Mutex<Gate>,
     /// Where `sync`s are captured for crash-state exploration (`sim
     /// explore`); `None` in normal runs.
-    capture: Mutex<Option<Arc<crate::explore::CaptureSink>>>,
+    capture: Mutex<Option<Arc<dyn SyncObserver>>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -161,8 +167,9 @@ impl SimDisk {
         self.mem.crash_power_loss_with(plan);
     }
 
-    /// Captures the disk before each successful file `sync` into `sink`.
-    pub fn capture_syncs(&self, sink: Arc<crate::explore::CaptureSink>) {
+    /// Shows the disk to `sink` before each file `sync` that passes the
+    /// gate.
+    pub fn capture_syncs(&self, sink: Arc<dyn SyncObserver>) {
         *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
@@ -209,7 +216,7 @@ impl Disk for SimDisk {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            sink.capture(&self.mem, path);
+            sink.before_sync(&self.mem, path);
         }
         self.mem.sync(path)
     }

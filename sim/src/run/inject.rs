@@ -3,7 +3,7 @@
 use super::STEP_MS;
 use super::Supervisor;
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass};
-use crate::scenario::format::{Count, EioOn, Mode, Step};
+use crate::scenario_file::{Count, EioOn, Mode, Step};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use replica::crash_point::CrashPoint;

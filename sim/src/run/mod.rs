@@ -36,7 +36,7 @@ pub struct RunReport {
     pub trace_hash: u64,
     pub trace_events: u64,
     /// States recorded by scenario `snapshot` steps, in order.
-    pub recorded: Vec<crate::scenario::Recorded>,
+    pub recorded: Vec<crate::snapshot_view::Recorded>,
     /// Every trace event, if the config asked to keep them.
     pub trace_records: Vec<crate::trace::TraceRecord>,
     /// The random faults that took effect, as scenario steps at their

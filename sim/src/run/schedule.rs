@@ -10,7 +10,7 @@
 //! step that stopped the member, so the replay loses the same writes.
 
 use crate::fault::PowerLossKind;
-use crate::scenario::format::{Mode, Step};
+use crate::scenario_file::{Mode, Step};
 
 /// One recorded step and when the supervisor took it.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ impl ScheduleRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::format::{EioOn, Target};
+    use crate::scenario_file::{EioOn, Target};
 
     fn eio(member: u64) -> Step {
         Step::Eio {

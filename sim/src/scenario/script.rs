@@ -2,13 +2,13 @@
 //! supervisor, so restarts, heals and (with `[random]`) random faults go on
 //! while the script waits.
 
-use super::Recorded;
-use super::format::{Count, EioOn, Mode, Step, Target};
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest, script_session};
 use crate::cluster::world::member_info;
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
 use crate::run::{STEP_MS, Supervisor};
+use crate::scenario_file::{Count, EioOn, Mode, Step, Target};
+use crate::snapshot_view::Recorded;
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_channel::oneshot;
 use replica::crash_point::CrashPoint;
@@ -628,7 +628,7 @@ impl Script<'_> {
                 .and_then(|n| n.member().state_dump().ok())
             {
                 let value = serde_json::to_value(&dump).unwrap_or_default();
-                members.insert(format!("m{id}"), super::snapshot_view(value));
+                members.insert(format!("m{id}"), crate::snapshot_view::snapshot_view(value));
             }
         }
         w.recorded.push(Recorded {

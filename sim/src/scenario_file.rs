@@ -601,7 +601,7 @@ mod tests {
     /// documentation cannot drift from the parser.
     #[test]
     fn the_readme_example_parses() {
-        let readme = include_str!("../../../scenarios/README.md");
+        let readme = include_str!("../../scenarios/README.md");
         let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
         let len = readme[start..].find("```").expect("the block ends");
         let example = Scenario::parse(&readme[start..start + len]).unwrap();
@@ -628,7 +628,7 @@ mod tests {
     }
 
     const CATALOGUE_FILE: &str =
-        include_str!("../../../scenarios/01-batch-commit-crash-follower.toml");
+        include_str!("../../scenarios/01-batch-commit-crash-follower.toml");
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
