@@ -28,8 +28,9 @@ pub enum Invariant {
     Durability,
     /// Boot failed (verify or any other error) after an allowed fault.
     Recovery,
-    /// A member failed while running, without an injected fault to explain it.
-    Liveness,
+    /// A member failed while running (an error or a panic), without an
+    /// injected fault to explain it.
+    MemberFailure,
     /// The scenario did not do what it says (a request never acknowledged,
     /// an armed crash that never fired): its checks would be vacuous.
     Scenario,
@@ -42,7 +43,7 @@ impl fmt::Display for Invariant {
             Invariant::RestartEquivalence => "restart-equivalence",
             Invariant::Durability => "durability",
             Invariant::Recovery => "recovery/verify",
-            Invariant::Liveness => "member-failure",
+            Invariant::MemberFailure => "member-failure",
             Invariant::Scenario => "scenario",
         })
     }
@@ -56,6 +57,40 @@ pub struct Violation {
     pub member: Option<u64>,
     pub detail: String,
     pub diffs: Vec<FieldDiff>,
+}
+
+/// The checker's state during a run: the restart-equivalence tables and the
+/// violations found so far.
+#[derive(Debug, Default)]
+pub struct Checks {
+    pub entries: EquivalenceTable,
+    pub states: StateTable,
+    violations: Vec<Violation>,
+}
+
+impl Checks {
+    /// Records `v`; false if a violation of the same invariant by the same
+    /// member is already known (once a member diverged, every later entry
+    /// differs too).
+    pub fn record(&mut self, v: Violation) -> bool {
+        let known = self
+            .violations
+            .iter()
+            .any(|old| old.invariant == v.invariant && old.member == v.member);
+        if !known {
+            self.violations.push(v);
+        }
+        !known
+    }
+
+    /// Records `v` even if the same invariant already failed on that member.
+    pub fn record_again(&mut self, v: Violation) {
+        self.violations.push(v);
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
 }
 
 /// What every member must agree on about an applied entry.

@@ -17,6 +17,7 @@ pub mod scenario;
 pub mod scenario_file;
 pub mod shrink;
 pub mod snapshot_view;
+pub mod stats;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

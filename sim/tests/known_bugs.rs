@@ -86,6 +86,6 @@ fn no_fsync_before_send_loses_acknowledged_entries() {
     caught(
         Bug::NoFsyncBeforeSend,
         "10-fsync-errors",
-        Invariant::Liveness,
+        Invariant::MemberFailure,
     );
 }

@@ -22,7 +22,7 @@ pub async fn client_main(world: Arc<World>, session: u16) {
     let mut target = u64::from(session) % nodes + 1;
     loop {
         madsim::time::sleep(interval).await;
-        if world.lock().stop_client {
+        if world.lock().history.is_stopped() {
             return;
         }
         let req = world.lock().next_request();

@@ -3,8 +3,9 @@
 //! memory (the node, pending requests, the inbox) dies with the madsim node;
 //! its disk lives in the world.
 
+use super::member_step::StepOutcome;
 use super::wire::{TAG, Wire, member_addr};
-use super::world::{Step, World};
+use super::world::World;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::StreamExt;
 use madsim::net::Endpoint;
@@ -47,8 +48,8 @@ pub async fn member_main(world: Arc<World>, id: u64) {
             next_tick = now + world.lock().tick_delay_ms(id);
         }
         let (out, running) = match world.lock().step_member(id, batch, now, tick) {
-            Step::Running(out) => (out, true),
-            Step::Stopped(out) => (out, false),
+            StepOutcome::Running(out) => (out, true),
+            StepOutcome::Stopped(out) => (out, false),
         };
         for (dst, wire) in out {
             // A send to an unreachable peer is the network's business.

@@ -3,16 +3,20 @@
 //! cluster to quiesce, and checks the invariants.
 
 mod inject;
+mod lifecycle;
+mod network;
 mod schedule;
+mod script_api;
 mod supervisor;
+mod verdict;
 
 pub use schedule::TimedStep;
 
 pub(crate) use supervisor::Supervisor;
 
 use crate::checker::Violation;
-use crate::cluster::world::RunStats;
 use crate::config::RunConfig;
+use crate::stats::RunStats;
 use madsim::runtime::Runtime;
 use std::time::Duration;
 
@@ -134,8 +138,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
     let cfg = cfg.clone();
     rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
-        sup.random_until = cfg.duration_ms;
-        sup.schedule = Some(Default::default());
+        sup.record_schedule();
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
             sup.poll();

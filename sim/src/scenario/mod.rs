@@ -2,6 +2,8 @@
 //! checks (format in [`crate::scenario_file`], documented in `scenarios/README.md`), run on
 //! the same simulated cluster as the random runs.
 
+mod fault_steps;
+mod requests;
 mod script;
 
 pub use crate::scenario_file::{Scenario, ScenarioError};
@@ -93,7 +95,6 @@ impl Scenario {
         rt.block_on(async move {
             let random = scenario.random.as_ref();
             let mut sup = Supervisor::start(cfg.clone(), random.is_some_and(|r| r.workload)).await;
-            sup.random_until = cfg.duration_ms;
             script::run_steps(&mut sup, &scenario.steps).await;
             sup.quiesce().await;
             sup.final_checks();

@@ -1,0 +1,150 @@
+//! Booting a member from its disk: bootstrap on first start, recovery
+//! (snapshot, backend, WAL replay) after that, and the classification of a
+//! boot that failed: a crash armed for the boot itself, or a recovery
+//! violation.
+
+use super::slot::Down;
+use super::world::{WorldState, member_info};
+use crate::checker::{Invariant, Violation};
+use crate::fault::CrashKind;
+use crate::panic_guard::guard;
+use replica::disk::Disk;
+use replica::member::{Member, WalMetadata};
+use replica::node::{Node, NodeError};
+use replica::proto::Member as MemberInfo;
+use std::sync::Arc;
+
+impl WorldState {
+    /// Boots member `id` from its disk (bootstrapping it the first time).
+    /// False if it did not come up.
+    pub fn open_member(&mut self, id: u64, now_ms: u64) -> bool {
+        let nodes = self.cfg.nodes;
+        let config = self.cfg.node_config(id);
+        let Some(slot) = self.members.get_mut(&id) else {
+            return false;
+        };
+        let disk: Arc<dyn Disk> = slot.disk.clone();
+        let hook = slot.hook.clone();
+        let joining = slot.joining;
+        slot.boots += 1;
+        let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
+            Ok(true) => Node::open(disk, config, hook, now_ms),
+            Ok(false) => {
+                // A joining spare starts with no members: it learns them
+                // from the leader's log or snapshot.
+                let all: Vec<MemberInfo> = if joining {
+                    Vec::new()
+                } else {
+                    (1..=nodes).map(member_info).collect()
+                };
+                let meta = WalMetadata {
+                    member_id: id,
+                    cluster_id: 1,
+                };
+                Node::bootstrap(disk, config, hook, &meta, &all, now_ms)
+            }
+            Err(e) => Err(e.into()),
+        });
+        let boot_crash_armed = std::mem::take(&mut slot.armed.boot_crash);
+        match opened {
+            Ok(Ok(node)) => {
+                self.booted(id, node, boot_crash_armed, now_ms);
+                true
+            }
+            Ok(Err(e)) => {
+                self.boot_failed(id, &e, now_ms);
+                false
+            }
+            Err(panic) => {
+                self.boot_broken(
+                    id,
+                    format!("member panicked while booting: {panic}"),
+                    now_ms,
+                );
+                false
+            }
+        }
+    }
+
+    /// The member is up: count what its recovery did.
+    fn booted(&mut self, id: u64, node: Node, boot_crash_armed: bool, now_ms: u64) {
+        if let Some(sink) = self.cfg.capture.as_ref().filter(|s| s.member() == id) {
+            sink.booted();
+        }
+        let rec = node.recovered().clone();
+        let applied = node.member().applied_index();
+        let Some(slot) = self.members.get_mut(&id) else {
+            return;
+        };
+        if boot_crash_armed {
+            // A crash during recovery that recovery never reached must not
+            // fire later, in normal running.
+            slot.hook.disarm();
+            slot.armed.until = None;
+            slot.armed.boot_crash_missed = true;
+        }
+        slot.node = Some(node);
+        slot.down = None;
+        slot.backend_commits = 0;
+        slot.pending.clear();
+        self.stats.replayed += rec.replayed;
+        self.stats.replay_skipped_v3 += rec.replay_skipped_v3;
+        if let Some(repair) = &rec.wal_repair {
+            self.stats.wal_repairs += 1;
+            self.event(
+                now_ms,
+                Some(id),
+                format_args!(
+                    "WAL torn tail repaired: {} at offset {} ({} bytes dropped)",
+                    repair.file, repair.offset, repair.dropped_bytes
+                ),
+            );
+        }
+        self.event(
+            now_ms,
+            Some(id),
+            format_args!(
+                "open: snapshot {}, replayed {} ({} v3-skipped), applied {applied}",
+                rec.snapshot.index, rec.replayed, rec.replay_skipped_v3
+            ),
+        );
+    }
+
+    /// The boot returned an error: a crash armed for the boot itself fired
+    /// (crash during recovery), or recovery failed after an allowed fault.
+    fn boot_failed(&mut self, id: u64, e: &NodeError, now_ms: u64) {
+        let Some(slot) = self.members.get_mut(&id) else {
+            return;
+        };
+        if !(slot.disk.is_frozen() || e.crashed().is_some()) {
+            self.boot_broken(
+                id,
+                format!("member failed to boot after an allowed fault: {e}"),
+                now_ms,
+            );
+            return;
+        }
+        let fired = slot.hook.take_fired();
+        let power = fired.is_some_and(|f| f.kind == CrashKind::Power);
+        slot.down = Some(Down::Failed {
+            power_loss: power,
+            expected: true,
+        });
+        self.stats.point_crashes += 1;
+        self.event(now_ms, Some(id), format_args!("crashed during boot: {e}"));
+    }
+
+    /// The member cannot boot: a recovery violation; it stays down.
+    fn boot_broken(&mut self, id: u64, detail: String, now_ms: u64) {
+        if let Some(slot) = self.members.get_mut(&id) {
+            slot.down = Some(Down::Broken);
+        }
+        self.violation(Violation {
+            invariant: Invariant::Recovery,
+            time_ms: now_ms,
+            member: Some(id),
+            detail,
+            diffs: Vec::new(),
+        });
+    }
+}

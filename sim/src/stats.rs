@@ -1,0 +1,79 @@
+//! Run statistics: what the summary line, the sweep table and a scenario's
+//! `expect` steps count.
+
+/// Counters of one run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunStats {
+    pub requests: u64,
+    pub acked: u64,
+    pub applied: u64,
+    pub crashes: u64,
+    pub power_losses: u64,
+    pub point_crashes: u64,
+    pub commit_crashes: u64,
+    pub eio_failures: u64,
+    pub partitions: u64,
+    pub restarts: u64,
+    pub snapshots: u64,
+    pub snapshots_installed: u64,
+    pub wal_repairs: u64,
+    pub replayed: u64,
+    pub replay_skipped_v3: u64,
+    pub torn_writes: u64,
+}
+
+/// Reads one counter.
+type Reader = fn(&RunStats) -> u64;
+
+/// The statistics a scenario's `expect` step may name, with how to read
+/// each: the one list both the format's validation and the runner use.
+const NAMED: [(&str, Reader); 9] = [
+    ("wal_repairs", |s| s.wal_repairs),
+    ("commit_crashes", |s| s.commit_crashes),
+    ("point_crashes", |s| s.point_crashes),
+    ("snapshots", |s| s.snapshots),
+    ("snapshots_installed", |s| s.snapshots_installed),
+    ("replay_skipped_v3", |s| s.replay_skipped_v3),
+    ("restarts", |s| s.restarts),
+    ("power_losses", |s| s.power_losses),
+    ("eio_failures", |s| s.eio_failures),
+];
+
+impl RunStats {
+    /// The names an `expect` step may use.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        NAMED.iter().map(|(name, _)| *name)
+    }
+
+    /// The statistic called `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, read)| read(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_reads_its_own_counter() {
+        let stats = RunStats {
+            wal_repairs: 1,
+            commit_crashes: 2,
+            point_crashes: 3,
+            snapshots: 4,
+            snapshots_installed: 5,
+            replay_skipped_v3: 6,
+            restarts: 7,
+            power_losses: 8,
+            eio_failures: 9,
+            ..RunStats::default()
+        };
+        let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
+        assert_eq!(read, (1..=9).collect::<Vec<_>>());
+        assert_eq!(stats.get("no_such_stat"), None);
+    }
+}
