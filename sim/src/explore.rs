@@ -1,5 +1,7 @@
 //! Crash-state enumeration (`sim explore`): instead of one seeded power
-//! loss, every state a power loss could leave at a sync of one member.
+//! loss, the power-loss states of each sync of one member: every prefix of
+//! the synced file's pending operations (not every subset, and not other
+//! files' writes).
 //!
 //! A run of a scenario captures, at each successful file `sync` of the
 //! chosen member (the end of a backend commit or of a WAL save), a fork of

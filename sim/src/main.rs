@@ -36,8 +36,9 @@ enum Command {
     /// minute for the default random run.
     Bench(cli_run::BenchArgs),
     /// Crash-state enumeration: at every sync of one member during a
-    /// scenario, every state a power loss could leave must boot and match
-    /// the run's state. Exit 1 on a failing state.
+    /// scenario, each prefix of the synced file's pending writes (the last
+    /// one also torn) must boot and match the run's state. Exit 1 on a
+    /// failing state.
     Explore(cli_explore::ExploreArgs),
     /// Shrinks a failing scenario, or a failing random run (its fault
     /// schedule recorded as explicit steps first): removes steps, faults,

@@ -229,6 +229,8 @@ pub struct Backend {
     last_commit_ms: Option<u64>,
     commits: u64,
     poisoned: Option<String>,
+    /// redb found the file not cleanly closed and repaired it at open.
+    opened_unclean: bool,
 }
 
 impl Backend {
@@ -248,13 +250,14 @@ impl Backend {
         // redb repairs itself after an unclean shutdown (rolling back a
         // partially written commit); say so once, it explains a member whose
         // consistent index went back one batch.
-        let logged = std::sync::atomic::AtomicBool::new(false);
+        let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = repaired.clone();
         let file = path.display().to_string();
         let mut db = contain_redb_panic(path, "open", || {
             redb::Builder::new()
                 .set_cache_size(CACHE_SIZE)
                 .set_repair_callback(move |_| {
-                    if !logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    if !seen.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         tracing::warn!(file = %file, offset = 0u64, "backend: repairing after an unclean shutdown");
                     }
                 })
@@ -288,12 +291,19 @@ impl Backend {
             last_commit_ms: None,
             commits: 0,
             poisoned: None,
+            opened_unclean: repaired.load(std::sync::atomic::Ordering::Relaxed),
         };
         be.create_missing_tables()?;
         let meta = be.persisted_meta()?;
         be.ci = meta.consistent_index;
         be.conf_state = meta.conf_state;
         Ok(be)
+    }
+
+    /// Whether this open found the database not cleanly closed (its last
+    /// writer died without redb's shutdown) and repaired it.
+    pub fn opened_unclean(&self) -> bool {
+        self.opened_unclean
     }
 
     /// A fresh database has no tables; reads of a missing table fail in

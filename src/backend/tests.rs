@@ -459,3 +459,21 @@ fn failed_commit_poisons_the_backend() {
         Err(BackendError::Poisoned { .. })
     ));
 }
+
+#[test]
+fn an_open_after_a_crash_is_unclean_and_after_a_close_is_not() {
+    let mem = Arc::new(MemDisk::new());
+    let disk: Arc<dyn Disk> = mem.clone();
+    let mut be = open(disk.clone(), BackendOptions::default());
+    assert!(!be.opened_unclean(), "a new database is not a repair");
+    be.put(Table::Key, b"a", b"1");
+    be.force_commit().unwrap();
+    // The process dies here: the disk as it is, without redb's close.
+    let crashed: Arc<dyn Disk> = Arc::new(mem.fork());
+    drop(be);
+    let after_crash = open(crashed, BackendOptions::default());
+    assert!(after_crash.opened_unclean());
+    assert_eq!(keys(&after_crash, Table::Key), vec![b"a".to_vec()]);
+    let after_close = open(disk, BackendOptions::default());
+    assert!(!after_close.opened_unclean());
+}

@@ -4,12 +4,15 @@
 //!
 //! Faults the store must **survive** (after a restart, the member recovers
 //! and the cluster converges with nothing acknowledged lost):
-//! - *process crash*, at any moment: tasks and memory are gone, the page
-//!   cache ([`replica::disk::MemDisk`]'s volatile image) survives;
+//! - *process crash*, at any moment: tasks are stopped and the page cache
+//!   ([`replica::disk::MemDisk`]'s volatile image) survives. A kill between
+//!   two member steps drops the member's node while its disk is live, so
+//!   the store's destructors (redb's clean close) still write; only crash
+//!   points and k-th-operation crashes freeze the disk first;
 //! - *power loss*, at any moment: every unsynced write and unsynced directory
 //!   change may be lost; the unsynced writes of a file that do survive may
 //!   be any subset of them (a disk reorders until the fsync), and a surviving
-//!   write may be torn at a 512-byte sector boundary. Synced data is intact
+//!   write may be torn after a multiple of 512 bytes from its start. Synced data is intact
 //!   (fsync-then-durable, powersafe overwrite, as redb's design assumes);
 //! - *crash points*: a process crash or power loss at a named point in the
 //!   store, or at the *k*-th disk operation after a trigger (so in the middle
@@ -54,7 +57,7 @@ pub enum FaultClass {
     /// Power loss dropping unsynced state.
     Power,
     /// Power loss that also keeps seeded subsets of unsynced writes and tears
-    /// the last one at a sector boundary.
+    /// the last one after a multiple of 512 bytes from its start.
     Torn,
     /// fsync / write errors.
     Eio,

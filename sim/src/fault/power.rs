@@ -33,7 +33,7 @@ pub struct PowerPlan {
 /// With `reorder` off, every unsynced write is lost (the plain model). With
 /// it on, each file keeps a random subset of its unsynced operations (a
 /// disk may persist a later write before an earlier one until the fsync),
-/// and a kept write is torn at a sector boundary with some probability;
+/// and a kept write is torn after a multiple of 512 bytes with some probability;
 /// each directory's unsynced changes survive or not as a whole.
 #[derive(Debug)]
 pub struct SeededPowerLoss<'a> {
@@ -74,7 +74,7 @@ impl<'a> SeededPowerLoss<'a> {
     }
 
     /// The plan that keeps every unsynced write of a file and its directory
-    /// changes, except that the last write is torn at a sector boundary
+    /// changes, except that the last write is torn after a multiple of 512 bytes
     /// inside it (or lost, if it is a single sector): the shape of a torn
     /// WAL tail.
     pub fn tear_tail(rng: &'a mut ChaCha8Rng) -> Self {
