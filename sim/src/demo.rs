@@ -82,6 +82,45 @@ fn open(disk: Arc<dyn Disk>, bugs: KnownBugs, now_ms: u64) -> anyhow::Result<(Me
 
 /// Runs the demo with the real member's data in `dir`.
 pub fn run(dir: &Path, cfg: &DemoConfig) -> anyhow::Result<DemoReport> {
+    let (mut real, mut reference, real_disk) = bootstrap_both(dir, cfg.bugs)?;
+    let mut workload = Workload::new(ChaCha8Rng::seed_from_u64(cfg.seed), 24, vec![1]);
+    let mut faults = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_fa17);
+    let mut report = DemoReport::default();
+    let mut index = reference.applied_index();
+    for step in 0..cfg.entries {
+        index += 1;
+        let now_ms = step * 7;
+        let request = workload.next_request(reference.stores().mvcc.current_revision());
+        let entry = committed_entry(index, request.encode_to_vec());
+        commit_to_both(&mut reference, &mut real, &entry, now_ms, &mut report)?;
+        report.entries += 1;
+        if faults.random_bool(cfg.stop_probability) {
+            drop(real);
+            real = match open(real_disk.clone(), cfg.bugs, now_ms) {
+                Ok((reopened, replayed, skipped)) => {
+                    report.restarts += 1;
+                    report.replayed += replayed;
+                    report.replay_skipped_v3 += skipped;
+                    reopened
+                }
+                Err(e) => {
+                    report.violation = Some(failed_to_reopen(index, &e));
+                    return Ok(report);
+                }
+            };
+            report.violation = divergence(&real, &reference, index)?;
+            if report.violation.is_some() {
+                return Ok(report);
+            }
+        }
+    }
+    report.violation = divergence(&real, &reference, index)?;
+    Ok(report)
+}
+
+/// The member under test (on a real disk in `dir`, with `bugs`), the
+/// reference member (in memory, without bugs), and the real one's disk.
+fn bootstrap_both(dir: &Path, bugs: KnownBugs) -> anyhow::Result<(Member, Member, Arc<dyn Disk>)> {
     let members = [MemberInfo {
         id: 1,
         name: "m1".into(),
@@ -96,15 +135,15 @@ pub fn run(dir: &Path, cfg: &DemoConfig) -> anyhow::Result<DemoReport> {
     let real_disk: Arc<dyn Disk> = Arc::new(StdDisk::new(dir)?);
     let mem_disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
     let hook = Arc::new(NoCrash);
-    let (mut real, _) = Member::bootstrap(
+    let (real, _) = Member::bootstrap(
         real_disk.clone(),
-        store_config(cfg.bugs),
+        store_config(bugs),
         hook.clone(),
         &meta,
         &members,
         0,
     )?;
-    let (mut reference, _) = Member::bootstrap(
+    let (reference, _) = Member::bootstrap(
         mem_disk,
         store_config(KnownBugs::NONE),
         hook,
@@ -112,66 +151,59 @@ pub fn run(dir: &Path, cfg: &DemoConfig) -> anyhow::Result<DemoReport> {
         &members,
         0,
     )?;
-    let mut workload = Workload::new(ChaCha8Rng::seed_from_u64(cfg.seed), 24, vec![1]);
-    let mut faults = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_fa17);
-    let mut report = DemoReport::default();
-    let mut index = reference.applied_index();
-    for step in 0..cfg.entries {
-        index += 1;
-        let now_ms = step * 7;
-        let request = workload.next_request(reference.stores().mvcc.current_revision());
-        let entry = Entry {
-            term: 1,
-            index,
-            entry_type: EntryType::Normal as i32,
-            data: request.encode_to_vec(),
-            context: Vec::new(),
-        };
-        let hs = HardState {
-            term: 1,
-            vote: 1,
-            commit: index,
-        };
-        for (i, m) in [&mut reference, &mut real].into_iter().enumerate() {
-            m.save(Some(&hs), std::slice::from_ref(&entry))?;
-            m.apply(&entry, now_ms)?;
-            m.tick(now_ms)?;
-            if m.maybe_snapshot()?.is_some() && i == 0 {
-                report.snapshots += 1;
-            }
-        }
-        report.entries += 1;
-        if faults.random_bool(cfg.stop_probability) {
-            drop(real);
-            let (reopened, replayed, skipped) = match open(real_disk.clone(), cfg.bugs, now_ms) {
-                Ok(opened) => opened,
-                Err(e) => {
-                    // The fault model allows a process stop at any entry
-                    // boundary: a member that cannot boot after one is a bug.
-                    report.violation = Some(Violation {
-                        index,
-                        what: format!("member failed to reopen after a stop: {e}"),
-                        diffs: Vec::new(),
-                    });
-                    return Ok(report);
-                }
-            };
-            real = reopened;
-            report.restarts += 1;
-            report.replayed += replayed;
-            report.replay_skipped_v3 += skipped;
-            let d = diff(&real.state_dump()?, &reference.state_dump()?);
-            if !d.is_empty() {
-                report.violation = Some(diverged(index, d));
-                return Ok(report);
-            }
+    Ok((real, reference, real_disk))
+}
+
+/// Entry `index` of the single-member cluster's only term.
+fn committed_entry(index: u64, data: Vec<u8>) -> Entry {
+    Entry {
+        term: 1,
+        index,
+        entry_type: EntryType::Normal as i32,
+        data,
+        context: Vec::new(),
+    }
+}
+
+/// Gives `entry`, committed, to both members (reference first): save,
+/// apply, tick, and a snapshot if due (only the reference's are counted).
+fn commit_to_both(
+    reference: &mut Member,
+    real: &mut Member,
+    entry: &Entry,
+    now_ms: u64,
+    report: &mut DemoReport,
+) -> anyhow::Result<()> {
+    let hs = HardState {
+        term: 1,
+        vote: 1,
+        commit: entry.index,
+    };
+    for (i, m) in [reference, real].into_iter().enumerate() {
+        m.save(Some(&hs), std::slice::from_ref(entry))?;
+        m.apply(entry, now_ms)?;
+        m.tick(now_ms)?;
+        if m.maybe_snapshot()?.is_some() && i == 0 {
+            report.snapshots += 1;
         }
     }
+    Ok(())
+}
+
+/// The fault model allows a process stop at any entry boundary: a member
+/// that cannot boot after one is a bug (not an error of the run).
+fn failed_to_reopen(index: u64, e: &anyhow::Error) -> Violation {
+    Violation {
+        index,
+        what: format!("member failed to reopen after a stop: {e}"),
+        diffs: Vec::new(),
+    }
+}
+
+/// The divergence of the real member from the reference, if any.
+fn divergence(real: &Member, reference: &Member, index: u64) -> anyhow::Result<Option<Violation>> {
     let d = diff(&real.state_dump()?, &reference.state_dump()?);
-    if !d.is_empty() {
-        report.violation = Some(diverged(index, d));
-    }
-    Ok(report)
+    Ok((!d.is_empty()).then(|| diverged(index, d)))
 }
 
 fn diverged(index: u64, diffs: Vec<FieldDiff>) -> Violation {

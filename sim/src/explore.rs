@@ -18,7 +18,7 @@ use crate::fault::SyncObserver;
 use crate::panic_guard::guard;
 use replica::crash_point::NoCrash;
 use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan, Survival};
-use replica::member::Member;
+use replica::member::{Member, StoreConfig, StoreError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -198,37 +198,18 @@ pub fn explore(cfg: &RunConfig, sink: &CaptureSink, max_states: u64) -> ExploreR
                 break 'points;
             }
             report.states += 1;
-            let disk = point.disk.fork();
-            disk.crash_power_loss_with(&mut PrefixPlan {
-                target: &point.path,
-                keep: state.keep,
-                torn_last: state.torn_last,
-            });
-            let disk: Arc<dyn Disk> = Arc::new(disk);
-            let fail = |detail: String, diffs: Vec<String>| ExploreFailure {
+            let fail = |Mismatch { detail, diffs }| ExploreFailure {
                 point: n,
                 path: point.path.clone(),
                 state,
                 detail,
                 diffs,
             };
-            let booted = guard(|| Member::open(disk, store.clone(), Arc::new(NoCrash), 0));
-            let member = match booted {
-                Ok(Ok((member, _))) => member,
-                // A power loss before the bootstrap's WAL was renamed into
-                // place: there is no member yet, and the next start
-                // bootstraps it again.
-                Ok(Err(replica::member::StoreError::NotInitialized)) => continue,
-                Ok(Err(e)) => {
-                    report
-                        .failures
-                        .push(fail(format!("does not boot: {e}"), Vec::new()));
-                    continue;
-                }
-                Err(panic) => {
-                    report
-                        .failures
-                        .push(fail(format!("panicked while booting: {panic}"), Vec::new()));
+            let member = match boot_crash_state(point, state, &store) {
+                Ok(Some(member)) => member,
+                Ok(None) => continue,
+                Err(detail) => {
+                    report.failures.push(fail(Mismatch::detail(detail)));
                     continue;
                 }
             };
@@ -237,27 +218,75 @@ pub fn explore(cfg: &RunConfig, sink: &CaptureSink, max_states: u64) -> ExploreR
                 continue;
             };
             report.compared += 1;
-            let dump = match member.state_dump() {
-                Ok(d) => serde_json::to_value(d).unwrap_or_default(),
-                Err(e) => {
-                    report
-                        .failures
-                        .push(fail(format!("no state dump: {e}"), Vec::new()));
-                    continue;
-                }
-            };
-            if dump != *reference {
-                report.failures.push(fail(
-                    format!("state after entry {index} differs from the run's"),
-                    crate::diff::diff(&dump, reference)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                ));
+            if let Err(mismatch) = compare_with_reference(&member, index, reference) {
+                report.failures.push(fail(mismatch));
             }
         }
     }
     report
+}
+
+/// Why a crash state failed: one line, and for a state that differs from
+/// the run's, the differing fields.
+struct Mismatch {
+    detail: String,
+    diffs: Vec<String>,
+}
+
+impl Mismatch {
+    fn detail(detail: String) -> Mismatch {
+        Mismatch {
+            detail,
+            diffs: Vec::new(),
+        }
+    }
+}
+
+/// Leaves a fork of the captured disk in `state` and boots a member from
+/// it: `Ok(None)` when there is no member to boot yet, `Err` when it does
+/// not boot or panics while booting.
+fn boot_crash_state(
+    point: &SyncPoint,
+    state: CrashState,
+    store: &StoreConfig,
+) -> Result<Option<Member>, String> {
+    let disk = point.disk.fork();
+    disk.crash_power_loss_with(&mut PrefixPlan {
+        target: &point.path,
+        keep: state.keep,
+        torn_last: state.torn_last,
+    });
+    let disk: Arc<dyn Disk> = Arc::new(disk);
+    match guard(|| Member::open(disk, store.clone(), Arc::new(NoCrash), 0)) {
+        Ok(Ok((member, _))) => Ok(Some(member)),
+        // A power loss before the bootstrap's WAL was renamed into place:
+        // there is no member yet, and the next start bootstraps it again.
+        Ok(Err(StoreError::NotInitialized)) => Ok(None),
+        Ok(Err(e)) => Err(format!("does not boot: {e}")),
+        Err(panic) => Err(format!("panicked while booting: {panic}")),
+    }
+}
+
+/// Compares a booted crash state with the run's state after entry `index`.
+fn compare_with_reference(
+    member: &Member,
+    index: u64,
+    reference: &serde_json::Value,
+) -> Result<(), Mismatch> {
+    let dump = match member.state_dump() {
+        Ok(d) => serde_json::to_value(d).unwrap_or_default(),
+        Err(e) => return Err(Mismatch::detail(format!("no state dump: {e}"))),
+    };
+    if dump == *reference {
+        return Ok(());
+    }
+    Err(Mismatch {
+        detail: format!("state after entry {index} differs from the run's"),
+        diffs: crate::diff::diff(&dump, reference)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -418,128 +418,181 @@ impl Scenario {
         self.validate_steps(&self.steps, false, &mut count)
     }
 
+    /// Validates `steps`, adding each to `count` (a repeat adds its body
+    /// as often as it runs) so the whole scenario stays within bounds.
     fn validate_steps(
         &self,
         steps: &[Step],
         in_repeat: bool,
         count: &mut usize,
     ) -> Result<(), String> {
-        let slots = self.nodes + self.spares;
         for (i, step) in steps.iter().enumerate() {
             *count += 1;
             if *count > MAX_STEPS {
                 return Err(format!("more than {MAX_STEPS} steps"));
             }
             let at = |m: String| format!("step {} ({step:?}): {m}", i + 1);
-            let target = |t: &Target| match t {
-                Target::Id(id) if (1..=slots).contains(id) => Ok(()),
-                Target::Id(id) => Err(at(format!("member {id} does not exist (1..={slots})"))),
-                Target::Role(r) if ROLES.contains(&r.as_str()) => Ok(()),
-                Target::Role(r) => Err(at(format!(
-                    "member {r:?}: expected a member id or one of {ROLES:?}"
-                ))),
-            };
-            let count_ok = |c: &Option<Count>| match c {
-                Some(Count::Var(v)) if v != "k" => {
-                    Err(at(format!("{v:?}: expected a number or \"k\"")))
-                }
-                Some(Count::Var(_)) if !in_repeat => Err(at("\"k\" outside a repeat".into())),
-                _ => Ok(()),
-            };
             match step {
-                Step::Crash {
-                    member,
-                    at: point,
-                    after_ops,
-                    after_disk_ops,
-                    hit,
-                    ..
-                } => {
-                    target(member)?;
-                    count_ok(after_ops)?;
-                    count_ok(after_disk_ops)?;
-                    if let Some(p) = point
-                        && CrashPoint::from_name(p).is_none()
-                    {
-                        let names: Vec<_> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
-                        return Err(at(format!(
-                            "unknown crash point {p:?}; expected one of {}",
-                            names.join(", ")
-                        )));
-                    }
-                    if point.is_some() && after_disk_ops.is_some() {
-                        return Err(at("give `at` or `after_disk_ops`, not both".into()));
-                    }
-                    if point.is_none() && after_ops.is_some() {
-                        return Err(at("`after_ops` counts from a crash point: give `at`".into()));
-                    }
-                    if *hit == 0 {
-                        return Err(at("hit must be at least 1".into()));
-                    }
-                }
-                Step::Expect { stat, .. } if !STATS.contains(&stat.as_str()) => {
-                    return Err(at(format!(
-                        "unknown stat {stat:?}; expected one of {STATS:?}"
-                    )));
-                }
-                Step::Restart {
-                    member, crash_at, ..
-                } => {
-                    target(member)?;
-                    if let Some(p) = crash_at
-                        && CrashPoint::from_name(p).is_none()
-                    {
-                        return Err(at(format!("unknown crash point {p:?}")));
-                    }
-                }
-                Step::Isolate { member }
-                | Step::PutsTo { member, .. }
-                | Step::Partition { member, .. }
-                | Step::ForceSnapshot { member } => target(member)?,
-                Step::Eio { member, mode, .. } => {
-                    target(member)?;
-                    if *mode == Mode::Process {
-                        return Err(at(
-                            "an EIO stop loses unsynced state: mode is power, torn or reorder"
-                                .into(),
-                        ));
-                    }
-                }
-                Step::AddMember { id, .. } if *id <= self.nodes || *id > slots => {
-                    return Err(at(format!(
-                        "member {id} is not a spare slot ({}..={slots})",
-                        self.nodes + 1
-                    )));
-                }
-                Step::PromoteMember { id }
-                | Step::RemoveMember { id }
-                | Step::MemberAttrs { member: id, .. }
-                    if !(1..=slots).contains(id) =>
-                {
-                    return Err(at(format!("member {id} does not exist (1..={slots})")));
-                }
-                Step::Puts { count: n, .. } if *n > 10_000 => {
-                    return Err(at(format!("count = {n}: at most 10000")));
-                }
-                Step::Puts { value_bytes, .. } if *value_bytes > 1 << 20 => {
-                    return Err(at(format!("value_bytes = {value_bytes}: at most 1 MiB")));
-                }
-                Step::Repeat { times, steps } => {
-                    if *times > MAX_REPEAT {
-                        return Err(at(format!("times = {times}: at most {MAX_REPEAT}")));
-                    }
-                    let mut inner = 0;
-                    self.validate_steps(steps, true, &mut inner)?;
-                    *count += inner * *times as usize;
-                    if *count > MAX_STEPS {
-                        return Err(at(format!("the repeat expands past {MAX_STEPS} steps")));
-                    }
-                }
-                _ => {}
+                Step::Repeat { times, steps } => self.validate_repeat(*times, steps, count, at)?,
+                _ => self.validate_step(step, in_repeat).map_err(at)?,
             }
         }
         Ok(())
     }
+
+    /// A repeat's bounds; an error in its body names the inner step (`at`
+    /// names this one).
+    fn validate_repeat(
+        &self,
+        times: u32,
+        steps: &[Step],
+        count: &mut usize,
+        at: impl Fn(String) -> String,
+    ) -> Result<(), String> {
+        if times > MAX_REPEAT {
+            return Err(at(format!("times = {times}: at most {MAX_REPEAT}")));
+        }
+        let mut inner = 0;
+        self.validate_steps(steps, true, &mut inner)?;
+        *count += inner * times as usize;
+        if *count > MAX_STEPS {
+            return Err(at(format!("the repeat expands past {MAX_STEPS} steps")));
+        }
+        Ok(())
+    }
+
+    /// One step other than a repeat; the error does not say which step.
+    fn validate_step(&self, step: &Step, in_repeat: bool) -> Result<(), String> {
+        match step {
+            Step::Crash {
+                member,
+                at,
+                after_ops,
+                after_disk_ops,
+                hit,
+                ..
+            } => {
+                self.validate_target(member)?;
+                validate_count(after_ops, in_repeat)?;
+                validate_count(after_disk_ops, in_repeat)?;
+                validate_crash_trigger(at, after_ops, after_disk_ops, *hit)
+            }
+            Step::Expect { stat, .. } if !STATS.contains(&stat.as_str()) => {
+                Err(format!("unknown stat {stat:?}; expected one of {STATS:?}"))
+            }
+            Step::Restart {
+                member, crash_at, ..
+            } => {
+                self.validate_target(member)?;
+                match crash_at {
+                    Some(p) if CrashPoint::from_name(p).is_none() => {
+                        Err(format!("unknown crash point {p:?}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Step::Isolate { member }
+            | Step::PutsTo { member, .. }
+            | Step::Partition { member, .. }
+            | Step::ForceSnapshot { member } => self.validate_target(member),
+            Step::Eio { member, mode, .. } => {
+                self.validate_target(member)?;
+                if *mode == Mode::Process {
+                    return Err(
+                        "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
+                    );
+                }
+                Ok(())
+            }
+            Step::AddMember { id, .. } => self.validate_spare_slot(*id),
+            Step::PromoteMember { id }
+            | Step::RemoveMember { id }
+            | Step::MemberAttrs { member: id, .. } => self.validate_member_id(*id),
+            Step::Puts {
+                count, value_bytes, ..
+            } => validate_puts(*count, *value_bytes),
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_target(&self, target: &Target) -> Result<(), String> {
+        match target {
+            Target::Id(id) => self.validate_member_id(*id),
+            Target::Role(r) if ROLES.contains(&r.as_str()) => Ok(()),
+            Target::Role(r) => Err(format!(
+                "member {r:?}: expected a member id or one of {ROLES:?}"
+            )),
+        }
+    }
+
+    fn validate_member_id(&self, id: u64) -> Result<(), String> {
+        let slots = self.nodes + self.spares;
+        if (1..=slots).contains(&id) {
+            Ok(())
+        } else {
+            Err(format!("member {id} does not exist (1..={slots})"))
+        }
+    }
+
+    fn validate_spare_slot(&self, id: u64) -> Result<(), String> {
+        let slots = self.nodes + self.spares;
+        if id <= self.nodes || id > slots {
+            return Err(format!(
+                "member {id} is not a spare slot ({}..={slots})",
+                self.nodes + 1
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A count is a number, or `"k"` inside a repeat.
+fn validate_count(count: &Option<Count>, in_repeat: bool) -> Result<(), String> {
+    match count {
+        Some(Count::Var(v)) if v != "k" => Err(format!("{v:?}: expected a number or \"k\"")),
+        Some(Count::Var(_)) if !in_repeat => Err("\"k\" outside a repeat".into()),
+        _ => Ok(()),
+    }
+}
+
+/// What stops a crash step: a known crash point (then `after_ops` may
+/// count from it) or a disk operation count, not both; and a hit from 1.
+fn validate_crash_trigger(
+    at: &Option<String>,
+    after_ops: &Option<Count>,
+    after_disk_ops: &Option<Count>,
+    hit: u32,
+) -> Result<(), String> {
+    if let Some(p) = at
+        && CrashPoint::from_name(p).is_none()
+    {
+        let names: Vec<_> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
+        return Err(format!(
+            "unknown crash point {p:?}; expected one of {}",
+            names.join(", ")
+        ));
+    }
+    if at.is_some() && after_disk_ops.is_some() {
+        return Err("give `at` or `after_disk_ops`, not both".into());
+    }
+    if at.is_none() && after_ops.is_some() {
+        return Err("`after_ops` counts from a crash point: give `at`".into());
+    }
+    if hit == 0 {
+        return Err("hit must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Bounds that keep a `puts` step's memory and run time small.
+fn validate_puts(count: u32, value_bytes: usize) -> Result<(), String> {
+    if count > 10_000 {
+        return Err(format!("count = {count}: at most 10000"));
+    }
+    if value_bytes > 1 << 20 {
+        return Err(format!("value_bytes = {value_bytes}: at most 1 MiB"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,90 +65,130 @@ impl Workload {
     }
 
     /// The next request. `current_revision` bounds compaction targets.
+    ///
+    /// Draws the kind first, then whatever that kind's generator draws.
     pub fn next_request(&mut self, current_revision: i64) -> Request {
         let id = self.next_id;
         self.next_id += 1;
-        let roll = self.rng.random_range(0..100u32);
-        let kind = match roll {
-            0..=44 => request::Kind::Put(PutRequest {
-                key: self.key(),
-                value: self.put_value(),
-            }),
-            45..=52 => {
-                let key = self.key();
-                let range_end = if self.rng.random_bool(0.3) {
-                    let mut end = key.clone();
-                    end.push(b'~');
-                    end
-                } else {
-                    Vec::new()
-                };
-                request::Kind::DeleteRange(DeleteRangeRequest { key, range_end })
-            }
+        let kind = match self.rng.random_range(0..100u32) {
+            0..=44 => self.put(),
+            45..=52 => self.delete_range(),
             53..=62 => request::Kind::Txn(self.txn()),
-            63..=64 => request::Kind::Compact(CompactRequest {
-                revision: self.rng.random_range(1..=current_revision.max(1)),
-            }),
-            65..=72 => request::Kind::V2Set(V2SetRequest {
-                path: format!(
-                    "/app/d{}/k{}",
-                    self.rng.random_range(0..3u32),
-                    self.rng.random_range(0..8u32)
-                ),
-                value: String::from_utf8_lossy(&self.value()).into_owned(),
-            }),
+            63..=64 => self.compact(current_revision),
+            65..=72 => self.v2_set(),
             // v2 writes of membership keys: etcd routes these through the
             // membership writers, with the same v2/backend split on replay.
-            73..=74 => request::Kind::V2Set(V2SetRequest {
-                path: "/0/version".into(),
-                value: VERSIONS
-                    .choose(&mut self.rng)
-                    .copied()
-                    .unwrap_or("3.5.0")
-                    .to_string(),
-            }),
-            75..=76 => {
-                let id = self.member_ids.choose(&mut self.rng).copied().unwrap_or(1);
-                request::Kind::V2Set(V2SetRequest {
-                    path: format!("/0/members/{id:016x}/attributes"),
-                    value: format!(
-                        r#"{{"name":"m{id}-v2-{}","clientURLs":["http://m{id}:2379"]}}"#,
-                        self.rng.random_range(0..100u32)
-                    ),
-                })
-            }
-            77..=80 => request::Kind::V2Delete(V2DeleteRequest {
-                path: format!("/app/d{}", self.rng.random_range(0..3u32)),
-                recursive: true,
-            }),
-            81..=86 => request::Kind::ClusterVersionSet(ClusterVersionSetRequest {
-                version: VERSIONS
-                    .choose(&mut self.rng)
-                    .copied()
-                    .unwrap_or("3.5.0")
-                    .to_string(),
-            }),
-            87..=93 => {
-                let member_id = self.member_ids.choose(&mut self.rng).copied().unwrap_or(1);
-                request::Kind::MemberAttrSet(MemberAttrSetRequest {
-                    member_id,
-                    name: format!("m{member_id}-{}", self.rng.random_range(0..100u32)),
-                    client_urls: vec![format!("http://m{member_id}:2379")],
-                })
-            }
-            _ => request::Kind::DowngradeInfoSet(DowngradeInfoSetRequest {
-                enabled: self.rng.random_bool(0.5),
-                target_version: VERSIONS
-                    .choose(&mut self.rng)
-                    .copied()
-                    .unwrap_or("3.4.0")
-                    .to_string(),
-            }),
+            73..=74 => self.v2_cluster_version(),
+            75..=76 => self.v2_member_attributes(),
+            77..=80 => self.v2_delete_dir(),
+            81..=86 => self.cluster_version_set(),
+            87..=93 => self.member_attr_set(),
+            _ => self.downgrade_info_set(),
         };
         Request {
             id,
             kind: Some(kind),
         }
+    }
+
+    /// One of the known cluster versions (`default` is never used: the
+    /// list is not empty).
+    fn version(&mut self, default: &str) -> String {
+        VERSIONS
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or(default)
+            .to_string()
+    }
+
+    /// One of the members this workload knows.
+    fn member_id(&mut self) -> u64 {
+        self.member_ids.choose(&mut self.rng).copied().unwrap_or(1)
+    }
+
+    fn put(&mut self) -> request::Kind {
+        request::Kind::Put(PutRequest {
+            key: self.key(),
+            value: self.put_value(),
+        })
+    }
+
+    /// A delete of one key, or (three times in ten) of every key it
+    /// prefixes.
+    fn delete_range(&mut self) -> request::Kind {
+        let key = self.key();
+        let range_end = if self.rng.random_bool(0.3) {
+            let mut end = key.clone();
+            end.push(b'~');
+            end
+        } else {
+            Vec::new()
+        };
+        request::Kind::DeleteRange(DeleteRangeRequest { key, range_end })
+    }
+
+    fn compact(&mut self, current_revision: i64) -> request::Kind {
+        request::Kind::Compact(CompactRequest {
+            revision: self.rng.random_range(1..=current_revision.max(1)),
+        })
+    }
+
+    fn v2_set(&mut self) -> request::Kind {
+        request::Kind::V2Set(V2SetRequest {
+            path: format!(
+                "/app/d{}/k{}",
+                self.rng.random_range(0..3u32),
+                self.rng.random_range(0..8u32)
+            ),
+            value: String::from_utf8_lossy(&self.value()).into_owned(),
+        })
+    }
+
+    fn v2_cluster_version(&mut self) -> request::Kind {
+        request::Kind::V2Set(V2SetRequest {
+            path: "/0/version".into(),
+            value: self.version("3.5.0"),
+        })
+    }
+
+    fn v2_member_attributes(&mut self) -> request::Kind {
+        let id = self.member_id();
+        request::Kind::V2Set(V2SetRequest {
+            path: format!("/0/members/{id:016x}/attributes"),
+            value: format!(
+                r#"{{"name":"m{id}-v2-{}","clientURLs":["http://m{id}:2379"]}}"#,
+                self.rng.random_range(0..100u32)
+            ),
+        })
+    }
+
+    fn v2_delete_dir(&mut self) -> request::Kind {
+        request::Kind::V2Delete(V2DeleteRequest {
+            path: format!("/app/d{}", self.rng.random_range(0..3u32)),
+            recursive: true,
+        })
+    }
+
+    fn cluster_version_set(&mut self) -> request::Kind {
+        request::Kind::ClusterVersionSet(ClusterVersionSetRequest {
+            version: self.version("3.5.0"),
+        })
+    }
+
+    fn member_attr_set(&mut self) -> request::Kind {
+        let member_id = self.member_id();
+        request::Kind::MemberAttrSet(MemberAttrSetRequest {
+            member_id,
+            name: format!("m{member_id}-{}", self.rng.random_range(0..100u32)),
+            client_urls: vec![format!("http://m{member_id}:2379")],
+        })
+    }
+
+    fn downgrade_info_set(&mut self) -> request::Kind {
+        request::Kind::DowngradeInfoSet(DowngradeInfoSetRequest {
+            enabled: self.rng.random_bool(0.5),
+            target_version: self.version("3.4.0"),
+        })
     }
 
     fn txn(&mut self) -> TxnRequest {

@@ -26,30 +26,46 @@ pub async fn client_main(world: Arc<World>, session: u16) {
             return;
         }
         let req = world.lock().next_request();
-        for _ in 0..MAX_ATTEMPTS {
-            let _ = ep
-                .send_to_raw(
-                    member_addr(target),
-                    TAG,
-                    Box::new(Wire::Request(req.clone())),
-                )
-                .await;
-            match madsim::time::timeout(REPLY_TIMEOUT, reply_to(&ep, req.id)).await {
-                Ok(Some(Wire::Response(resp))) => {
-                    let now = world.now_ms();
-                    world.lock().ack(now, &req, &resp);
-                    break;
-                }
-                Ok(Some(Wire::NotLeader { leader, .. })) if leader != 0 && leader != target => {
-                    target = leader;
-                }
-                _ => {
-                    target = target % nodes + 1;
-                    madsim::time::sleep(Duration::from_millis(20)).await;
-                }
+        let wire = Wire::Request(req.clone());
+        let answer =
+            send_until_answered(&ep, &wire, req.id, &mut target, nodes, MAX_ATTEMPTS).await;
+        if let Some(resp) = answer {
+            let now = world.now_ms();
+            world.lock().ack(now, &req, &resp);
+        }
+    }
+}
+
+/// Sends `wire` (request `id`) until a member answers it, at most
+/// `attempts` times: first to `target`, then to the leader a refusal names,
+/// or else, after a short pause, to the next of the `slots` members.
+/// `target` carries over between requests: it ends at the member that
+/// answered (or the one to try next), where the session's next request
+/// goes first.
+async fn send_until_answered(
+    ep: &Endpoint,
+    wire: &Wire,
+    id: u64,
+    target: &mut u64,
+    slots: u64,
+    attempts: u32,
+) -> Option<Response> {
+    for _ in 0..attempts {
+        let _ = ep
+            .send_to_raw(member_addr(*target), TAG, Box::new(wire.clone()))
+            .await;
+        match madsim::time::timeout(REPLY_TIMEOUT, reply_to(ep, id)).await {
+            Ok(Some(Wire::Response(resp))) => return Some(resp),
+            Ok(Some(Wire::NotLeader { leader, .. })) if leader != 0 && leader != *target => {
+                *target = leader;
+            }
+            _ => {
+                *target = *target % slots + 1;
+                madsim::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
+    None
 }
 
 /// Waits for the reply to request `id`, dropping stale replies.
@@ -105,25 +121,7 @@ pub async fn script_session(
             ScriptOp::Request(r) => (Wire::Request(r.clone()), r.id),
             ScriptOp::ConfChange(cc) => (Wire::ConfChange(cc.clone()), cc.request_id),
         };
-        let mut result = None;
-        for _ in 0..SCRIPT_ATTEMPTS {
-            let _ = ep
-                .send_to_raw(member_addr(target), TAG, Box::new(wire.clone()))
-                .await;
-            match madsim::time::timeout(REPLY_TIMEOUT, reply_to(&ep, id)).await {
-                Ok(Some(Wire::Response(resp))) => {
-                    result = Some(resp);
-                    break;
-                }
-                Ok(Some(Wire::NotLeader { leader, .. })) if leader != 0 && leader != target => {
-                    target = leader;
-                }
-                _ => {
-                    target = target % slots + 1;
-                    madsim::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
+        let result = send_until_answered(&ep, &wire, id, &mut target, slots, SCRIPT_ATTEMPTS).await;
         if let (Some(resp), ScriptOp::Request(r)) = (&result, &req.op) {
             let now = world.now_ms();
             world.lock().ack(now, r, resp);

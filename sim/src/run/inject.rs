@@ -1,110 +1,168 @@
 //! Random fault injection: which fault, on which member, when.
+//!
+//! Every fault comes from the supervisor's fault stream; the order of the
+//! draws is part of a seed's meaning, so each step below says what it draws.
 
 use super::STEP_MS;
 use super::Supervisor;
-use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass};
+use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass, SimCrashHook, SimDisk};
 use crate::scenario_file::{Count, EioOn, Mode, Step};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use replica::crash_point::CrashPoint;
+use std::sync::Arc;
 
 const CRASH_POINTS: [CrashPoint; 8] = CrashPoint::ALL;
+
+/// What the fault draw needs to know about the world, read under one lock.
+struct InjectionOdds {
+    faults_per_second: f64,
+    classes: Vec<FaultClass>,
+    max_down: usize,
+    unavailable: usize,
+    /// Running, connected members: the candidates for a new fault.
+    up: Vec<u64>,
+}
+
+/// A scripted-step form of a crash at a point or a disk operation.
+fn crash_step(
+    id: u64,
+    at: Option<CrashPoint>,
+    hit: u32,
+    after_ops: Option<u64>,
+    after_disk_ops: Option<u64>,
+    mode: Mode,
+) -> Step {
+    Step::Crash {
+        member: id.into(),
+        mode,
+        at: at.map(|p| p.name().to_string()),
+        hit,
+        after_ops: after_ops.map(Count::N),
+        after_disk_ops: after_disk_ops.map(Count::N),
+        plan_seed: None,
+    }
+}
 
 impl Supervisor {
     /// Maybe injects one new fault on a running member.
     pub(crate) fn maybe_inject(&mut self) {
-        let (rate, classes, max_down, unavailable, up) = {
-            let w = self.world.lock();
-            let up: Vec<u64> = w
-                .members
-                .iter()
-                .filter(|(_, s)| s.node.is_some() && s.partitioned_until.is_none())
-                .map(|(id, _)| *id)
-                .collect();
-            (
-                w.cfg.faults_per_second,
-                w.cfg.faults.iter().copied().collect::<Vec<_>>(),
-                w.cfg.max_down(),
-                w.unavailable(),
-                up,
-            )
-        };
-        if classes.is_empty() || unavailable >= max_down {
-            return;
-        }
-        if !self
-            .rng
-            .random_bool((rate * STEP_MS as f64 / 1000.0).min(1.0))
-        {
-            return;
-        }
-        let (Some(&class), Some(&id)) = (classes.choose(&mut self.rng), up.choose(&mut self.rng))
-        else {
+        let Some((class, id)) = self.draw_fault() else {
             return;
         };
         let now = self.world.now_ms();
         match class {
             FaultClass::Crash | FaultClass::Power | FaultClass::Torn => {
-                let power = class != FaultClass::Crash;
-                self.record(
-                    now,
-                    id,
-                    false,
-                    Step::Crash {
-                        member: id.into(),
-                        mode: if power { Mode::Power } else { Mode::Process },
-                        at: None,
-                        hit: 1,
-                        after_ops: None,
-                        after_disk_ops: None,
-                        plan_seed: None,
-                    },
-                );
-                self.kill(id, power);
+                self.inject_crash(now, id, class != FaultClass::Crash);
             }
-            FaultClass::Eio => {
-                let (fault, on) = if self.rng.random_bool(0.5) {
-                    (DiskFault::FailNextSync, EioOn::Sync)
-                } else {
-                    (DiskFault::FailNextWrite, EioOn::Write)
-                };
-                self.record(
-                    now,
-                    id,
-                    true,
-                    Step::Eio {
-                        member: id.into(),
-                        on,
-                        mode: Mode::Power,
-                        plan_seed: None,
-                    },
-                );
-                let mut w = self.world.lock();
-                if let Some(slot) = w.members.get(&id) {
-                    slot.disk.arm(fault);
-                }
-                w.event(now, Some(id), format_args!("armed {fault:?}"));
-                drop(w);
-                self.arm_deadline(id);
-            }
+            FaultClass::Eio => self.inject_eio(now, id),
             FaultClass::Point => {
                 self.arm_point(id);
                 self.arm_deadline(id);
             }
-            FaultClass::Net => {
-                let ms = self.rng.random_range(200..3_000);
-                self.record(
-                    now,
-                    id,
-                    false,
-                    Step::Partition {
-                        member: id.into(),
-                        ms: Some(ms),
-                    },
-                );
-                self.partition(id, now + ms);
-            }
+            FaultClass::Net => self.inject_partition(now, id),
         }
+    }
+
+    fn injection_odds(&self) -> InjectionOdds {
+        let w = self.world.lock();
+        let up: Vec<u64> = w
+            .members
+            .iter()
+            .filter(|(_, s)| s.node.is_some() && s.partitioned_until.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        InjectionOdds {
+            faults_per_second: w.cfg.faults_per_second,
+            classes: w.cfg.faults.iter().copied().collect(),
+            max_down: w.cfg.max_down(),
+            unavailable: w.unavailable(),
+            up,
+        }
+    }
+
+    /// Whether a fault happens in this step, and if so its class and
+    /// member. Draws: one bool (none if no fault may happen), then the
+    /// class, then the member.
+    fn draw_fault(&mut self) -> Option<(FaultClass, u64)> {
+        let odds = self.injection_odds();
+        if odds.classes.is_empty() || odds.unavailable >= odds.max_down {
+            return None;
+        }
+        let per_step = (odds.faults_per_second * STEP_MS as f64 / 1000.0).min(1.0);
+        if !self.rng.random_bool(per_step) {
+            return None;
+        }
+        // Both choices are drawn, in this order, even if one comes up empty.
+        let (Some(&class), Some(&id)) = (
+            odds.classes.choose(&mut self.rng),
+            odds.up.choose(&mut self.rng),
+        ) else {
+            return None;
+        };
+        Some((class, id))
+    }
+
+    /// Stops the member now: a process crash, or a power loss (the kill
+    /// and its restart draw from the stream themselves).
+    fn inject_crash(&mut self, now: u64, id: u64, power: bool) {
+        self.record(
+            now,
+            id,
+            false,
+            Step::Crash {
+                member: id.into(),
+                mode: if power { Mode::Power } else { Mode::Process },
+                at: None,
+                hit: 1,
+                after_ops: None,
+                after_disk_ops: None,
+                plan_seed: None,
+            },
+        );
+        self.kill(id, power);
+    }
+
+    /// Arms a failed sync or write on the member's disk. Draws one bool.
+    fn inject_eio(&mut self, now: u64, id: u64) {
+        let (fault, on) = if self.rng.random_bool(0.5) {
+            (DiskFault::FailNextSync, EioOn::Sync)
+        } else {
+            (DiskFault::FailNextWrite, EioOn::Write)
+        };
+        self.record(
+            now,
+            id,
+            true,
+            Step::Eio {
+                member: id.into(),
+                on,
+                mode: Mode::Power,
+                plan_seed: None,
+            },
+        );
+        let mut w = self.world.lock();
+        if let Some(slot) = w.members.get(&id) {
+            slot.disk.arm(fault);
+        }
+        w.event(now, Some(id), format_args!("armed {fault:?}"));
+        drop(w);
+        self.arm_deadline(id);
+    }
+
+    /// Cuts the member off the network for a while. Draws its length.
+    fn inject_partition(&mut self, now: u64, id: u64) {
+        let ms = self.rng.random_range(200..3_000);
+        self.record(
+            now,
+            id,
+            false,
+            Step::Partition {
+                member: id.into(),
+                ms: Some(ms),
+            },
+        );
+        self.partition(id, now + ms);
     }
 
     /// Adds a random fault to the recorded schedule, if one is kept.
@@ -120,6 +178,9 @@ impl Supervisor {
 
     /// Arms a crash at a named point, at the k-th disk operation, or at the
     /// k-th disk operation of the next backend commit.
+    ///
+    /// Draws the crash kind (only if power faults are on) and which of the
+    /// three, even for a member that is gone; then what that one needs.
     pub(crate) fn arm_point(&mut self, id: u64) {
         let now = self.world.now_ms();
         let power = {
@@ -132,78 +193,93 @@ impl Supervisor {
             CrashKind::Process
         };
         let choice = self.rng.random_range(0..3u32);
-        let mode = Mode::of_crash_kind(kind);
-        let crash_step = |at: Option<CrashPoint>,
-                          hit: u32,
-                          after_ops: Option<u64>,
-                          after_disk_ops: Option<u64>,
-                          mode: Mode| Step::Crash {
-            member: id.into(),
-            mode,
-            at: at.map(|p| p.name().to_string()),
-            hit,
-            after_ops: after_ops.map(Count::N),
-            after_disk_ops: after_disk_ops.map(Count::N),
-            plan_seed: None,
-        };
-        let mut w = self.world.lock();
-        let Some(slot) = w.members.get(&id) else {
+        let Some((hook, disk)) = self.fault_handles(id) else {
             return;
         };
-        let (hook, disk) = (slot.hook.clone(), slot.disk.clone());
         match choice {
-            0 => {
-                let point = *CRASH_POINTS
-                    .choose(&mut self.rng)
-                    .unwrap_or(&CrashPoint::WalSaveBeforeSync);
-                let crash = ArmedCrash {
-                    point,
-                    hits: self.rng.random_range(1..=3),
-                    kind,
-                    after_ops: 0,
-                };
-                hook.arm(crash);
-                w.event(
-                    now,
-                    Some(id),
-                    format_args!("armed {kind:?} crash at {point} (hit {})", crash.hits),
-                );
-                drop(w);
-                self.record(
-                    now,
-                    id,
-                    true,
-                    crash_step(Some(point), crash.hits, None, None, mode),
-                );
-            }
-            1 => {
-                let crash = ArmedCrash {
-                    point: CrashPoint::BackendCommitBefore,
-                    hits: 1,
-                    kind,
-                    after_ops: self.rng.random_range(1..=24),
-                };
-                hook.arm(crash);
-                w.event(
-                    now,
-                    Some(id),
-                    format_args!(
-                        "armed {kind:?} crash at disk op {} of the next backend commit",
-                        crash.after_ops
-                    ),
-                );
-                drop(w);
-                let step = crash_step(Some(crash.point), 1, Some(crash.after_ops), None, mode);
-                self.record(now, id, true, step);
-            }
-            _ => {
-                let k = self.rng.random_range(1..=60);
-                disk.arm(DiskFault::CrashAfterOps(k));
-                w.event(now, Some(id), format_args!("armed crash at disk op +{k}"));
-                drop(w);
-                let step = crash_step(None, 1, None, Some(k), Mode::Process);
-                self.record(now, id, true, step);
-            }
+            0 => self.arm_named_point(now, id, kind, &hook),
+            1 => self.arm_in_next_commit(now, id, kind, &hook),
+            _ => self.arm_disk_op(now, id, &disk),
         }
+    }
+
+    /// The member's crash hook and disk, if it has a slot.
+    fn fault_handles(&self, id: u64) -> Option<(Arc<SimCrashHook>, Arc<SimDisk>)> {
+        let w = self.world.lock();
+        let slot = w.members.get(&id)?;
+        Some((slot.hook.clone(), slot.disk.clone()))
+    }
+
+    /// A crash at the 1st to 3rd hit of a named crash point. Draws the
+    /// point, then the hit.
+    fn arm_named_point(&mut self, now: u64, id: u64, kind: CrashKind, hook: &SimCrashHook) {
+        let point = *CRASH_POINTS
+            .choose(&mut self.rng)
+            .unwrap_or(&CrashPoint::WalSaveBeforeSync);
+        let crash = ArmedCrash {
+            point,
+            hits: self.rng.random_range(1..=3),
+            kind,
+            after_ops: 0,
+        };
+        let mut w = self.world.lock();
+        hook.arm(crash);
+        w.event(
+            now,
+            Some(id),
+            format_args!("armed {kind:?} crash at {point} (hit {})", crash.hits),
+        );
+        drop(w);
+        let step = crash_step(
+            id,
+            Some(point),
+            crash.hits,
+            None,
+            None,
+            Mode::of_crash_kind(kind),
+        );
+        self.record(now, id, true, step);
+    }
+
+    /// A crash at the k-th disk operation of the next backend commit (in
+    /// the middle of a redb commit). Draws k.
+    fn arm_in_next_commit(&mut self, now: u64, id: u64, kind: CrashKind, hook: &SimCrashHook) {
+        let crash = ArmedCrash {
+            point: CrashPoint::BackendCommitBefore,
+            hits: 1,
+            kind,
+            after_ops: self.rng.random_range(1..=24),
+        };
+        let mut w = self.world.lock();
+        hook.arm(crash);
+        w.event(
+            now,
+            Some(id),
+            format_args!(
+                "armed {kind:?} crash at disk op {} of the next backend commit",
+                crash.after_ops
+            ),
+        );
+        drop(w);
+        let step = crash_step(
+            id,
+            Some(crash.point),
+            1,
+            Some(crash.after_ops),
+            None,
+            Mode::of_crash_kind(kind),
+        );
+        self.record(now, id, true, step);
+    }
+
+    /// A process crash at the k-th next disk operation. Draws k.
+    fn arm_disk_op(&mut self, now: u64, id: u64, disk: &SimDisk) {
+        let k = self.rng.random_range(1..=60);
+        let mut w = self.world.lock();
+        disk.arm(DiskFault::CrashAfterOps(k));
+        w.event(now, Some(id), format_args!("armed crash at disk op +{k}"));
+        drop(w);
+        let step = crash_step(id, None, 1, None, Some(k), Mode::Process);
+        self.record(now, id, true, step);
     }
 }
