@@ -26,7 +26,7 @@ use crate::mvcc::{Mvcc, MvccError};
 use crate::proto::{
     ConfChangeKind, ConfChangeRequest, Entry, EntryType, Request, Response, request,
 };
-use crate::v2store::V2Store;
+use crate::v2store::{V2Error, V2Store};
 use prost::Message;
 
 /// Everything an entry's apply may touch.
@@ -238,6 +238,9 @@ fn fatal_or_rejected(
     }
 }
 
+/// Applies a normal entry's request by its kind: v3 only, v2 only, or dual
+/// (a v2 half always, a v3 half only when `apply_v3`). The error is fatal;
+/// a request that fails on its own terms is answered with `error` set.
 fn apply_request(
     stores: &mut Stores,
     req: &Request,
@@ -245,122 +248,145 @@ fn apply_request(
     index: u64,
     ctx: ApplyContext<'_>,
 ) -> Result<Response, ApplyError> {
-    let mut response = Response {
-        id: req.id,
-        ..Response::default()
+    let kind = request_kind(req, index)?;
+    let mut apply = RequestApply {
+        stores,
+        apply_v3,
+        index,
+        ctx,
+        response: Response {
+            id: req.id,
+            ..Response::default()
+        },
     };
-    let mvcc_result = |r: Result<Response, MvccError>, response: &mut Response| match r {
-        Ok(r) => {
-            *response = Response { id: req.id, ..r };
-            Ok(())
-        }
-        Err(e) if e.is_request_error() => {
-            response.error = e.to_string();
-            Ok(())
-        }
-        Err(source) => Err(ApplyError::Mvcc { index, source }),
-    };
-    let Some(kind) = &req.kind else {
-        return Err(ApplyError::Decode {
-            index,
-            reason: "request without a kind".into(),
-        });
-    };
-    // Dual requests apply their v2 half unconditionally; with the
-    // `v2-skipped-with-v3` bug, the whole request is skipped on replay.
-    let skip_v2_of_dual = !apply_v3 && ctx.bugs.has(Bug::V2SkippedWithV3);
-    let membership = match kind {
-        request::Kind::Put(r) if apply_v3 => {
-            ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
-            mvcc_result(stores.mvcc.put(&mut stores.backend, r), &mut response)?;
-            None
-        }
-        request::Kind::DeleteRange(r) if apply_v3 => {
-            ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
-            mvcc_result(
-                stores.mvcc.delete_range(&mut stores.backend, r),
-                &mut response,
-            )?;
-            None
-        }
-        request::Kind::Txn(r) if apply_v3 => {
-            ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
-            mvcc_result(stores.mvcc.txn(&mut stores.backend, r), &mut response)?;
-            None
-        }
-        request::Kind::Compact(r) if apply_v3 => {
-            ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
-            mvcc_result(
-                stores.mvcc.compact(&mut stores.backend, r.revision),
-                &mut response,
-            )?;
-            None
-        }
-        request::Kind::Put(_)
-        | request::Kind::DeleteRange(_)
-        | request::Kind::Txn(_)
-        | request::Kind::Compact(_)
-        | request::Kind::Noop(_) => None,
-        request::Kind::V2Set(r) => {
-            let replay_v3 = apply_v3 || ctx.bugs.has(Bug::V2PutWritesV3OnReplay);
-            v2route::set(stores, &r.path, &r.value, replay_v3, &mut response)
-        }
-        request::Kind::V2Delete(r) => {
-            v2route::result(stores.v2.delete(&r.path, r.recursive), &mut response);
-            None
-        }
+    match kind {
+        request::Kind::Put(r) => apply.v3_only(|mvcc, be| mvcc.put(be, r))?,
+        request::Kind::DeleteRange(r) => apply.v3_only(|mvcc, be| mvcc.delete_range(be, r))?,
+        request::Kind::Txn(r) => apply.v3_only(|mvcc, be| mvcc.txn(be, r))?,
+        request::Kind::Compact(r) => apply.v3_only(|mvcc, be| mvcc.compact(be, r.revision))?,
+        request::Kind::Noop(_) => {}
+        request::Kind::V2Set(r) => apply.v2_set(&r.path, &r.value)?,
+        request::Kind::V2Delete(r) => apply.v2_only(|v2| v2.delete(&r.path, r.recursive)),
         request::Kind::V2CreateInOrder(r) => {
-            v2route::result(
-                stores.v2.create_in_order(&r.dir, &r.value).map(|_| 0),
-                &mut response,
-            );
-            None
+            apply.v2_only(|v2| v2.create_in_order(&r.dir, &r.value).map(|_| 0));
         }
-        request::Kind::ClusterVersionSet(r) if !skip_v2_of_dual => {
-            let Stores {
-                v2,
-                backend,
-                cluster,
-                ..
-            } = stores;
-            Some(cluster.set_version(v2, backend, &r.version, apply_v3))
+        request::Kind::ClusterVersionSet(r) => {
+            apply.dual(|cluster, v2, be, v3| cluster.set_version(v2, be, &r.version, v3))?;
         }
-        request::Kind::MemberAttrSet(r) if !skip_v2_of_dual => {
-            let Stores {
-                v2,
-                backend,
-                cluster,
-                ..
-            } = stores;
-            Some(cluster.update_attributes(
-                v2,
-                backend,
-                r.member_id,
-                &r.name,
-                &r.client_urls,
-                apply_v3,
-            ))
-        }
-        request::Kind::DowngradeInfoSet(r) if !skip_v2_of_dual => {
-            let Stores {
-                v2,
-                backend,
-                cluster,
-                ..
-            } = stores;
-            Some(cluster.set_downgrade(v2, backend, &DowngradeInfo::from(r), apply_v3))
-        }
-        request::Kind::ClusterVersionSet(_)
-        | request::Kind::MemberAttrSet(_)
-        | request::Kind::DowngradeInfoSet(_) => None,
-    };
-    if let Some(result) = membership {
-        if let Err(e) = fatal_or_rejected(result, index)? {
-            response.error = e.to_string();
-        }
-        ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
+        request::Kind::MemberAttrSet(r) => apply.dual(|cluster, v2, be, v3| {
+            cluster.update_attributes(v2, be, r.member_id, &r.name, &r.client_urls, v3)
+        })?,
+        request::Kind::DowngradeInfoSet(r) => apply.dual(|cluster, v2, be, v3| {
+            cluster.set_downgrade(v2, be, &DowngradeInfo::from(r), v3)
+        })?,
     }
-    response.revision = stores.mvcc.current_revision();
-    response.v2_index = stores.v2.index();
-    Ok(response)
+    Ok(apply.finish())
+}
+
+/// What the request does; one without a kind cannot be applied at all.
+fn request_kind(req: &Request, index: u64) -> Result<&request::Kind, ApplyError> {
+    req.kind.as_ref().ok_or_else(|| ApplyError::Decode {
+        index,
+        reason: "request without a kind".into(),
+    })
+}
+
+/// One request being applied: the stores it may touch, whether its entry's
+/// v3 half runs, and the response it builds.
+struct RequestApply<'s, 'c> {
+    stores: &'s mut Stores,
+    apply_v3: bool,
+    index: u64,
+    ctx: ApplyContext<'c>,
+    response: Response,
+}
+
+impl RequestApply<'_, '_> {
+    /// A v3-only request (put, delete range, txn, compact): the v2 store
+    /// never sees it, so replaying an entry the backend holds does nothing.
+    fn v3_only(
+        &mut self,
+        op: impl FnOnce(&mut Mvcc, &mut Backend) -> Result<Response, MvccError>,
+    ) -> Result<(), ApplyError> {
+        if !self.apply_v3 {
+            return Ok(());
+        }
+        self.ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
+        match op(&mut self.stores.mvcc, &mut self.stores.backend) {
+            Ok(r) => {
+                self.response = Response {
+                    id: self.response.id,
+                    ..r
+                };
+                Ok(())
+            }
+            // An invalid request still consumes its entry: answered, not fatal.
+            Err(e) if e.is_request_error() => {
+                self.response.error = e.to_string();
+                Ok(())
+            }
+            Err(source) => Err(ApplyError::Mvcc {
+                index: self.index,
+                source,
+            }),
+        }
+    }
+
+    /// A v2 write on an ordinary key: v2 only, applied on every replay.
+    fn v2_only(&mut self, op: impl FnOnce(&mut V2Store) -> Result<u64, V2Error>) {
+        v2route::result(op(&mut self.stores.v2), &mut self.response);
+    }
+
+    /// A v2 set, which on a membership key is a membership change with the
+    /// same v2/v3 split as the dual requests (see `v2route`).
+    fn v2_set(&mut self, path: &str, value: &str) -> Result<(), ApplyError> {
+        let replay_v3 = self.apply_v3 || self.ctx.bugs.has(Bug::V2PutWritesV3OnReplay);
+        match v2route::set(self.stores, path, value, replay_v3, &mut self.response) {
+            Some(outcome) => self.record_membership(outcome),
+            None => Ok(()),
+        }
+    }
+
+    /// A dual request (cluster version, member attributes, downgrade info):
+    /// its v2 half always runs, its backend half only when `apply_v3`.
+    fn dual(
+        &mut self,
+        op: impl FnOnce(&mut Cluster, &mut V2Store, &mut Backend, bool) -> Result<(), MembershipError>,
+    ) -> Result<(), ApplyError> {
+        // Dual requests apply their v2 half unconditionally; with the
+        // `v2-skipped-with-v3` bug, the whole request is skipped on replay.
+        if !self.apply_v3 && self.ctx.bugs.has(Bug::V2SkippedWithV3) {
+            return Ok(());
+        }
+        let Stores {
+            v2,
+            backend,
+            cluster,
+            ..
+        } = &mut *self.stores;
+        let outcome = op(cluster, v2, backend, self.apply_v3);
+        self.record_membership(outcome)
+    }
+
+    /// A membership writer's outcome: store disagreement or I/O is fatal, a
+    /// failed validation only answers the request; then the crash point.
+    fn record_membership(
+        &mut self,
+        outcome: Result<(), MembershipError>,
+    ) -> Result<(), ApplyError> {
+        if let Err(e) = fatal_or_rejected(outcome, self.index)? {
+            self.response.error = e.to_string();
+        }
+        self.ctx.hook.at(CrashPoint::ApplyBetweenV2AndV3)?;
+        Ok(())
+    }
+
+    /// The response, stamped with where the stores stand after the request.
+    fn finish(self) -> Response {
+        Response {
+            revision: self.stores.mvcc.current_revision(),
+            v2_index: self.stores.v2.index(),
+            ..self.response
+        }
+    }
 }

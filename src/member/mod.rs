@@ -30,10 +30,10 @@ use crate::proto::{
     ConfChangeKind, ConfChangeRequest, Entry, EntryType, HardState, Member as MemberInfo,
     SnapshotMarker,
 };
-use crate::snap::{Snapshot, Snapshotter};
+use crate::snap::{SnapError, Snapshot, Snapshotter};
 use crate::v2store::V2Store;
 use crate::verify::{BootFacts, VerifyMode, check_boot};
-use crate::wal::{TailRepair, Wal, WalError, WalOptions};
+use crate::wal::{TailRepair, Wal, WalContents, WalError, WalOptions};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +65,24 @@ pub struct StoreConfig {
     pub wal: WalOptions,
     pub verify: VerifyMode,
     pub bugs: KnownBugs,
+}
+
+impl StoreConfig {
+    /// The backend settings, with the known-bug switches applied.
+    fn backend_options(&self) -> BackendOptions {
+        BackendOptions {
+            bugs: self.bugs,
+            ..self.backend
+        }
+    }
+
+    /// The WAL settings, with the known-bug switches applied.
+    fn wal_options(&self) -> WalOptions {
+        WalOptions {
+            bugs: self.bugs,
+            ..self.wal
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -144,25 +162,14 @@ impl Member {
             disk.remove(backend_path)?;
             disk.sync_dir(Path::new(SNAP_DIR))?;
         }
-        let mut backend = Backend::open(
-            disk.clone(),
-            backend_path,
-            BackendOptions {
-                bugs: config.bugs,
-                ..config.backend
-            },
-            hook.clone(),
-        )?;
+        let mut backend = open_backend(&disk, &config, &hook)?;
         backend.force_commit()?;
         drop(backend);
         let mut wal = Wal::create(
             disk.clone(),
             Path::new(WAL_DIR),
             &metadata.encode_to_vec(),
-            WalOptions {
-                bugs: config.bugs,
-                ..config.wal
-            },
+            config.wal_options(),
             hook.clone(),
         )?;
         let entries: Vec<Entry> = initial_members
@@ -182,144 +189,80 @@ impl Member {
         Self::open(disk, config, hook, now_ms)
     }
 
-    /// Boots an existing member from its data directory.
+    /// Boots an existing member from its data directory, in etcd's boot
+    /// order (see the module doc). Every step below touches the disk in the
+    /// order written here; the simulator crashes at the k-th disk operation,
+    /// so the steps must not be reordered.
     pub fn open(
         disk: Arc<dyn Disk>,
         config: StoreConfig,
         hook: Arc<dyn CrashHook>,
         now_ms: u64,
     ) -> Result<(Member, Recovered), StoreError> {
-        let wal_dir = Path::new(WAL_DIR);
-        if !Wal::exists(disk.as_ref(), wal_dir)? {
+        if !Self::is_initialized(disk.as_ref())? {
             return Err(StoreError::NotInitialized);
         }
         disk.create_dir_all(Path::new(SNAP_DIR))?;
         let snapshotter = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR));
-        let markers = Wal::snapshot_markers(disk.as_ref(), wal_dir)?;
-        let (snapshot, corrupt_snapshots) =
-            snapshotter.load_newest_available_reporting(&markers)?;
-        let (marker, v2) = match snapshot {
-            Some(s) => {
-                let v2 = V2Store::recover(&s.data)?;
-                (s.marker, v2)
-            }
-            None => (SnapshotMarker::default(), V2Store::new()),
-        };
-        let backend = Backend::open(
-            disk.clone(),
-            Path::new(BACKEND_FILE),
-            BackendOptions {
-                bugs: config.bugs,
-                ..config.backend
-            },
-            hook.clone(),
-        )?;
-        let (wal, contents) = match Wal::open(
-            disk.clone(),
-            wal_dir,
-            &marker,
-            WalOptions {
-                bugs: config.bugs,
-                ..config.wal
-            },
-            hook.clone(),
-        ) {
-            Ok(opened) => opened,
-            // Boot fell back past a corrupt snapshot to one the WAL no
-            // longer reaches: name the snapshot, not just the marker.
-            Err(wal @ WalError::SnapshotNotFound { .. }) => {
-                let mut snapshots: Vec<String> =
-                    corrupt_snapshots.iter().map(|e| e.to_string()).collect();
-                for broken in snapshotter.quarantined()? {
-                    snapshots.push(format!(
-                        "{} (quarantined earlier)",
-                        snapshotter.path_of(&broken).display()
-                    ));
-                }
-                if snapshots.is_empty() {
-                    return Err(wal.into());
-                }
-                return Err(StoreError::UnusableSnapshot {
-                    snapshots: snapshots.join("; "),
-                    wal,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let metadata = WalMetadata::decode(contents.metadata.as_slice()).map_err(|e| {
-            StoreError::Malformed {
-                what: "WAL metadata",
-                reason: e.to_string(),
-            }
-        })?;
-        let mut backend = backend;
+        let snapshot = load_newest_usable_snapshot(disk.as_ref(), &snapshotter)?;
+        let mut backend = open_backend(&disk, &config, &hook)?;
+        let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;
+        let metadata = decode_wal_metadata(&contents.metadata)?;
+        let marker = snapshot.marker;
         recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
-        // Everything up to a snapshot the WAL has a marker for is committed,
-        // and its term has been seen, even if the hard state saved after
-        // installing it was lost.
-        let mut hard_state = contents.hard_state;
-        hard_state.commit = hard_state.commit.max(marker.index);
-        hard_state.term = hard_state.term.max(marker.term);
-        let ci = backend.consistent_index();
+        let hard_state = effective_hard_state(contents.hard_state, &marker);
         if config.verify.enabled() {
-            check_boot(&BootFacts {
-                consistent_index: ci.index,
-                consistent_term: ci.term,
-                snapshot_index: marker.index,
-                hard_state,
-                last_index: contents.entries.last().map_or(marker.index, |e| e.index),
-            })
-            .map_err(|source| {
-                let (file, offset) = wal.tail();
-                StoreError::BootCheck {
-                    source,
-                    wal_end: format!("{} at offset {offset}", file.display()),
-                    backend: BACKEND_FILE.to_string(),
-                }
-            })?;
-            Wal::verify_chain(disk.as_ref(), wal_dir)?;
+            let facts = boot_facts(&backend, &marker, hard_state, &contents.entries);
+            check_boot_invariants(disk.as_ref(), &wal, &facts)?;
         }
-        let cluster = Cluster::recover_from_v2(&v2)?;
-        let mvcc = Mvcc::open(&backend)?;
+        let stores = recovered_stores(snapshot.v2, backend)?;
         let mut member = Member {
             disk,
             config,
             hook,
             wal,
             snapshotter,
-            stores: Stores {
-                v2,
-                backend,
-                mvcc,
-                cluster,
-            },
+            stores,
             applied_index: marker.index,
             applied_term: marker.term,
             snapshot_index: marker.index,
             poisoned: None,
         };
-        let mut replayed = 0;
-        let mut replay_skipped_v3 = 0;
-        for entry in &contents.entries {
-            if entry.index > hard_state.commit {
-                break;
-            }
-            let applied = member.apply(entry, now_ms)?;
-            replayed += 1;
-            if !applied.applied_v3 {
-                replay_skipped_v3 += 1;
-            }
-        }
+        let replay = member.replay_committed(&contents.entries, hard_state.commit, now_ms)?;
         let recovered = Recovered {
             metadata,
             hard_state,
             snapshot: marker,
             entries: contents.entries,
             wal_repair: contents.repaired,
-            replayed,
-            replay_skipped_v3,
+            replayed: replay.replayed,
+            replay_skipped_v3: replay.skipped_v3,
         };
         Ok((member, recovered))
+    }
+
+    /// Boot's last step: applies every committed entry after the snapshot
+    /// (in log order). The apply path skips the v3 half of entries the
+    /// backend already holds and always applies the v2 half; entries past
+    /// the commit index are left for raft to decide.
+    fn replay_committed(
+        &mut self,
+        entries: &[Entry],
+        commit: u64,
+        now_ms: u64,
+    ) -> Result<Replay, StoreError> {
+        let mut replay = Replay::default();
+        for entry in entries {
+            if entry.index > commit {
+                break;
+            }
+            let applied = self.apply(entry, now_ms)?;
+            replay.replayed += 1;
+            if !applied.applied_v3 {
+                replay.skipped_v3 += 1;
+            }
+        }
+        Ok(replay)
     }
 
     /// Persists raft's new entries and hard state: one WAL write, one fsync.
@@ -575,6 +518,112 @@ pub struct SnapshotPayload {
     pub backend: Vec<u8>,
 }
 
+/// The snapshot boot starts from, and the newer files it had to skip.
+struct LoadedSnapshot {
+    marker: SnapshotMarker,
+    v2: V2Store,
+    /// Newer snapshot files skipped as corrupt: named in the error if the
+    /// WAL no longer reaches the snapshot boot fell back to.
+    corrupt: Vec<SnapError>,
+}
+
+/// Boot step 1: the newest valid v2 snapshot the WAL has a marker for. A
+/// file without a marker is the orphan of a snapshot that crashed before
+/// its marker, and is ignored; no snapshot means an empty store at index 0.
+fn load_newest_usable_snapshot(
+    disk: &dyn Disk,
+    snapshotter: &Snapshotter,
+) -> Result<LoadedSnapshot, StoreError> {
+    let markers = Wal::snapshot_markers(disk, Path::new(WAL_DIR))?;
+    let (snapshot, corrupt) = snapshotter.load_newest_available_reporting(&markers)?;
+    let (marker, v2) = match snapshot {
+        Some(s) => {
+            let v2 = V2Store::recover(&s.data)?;
+            (s.marker, v2)
+        }
+        None => (SnapshotMarker::default(), V2Store::new()),
+    };
+    Ok(LoadedSnapshot {
+        marker,
+        v2,
+        corrupt,
+    })
+}
+
+/// Boot step 2 (and bootstrap's first file): opens or creates the backend.
+/// redb verifies its pages here and rolls a damaged newest commit back to
+/// the previous intact one, which replay then redoes.
+fn open_backend(
+    disk: &Arc<dyn Disk>,
+    config: &StoreConfig,
+    hook: &Arc<dyn CrashHook>,
+) -> Result<Backend, StoreError> {
+    Ok(Backend::open(
+        disk.clone(),
+        Path::new(BACKEND_FILE),
+        config.backend_options(),
+        hook.clone(),
+    )?)
+}
+
+/// Boot step 3: opens the WAL at the snapshot's marker (repairing a torn
+/// tail), reading every entry after it.
+fn open_wal_at_snapshot(
+    disk: &Arc<dyn Disk>,
+    config: &StoreConfig,
+    hook: &Arc<dyn CrashHook>,
+    snapshotter: &Snapshotter,
+    snapshot: &LoadedSnapshot,
+) -> Result<(Wal, WalContents), StoreError> {
+    let opened = Wal::open(
+        disk.clone(),
+        Path::new(WAL_DIR),
+        &snapshot.marker,
+        config.wal_options(),
+        hook.clone(),
+    );
+    match opened {
+        Ok(opened) => Ok(opened),
+        // Boot fell back past a corrupt snapshot to one the WAL no
+        // longer reaches: name the snapshot, not just the marker.
+        Err(wal @ WalError::SnapshotNotFound { .. }) => {
+            let snapshots = unusable_snapshots(snapshotter, &snapshot.corrupt)?;
+            if snapshots.is_empty() {
+                return Err(wal.into());
+            }
+            Err(StoreError::UnusableSnapshot {
+                snapshots: snapshots.join("; "),
+                wal,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The snapshots to blame when the WAL cannot reach boot's snapshot: the
+/// corrupt ones skipped now and those quarantined by earlier boots.
+fn unusable_snapshots(
+    snapshotter: &Snapshotter,
+    corrupt: &[SnapError],
+) -> Result<Vec<String>, StoreError> {
+    let mut snapshots: Vec<String> = corrupt.iter().map(|e| e.to_string()).collect();
+    for broken in snapshotter.quarantined()? {
+        snapshots.push(format!(
+            "{} (quarantined earlier)",
+            snapshotter.path_of(&broken).display()
+        ));
+    }
+    Ok(snapshots)
+}
+
+/// The member and cluster identity the WAL was created with.
+fn decode_wal_metadata(bytes: &[u8]) -> Result<WalMetadata, StoreError> {
+    WalMetadata::decode(bytes).map_err(|e| StoreError::Malformed {
+        what: "WAL metadata",
+        reason: e.to_string(),
+    })
+}
+
 /// Where a received backend waits until the WAL marker names its snapshot.
 fn received_backend_path(index: u64) -> PathBuf {
     PathBuf::from(format!("{SNAP_DIR}/{index:016x}.snap.db"))
@@ -604,6 +653,69 @@ fn recover_received_backend(
     backend.restore_from_bytes(&bytes)?;
     disk.remove(&path)?;
     Ok(())
+}
+
+/// Everything up to a snapshot the WAL has a marker for is committed, and
+/// its term has been seen, even if the hard state saved after installing it
+/// was lost.
+fn effective_hard_state(saved: HardState, marker: &SnapshotMarker) -> HardState {
+    let mut hard_state = saved;
+    hard_state.commit = hard_state.commit.max(marker.index);
+    hard_state.term = hard_state.term.max(marker.term);
+    hard_state
+}
+
+/// What boot's invariants are checked against.
+fn boot_facts(
+    backend: &Backend,
+    marker: &SnapshotMarker,
+    hard_state: HardState,
+    entries: &[Entry],
+) -> BootFacts {
+    let ci = backend.consistent_index();
+    BootFacts {
+        consistent_index: ci.index,
+        consistent_term: ci.term,
+        snapshot_index: marker.index,
+        hard_state,
+        last_index: entries.last().map_or(marker.index, |e| e.index),
+    }
+}
+
+/// Boot step 4 (`verify` on): the backend, hard state, snapshot and log
+/// agree, and the WAL's CRC chain holds. A failed check names where the WAL
+/// ends and the backend file.
+fn check_boot_invariants(disk: &dyn Disk, wal: &Wal, facts: &BootFacts) -> Result<(), StoreError> {
+    check_boot(facts).map_err(|source| {
+        let (file, offset) = wal.tail();
+        StoreError::BootCheck {
+            source,
+            wal_end: format!("{} at offset {offset}", file.display()),
+            backend: BACKEND_FILE.to_string(),
+        }
+    })?;
+    Wal::verify_chain(disk, Path::new(WAL_DIR))?;
+    Ok(())
+}
+
+/// The stores as of the snapshot, before replay: the membership is read
+/// back from the v2 store, the MVCC key index rebuilt from the backend.
+fn recovered_stores(v2: V2Store, backend: Backend) -> Result<Stores, StoreError> {
+    let cluster = Cluster::recover_from_v2(&v2)?;
+    let mvcc = Mvcc::open(&backend)?;
+    Ok(Stores {
+        v2,
+        backend,
+        mvcc,
+        cluster,
+    })
+}
+
+/// What boot's replay did, reported in [`Recovered`].
+#[derive(Debug, Default)]
+struct Replay {
+    replayed: u64,
+    skipped_v3: u64,
 }
 
 /// The conf change entry that adds an initial member at bootstrap.
