@@ -57,7 +57,7 @@ impl WorldState {
                 return StepOutcome::Stopped(out);
             }
             Err(panic) => {
-                slot.drop_process();
+                slot.crash_process();
                 slot.down = Some(Down::Failed {
                     power_loss: false,
                     expected: false,
@@ -152,7 +152,7 @@ impl WorldState {
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
-        slot.drop_process();
+        slot.crash_process();
         let fired = slot.hook.take_fired();
         let frozen = slot.disk.is_frozen();
         let eio = slot.disk.eio_returned();
