@@ -491,10 +491,12 @@ mod tests {
     #[test]
     fn a_failed_sync_loses_the_dirty_pages_and_a_retry_does_not_bring_them_back() {
         let disk = MemDisk::new();
-        let f = Path::new("f");
+        let f = p("d/f");
+        disk.create_dir_all(p("d")).unwrap();
         disk.create(f).unwrap();
         disk.write_at(f, 0, b"old").unwrap();
         disk.sync(f).unwrap();
+        disk.sync_dir(p("d")).unwrap();
         disk.write_at(f, 3, b"new").unwrap();
         disk.drop_dirty_pages(f).unwrap();
         let mut buf = [0u8; 6];
