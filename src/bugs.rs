@@ -28,11 +28,15 @@ pub enum Bug {
     BackupShiftIndexes,
     /// Backup does not update the backend's consistent index.
     BackupNoCindexUpdate,
+    /// A failed WAL fsync is retried, and the save carries on when the retry
+    /// succeeds (PostgreSQL's "fsyncgate": Linux dropped the pages, so the
+    /// retry persists nothing).
+    FsyncRetryAfterEio,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -42,6 +46,7 @@ impl Bug {
         Bug::NoFsyncBeforeSend,
         Bug::BackupShiftIndexes,
         Bug::BackupNoCindexUpdate,
+        Bug::FsyncRetryAfterEio,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -56,6 +61,7 @@ impl Bug {
             Bug::NoFsyncBeforeSend => "no-fsync-before-send",
             Bug::BackupShiftIndexes => "backup-shift-indexes",
             Bug::BackupNoCindexUpdate => "backup-no-cindex-update",
+            Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
         }
     }
 

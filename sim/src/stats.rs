@@ -20,6 +20,8 @@ pub struct RunStats {
     pub replayed: u64,
     pub replay_skipped_v3: u64,
     pub torn_writes: u64,
+    /// Boots whose backend had not been closed cleanly (redb repaired it).
+    pub unclean_backend_opens: u64,
 }
 
 /// Reads one counter.
@@ -27,7 +29,7 @@ type Reader = fn(&RunStats) -> u64;
 
 /// The statistics a scenario's `expect` step may name, with how to read
 /// each: the one list both the format's validation and the runner use.
-const NAMED: [(&str, Reader); 9] = [
+const NAMED: [(&str, Reader); 10] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -37,6 +39,7 @@ const NAMED: [(&str, Reader); 9] = [
     ("restarts", |s| s.restarts),
     ("power_losses", |s| s.power_losses),
     ("eio_failures", |s| s.eio_failures),
+    ("unclean_backend_opens", |s| s.unclean_backend_opens),
 ];
 
 impl RunStats {
@@ -70,10 +73,11 @@ mod tests {
             restarts: 7,
             power_losses: 8,
             eio_failures: 9,
+            unclean_backend_opens: 10,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=9).collect::<Vec<_>>());
+        assert_eq!(read, (1..=10).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

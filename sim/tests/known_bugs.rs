@@ -94,3 +94,15 @@ fn no_fsync_before_send_is_caught_when_raft_finds_its_commit_past_its_log() {
         Invariant::MemberFailure,
     );
 }
+
+/// The retried fsync "succeeds" but persisted nothing (Linux dropped the
+/// pages of the failed one): the member carries on with a hole in its WAL,
+/// and its next boot finds the WAL corrupt.
+#[test]
+fn fsync_retry_after_eio_leaves_a_wal_that_cannot_boot() {
+    caught(
+        Bug::FsyncRetryAfterEio,
+        "13-fsync-retry-after-eio",
+        Invariant::Recovery,
+    );
+}

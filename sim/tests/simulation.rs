@@ -103,3 +103,26 @@ fn a_sweep_gives_the_same_runs_with_one_or_two_jobs() {
     };
     assert_eq!(hashes(&one), hashes(&two));
 }
+
+/// A process crash is a crash for the backend too: the disk freezes before
+/// the node is dropped, so redb never gets its clean close and repairs the
+/// file at the next open. (Not every restart repairs: a member that crashes
+/// again before its first commit after a repair leaves a file redb already
+/// made clean.) Before the freeze, these runs had no repair at all.
+#[test]
+fn random_process_crashes_leave_the_backend_to_repair() {
+    for seed in 1..=3 {
+        let mut cfg = sim::config::RunConfig::new(seed);
+        cfg.faults = [sim::fault::FaultClass::Crash].into_iter().collect();
+        let report = sim::run::run(&cfg);
+        assert!(report.passed(), "{}", report.failure_report());
+        let s = &report.stats;
+        assert!(s.crashes > 0, "seed {seed}: no process crash");
+        assert!(
+            s.unclean_backend_opens * 2 >= s.crashes,
+            "seed {seed}: {} crashes but only {} backend repairs",
+            s.crashes,
+            s.unclean_backend_opens
+        );
+    }
+}

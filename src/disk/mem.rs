@@ -193,6 +193,19 @@ impl MemDisk {
         }
     }
 
+    /// An `fsync` of `path` that failed, as Linux reports one: the writes it
+    /// would have persisted are gone (the kernel marks the dirty pages clean
+    /// and they are dropped from the cache, so the file reads as on the
+    /// platter), and nothing is left pending for a retry, so a later `sync`
+    /// succeeds without persisting them (PostgreSQL's "fsyncgate").
+    pub fn drop_dirty_pages(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = state.inode_mut(path)?;
+        inode.pending.clear();
+        inode.data = inode.durable.clone();
+        Ok(())
+    }
+
     /// A power loss that drops every unsynced write and directory change.
     pub fn crash_power_loss(&self) {
         self.crash_power_loss_with(&mut DropUnsynced);
@@ -473,6 +486,26 @@ mod tests {
         disk.write_at(p("f"), 8, b"cccc").unwrap();
         disk.crash_power_loss_with(&mut TearSecondWrite);
         assert_eq!(disk.read_all(p("f")).unwrap(), b"aaaabb");
+    }
+
+    #[test]
+    fn a_failed_sync_loses_the_dirty_pages_and_a_retry_does_not_bring_them_back() {
+        let disk = MemDisk::new();
+        let f = p("d/f");
+        disk.create_dir_all(p("d")).unwrap();
+        disk.create(f).unwrap();
+        disk.write_at(f, 0, b"old").unwrap();
+        disk.sync(f).unwrap();
+        disk.sync_dir(p("d")).unwrap();
+        disk.write_at(f, 3, b"new").unwrap();
+        disk.drop_dirty_pages(f).unwrap();
+        let mut buf = [0u8; 6];
+        let n = disk.read_at(f, 0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"old");
+        disk.sync(f).unwrap();
+        disk.crash_power_loss();
+        let n = disk.read_at(f, 0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"old");
     }
 
     #[test]

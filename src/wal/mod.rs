@@ -500,7 +500,13 @@ impl Wal {
         if crash_points {
             self.hook.at(CrashPoint::WalSaveBeforeSync)?;
         }
-        self.disk.sync(&path).map_err(err)?;
+        let synced = match self.disk.sync(&path) {
+            Err(_) if self.opts.bugs.has(crate::bugs::Bug::FsyncRetryAfterEio) => {
+                self.disk.sync(&path)
+            }
+            synced => synced,
+        };
+        synced.map_err(err)?;
         if crash_points {
             self.hook.at(CrashPoint::WalSaveAfterSync)?;
         }

@@ -73,6 +73,7 @@ impl WorldState {
         }
         let rec = node.recovered().clone();
         let applied = node.member().applied_index();
+        let unclean = node.member().stores().backend.opened_unclean();
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
@@ -87,6 +88,9 @@ impl WorldState {
         slot.down = None;
         slot.backend_commits = 0;
         slot.pending.clear();
+        if unclean {
+            self.stats.unclean_backend_opens += 1;
+        }
         self.stats.replayed += rec.replayed;
         self.stats.replay_skipped_v3 += rec.replay_skipped_v3;
         if let Some(repair) = &rec.wal_repair {
@@ -104,8 +108,11 @@ impl WorldState {
             now_ms,
             Some(id),
             format_args!(
-                "open: snapshot {}, replayed {} ({} v3-skipped), applied {applied}",
-                rec.snapshot.index, rec.replayed, rec.replay_skipped_v3
+                "open: snapshot {}, replayed {} ({} v3-skipped), applied {applied}{}",
+                rec.snapshot.index,
+                rec.replayed,
+                rec.replay_skipped_v3,
+                if unclean { ", backend repaired" } else { "" }
             ),
         );
     }

@@ -57,7 +57,7 @@ impl WorldState {
                 return StepOutcome::Stopped(out);
             }
             Err(panic) => {
-                slot.drop_process();
+                slot.crash_process();
                 slot.down = Some(Down::Failed {
                     power_loss: false,
                     expected: false,
@@ -152,11 +152,13 @@ impl WorldState {
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
-        slot.drop_process();
+        // What stopped it, read before the process's own death freezes the
+        // disk.
         let fired = slot.hook.take_fired();
         let frozen = slot.disk.is_frozen();
         let eio = slot.disk.eio_returned();
         let disk_crash_power = slot.armed.disk_crash_power;
+        slot.crash_process();
         let (expected, power_loss, what) = match (fired, frozen, eio) {
             (Some(crash), true, _) => {
                 if crash.after_ops > 0 {

@@ -118,8 +118,13 @@ impl Slot {
         self.hook.is_armed() || self.disk.is_armed()
     }
 
-    /// Forgets the process: what it held in memory is gone.
-    pub(super) fn drop_process(&mut self) {
+    /// The process dies: its disk is frozen first, so that nothing the
+    /// store's destructors would write (redb's clean close: allocator state
+    /// and a clean-shutdown header) lands, and only then is the node
+    /// dropped. What it held in memory is gone; the page cache stays until a
+    /// power loss says otherwise. The restart unfreezes the disk.
+    pub fn crash_process(&mut self) {
+        self.disk.freeze();
         self.node = None;
         self.pending.clear();
     }

@@ -4,11 +4,11 @@
 //!
 //! Faults the store must **survive** (after a restart, the member recovers
 //! and the cluster converges with nothing acknowledged lost):
-//! - *process crash*, at any moment: tasks are stopped and the page cache
-//!   ([`replica::disk::MemDisk`]'s volatile image) survives. A kill between
-//!   two member steps drops the member's node while its disk is live, so
-//!   the store's destructors (redb's clean close) still write; only crash
-//!   points and k-th-operation crashes freeze the disk first;
+//! - *process crash*, at any moment: the member's disk is frozen at that
+//!   instant, then its node is dropped, so no destructor of the store
+//!   writes after its process died (redb gets no clean close and repairs
+//!   at the next open); tasks and memory are gone, the page cache
+//!   ([`replica::disk::MemDisk`]'s volatile image) survives;
 //! - *power loss*, at any moment: every unsynced write and unsynced directory
 //!   change may be lost; the unsynced writes of a file that do survive may
 //!   be any subset of them (a disk reorders until the fsync), and a surviving

@@ -5,7 +5,9 @@
 //! crash point or at its k-th operation) refuses everything, so nothing the
 //! dead process would still have done can land; an armed operation countdown
 //! freezes the disk at the k-th operation; an armed EIO fails the next
-//! `sync` or `write`.
+//! `sync` or `write`. A failed file `sync` also drops that file's unsynced
+//! writes, as Linux does: a store that retries the fsync gets a success
+//! that persisted nothing.
 
 use replica::disk::{Disk, MemDisk, PowerLossPlan};
 use std::io;
@@ -209,7 +211,14 @@ impl Disk for SimDisk {
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
-        self.pass(OpKind::Sync)?;
+        if let Err(e) = self.pass(OpKind::Sync) {
+            // Linux semantics of a failed fsync: the writes it would have
+            // persisted are lost, not kept pending for a retry.
+            if !self.is_frozen() {
+                self.mem.drop_dirty_pages(path)?;
+            }
+            return Err(e);
+        }
         if let Some(sink) = self
             .capture
             .lock()

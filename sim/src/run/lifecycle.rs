@@ -210,7 +210,7 @@ impl Supervisor {
             let Some(slot) = w.members.get_mut(&id) else {
                 return;
             };
-            slot.node = None;
+            slot.crash_process();
             slot.down = Some(Down::Waiting);
             w.stats.crashes += u64::from(!power);
             w.event(
@@ -252,6 +252,8 @@ impl Supervisor {
             let Some(slot) = w.members.get_mut(&id) else {
                 return;
             };
+            // A removed member shuts down cleanly, as etcd's does: its
+            // destructors may write.
             slot.node = None;
             slot.removed = true;
             slot.down = None;
