@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::fault::SECTOR;
+use crate::fault::sector_cuts;
 
 /// Torn variants tried per kept write, at most (spread over its sectors).
 const MAX_TORN_VARIANTS: usize = 4;
@@ -117,7 +117,7 @@ impl PowerLossPlan for PrefixPlan<'_> {
             _ => Survival::Kept,
         }
     }
-    fn dir_changes(&mut self, _dir: &Path) -> bool {
+    fn name_change(&mut self, _dir: &Path) -> bool {
         true
     }
 }
@@ -137,16 +137,14 @@ pub fn crash_states(ops: &[PendingOp]) -> Vec<CrashState> {
         torn_last: None,
     }];
     for (i, op) in ops.iter().enumerate() {
-        if let PendingOp::Write { data, .. } = op {
-            let sectors = data.len().div_ceil(SECTOR);
-            if sectors > 1 {
-                let step = (sectors - 1).div_ceil(MAX_TORN_VARIANTS).max(1);
-                for s in (1..sectors).step_by(step) {
-                    states.push(CrashState {
-                        keep: i + 1,
-                        torn_last: Some(s * SECTOR),
-                    });
-                }
+        if let PendingOp::Write { offset, data } = op {
+            let cuts = sector_cuts(*offset, data.len());
+            let step = cuts.len().div_ceil(MAX_TORN_VARIANTS).max(1);
+            for keep_bytes in cuts.into_iter().step_by(step) {
+                states.push(CrashState {
+                    keep: i + 1,
+                    torn_last: Some(keep_bytes),
+                });
             }
         }
         states.push(CrashState {
@@ -292,6 +290,7 @@ fn compare_with_reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::SECTOR;
 
     #[test]
     fn crash_states_are_every_prefix_and_torn_variants_of_the_last_write() {

@@ -127,7 +127,7 @@ pub enum Mode {
     /// Unsynced writes and directory changes are lost.
     Power,
     /// Unsynced writes survive except each file's last one, which is torn
-    /// after a multiple of 512 bytes from its start (a torn WAL tail).
+    /// at a sector boundary of its file (a torn WAL tail).
     Torn,
     /// Each file keeps a random subset of its unsynced writes (a disk may
     /// persist a later write before an earlier one), some of them torn;

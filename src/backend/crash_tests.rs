@@ -54,7 +54,7 @@ impl PowerLossPlan for Plan {
             }
         }
     }
-    fn dir_changes(&mut self, _: &Path) -> bool {
+    fn name_change(&mut self, _: &Path) -> bool {
         true
     }
 }

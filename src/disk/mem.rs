@@ -9,8 +9,8 @@
 //! A process crash changes nothing here (the page cache outlives the
 //! process). A power loss rebuilds each file from its durable image plus the
 //! subset of its pending operations that a [`PowerLossPlan`] lets through,
-//! possibly torn, and each directory from its durable or (if the plan says
-//! the directory's journal made it) its volatile entries. The default plan
+//! possibly torn, and each directory entry from its durable or (if the plan
+//! says that entry's change made it) its volatile state. The default plan
 //! drops everything unsynced.
 
 use super::Disk;
@@ -44,10 +44,12 @@ pub trait PowerLossPlan {
     /// The fate of pending operation `op_index` (0-based, issue order) of the
     /// file named `path`.
     fn file_op(&mut self, path: &Path, op_index: usize, op: &PendingOp) -> Survival;
-    /// Whether the unsynced entry changes of directory `dir` (creates,
-    /// renames, removes) survive. All of a directory's changes share one fate,
-    /// as a journaling filesystem commits them together.
-    fn dir_changes(&mut self, dir: &Path) -> bool;
+    /// Whether the unsynced change of directory entry `name` survives (it
+    /// was created, renamed to or from, or removed since its directory's
+    /// last `sync_dir`). Each entry has its own fate: a rename whose
+    /// directory was not synced may leave the old name, the new one, both
+    /// or neither.
+    fn name_change(&mut self, name: &Path) -> bool;
     /// Called before the pending operations of a file are decided, with
     /// their count (so a plan can single out the last one).
     fn begin_file(&mut self, _path: &Path, _pending: usize) {}
@@ -60,7 +62,7 @@ impl PowerLossPlan for DropUnsynced {
     fn file_op(&mut self, _: &Path, _: usize, _: &PendingOp) -> Survival {
         Survival::Lost
     }
-    fn dir_changes(&mut self, _: &Path) -> bool {
+    fn name_change(&mut self, _: &Path) -> bool {
         false
     }
 }
@@ -157,19 +159,20 @@ impl MemState {
         self.inodes.retain(|ino, _| live.contains(ino));
     }
 
-    fn dirs_with_unsynced_changes(&self) -> BTreeSet<String> {
-        let mut dirs = BTreeSet::new();
-        for (name, ino) in &self.names {
-            if self.durable_names.get(name) != Some(ino) {
-                dirs.insert(parent(name).to_string());
-            }
-        }
-        for name in self.durable_names.keys() {
-            if !self.names.contains_key(name) {
-                dirs.insert(parent(name).to_string());
-            }
-        }
-        dirs
+    /// Names whose volatile entry differs from the durable one.
+    fn names_with_unsynced_changes(&self) -> BTreeSet<String> {
+        let changed = |(name, ino): (&String, &u64), other: &BTreeMap<String, u64>| {
+            (other.get(name) != Some(ino)).then(|| name.clone())
+        };
+        self.names
+            .iter()
+            .filter_map(|e| changed(e, &self.durable_names))
+            .chain(
+                self.durable_names
+                    .iter()
+                    .filter_map(|e| changed(e, &self.names)),
+            )
+            .collect()
     }
 }
 
@@ -215,14 +218,12 @@ impl MemDisk {
     pub fn crash_power_loss_with(&self, plan: &mut dyn PowerLossPlan) {
         let mut state = self.lock();
         let mut names = state.durable_names.clone();
-        for dir in state.dirs_with_unsynced_changes() {
-            if plan.dir_changes(Path::new(&dir)) {
-                names.retain(|name, _| parent(name) != dir);
-                for (name, ino) in &state.names {
-                    if parent(name) == dir {
-                        names.insert(name.clone(), *ino);
-                    }
-                }
+        for name in state.names_with_unsynced_changes() {
+            if plan.name_change(Path::new(&name)) {
+                match state.names.get(&name) {
+                    Some(ino) => names.insert(name, *ino),
+                    None => names.remove(&name),
+                };
             }
         }
         state.names = names.clone();
@@ -263,15 +264,6 @@ impl MemDisk {
             .iter()
             .filter(|(_, ino)| state.inodes.get(ino).is_some_and(|i| !i.pending.is_empty()))
             .map(|(name, _)| PathBuf::from(name))
-            .collect()
-    }
-
-    /// Directories whose entry changes are not yet durable, sorted.
-    pub fn dirs_with_unsynced_changes(&self) -> Vec<PathBuf> {
-        self.lock()
-            .dirs_with_unsynced_changes()
-            .into_iter()
-            .map(PathBuf::from)
             .collect()
     }
 
@@ -472,7 +464,7 @@ mod tests {
                 _ => Survival::Lost,
             }
         }
-        fn dir_changes(&mut self, _: &Path) -> bool {
+        fn name_change(&mut self, _: &Path) -> bool {
             true
         }
     }

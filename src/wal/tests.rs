@@ -355,7 +355,7 @@ impl PowerLossPlan for TearAt {
     fn file_op(&mut self, _: &Path, _: usize, _: &PendingOp) -> Survival {
         Survival::Torn { keep_bytes: self.0 }
     }
-    fn dir_changes(&mut self, _: &Path) -> bool {
+    fn name_change(&mut self, _: &Path) -> bool {
         true
     }
 }

@@ -12,7 +12,8 @@
 //! - *power loss*, at any moment: every unsynced write and unsynced directory
 //!   change may be lost; the unsynced writes of a file that do survive may
 //!   be any subset of them (a disk reorders until the fsync), and a surviving
-//!   write may be torn after a multiple of 512 bytes from its start. Synced data is intact
+//!   write may be torn at a 512-byte sector boundary of its file; each
+//!   unsynced directory entry survives or not on its own. Synced data is intact
 //!   (fsync-then-durable, powersafe overwrite, as redb's design assumes);
 //! - *crash points*: a process crash or power loss at a named point in the
 //!   store, or at the *k*-th disk operation after a trigger (so in the middle
@@ -33,17 +34,20 @@
 //! quiesce phase. A power loss's choices come from its own stream, seeded by
 //! one draw from the fault stream ([`PowerPlan`]), so a recorded run's
 //! schedule can replay it exactly. With torn writes on, a random power loss
-//! either keeps a random subset of the unsynced writes, some torn
-//! ([`PowerLossKind::Reorder`], two thirds), or keeps them all and tears
-//! each file's last one ([`PowerLossKind::TearTail`], one third: the shape
-//! of a torn WAL tail); without, it loses them all.
+//! keeps a random subset of the unsynced writes, some torn
+//! ([`PowerLossKind::Reorder`], half), keeps them all and tears each file's
+//! last one ([`PowerLossKind::TearTail`], a quarter: the shape of a torn
+//! WAL tail), or loses them all ([`PowerLossKind::Lose`], a quarter);
+//! without, it loses them all. A write tears only at a 512-byte sector
+//! boundary of its file (a disk persists whole sectors), and each unsynced
+//! directory entry (created, renamed, removed) survives or not on its own.
 
 mod hook;
 mod power;
 mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
-pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss};
+pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
 pub use sim_disk::{DiskFault, SimDisk, SyncObserver};
 
 use std::fmt;
@@ -57,7 +61,7 @@ pub enum FaultClass {
     /// Power loss dropping unsynced state.
     Power,
     /// Power loss that also keeps seeded subsets of unsynced writes and tears
-    /// the last one after a multiple of 512 bytes from its start.
+    /// the last one at a sector boundary of its file.
     Torn,
     /// fsync / write errors.
     Eio,

@@ -33,8 +33,9 @@ pub struct PowerPlan {
 /// With `reorder` off, every unsynced write is lost (the plain model). With
 /// it on, each file keeps a random subset of its unsynced operations (a
 /// disk may persist a later write before an earlier one until the fsync),
-/// and a kept write is torn after a multiple of 512 bytes with some probability;
-/// each directory's unsynced changes survive or not as a whole.
+/// and a kept write is torn at a 512-byte sector boundary of the file with
+/// some probability; each unsynced directory entry survives or not on its
+/// own.
 #[derive(Debug)]
 pub struct SeededPowerLoss<'a> {
     rng: &'a mut ChaCha8Rng,
@@ -74,7 +75,7 @@ impl<'a> SeededPowerLoss<'a> {
     }
 
     /// The plan that keeps every unsynced write of a file and its directory
-    /// changes, except that the last write is torn after a multiple of 512 bytes
+    /// changes, except that the last write is torn at a sector boundary of the file
     /// inside it (or lost, if it is a single sector): the shape of a torn
     /// WAL tail.
     pub fn tear_tail(rng: &'a mut ChaCha8Rng) -> Self {
@@ -94,11 +95,11 @@ impl PowerLossPlan for SeededPowerLoss<'_> {
             self.lost += 1;
             return Survival::Lost;
         }
-        if let PendingOp::Write { data, .. } = op {
-            let sectors = data.len().div_ceil(SECTOR);
-            if sectors > 1 && self.rng.random_bool(0.3) {
+        if let PendingOp::Write { offset, data } = op {
+            let cuts = sector_cuts(*offset, data.len());
+            if !cuts.is_empty() && self.rng.random_bool(0.3) {
                 self.torn += 1;
-                let keep = self.rng.random_range(0..sectors) * SECTOR;
+                let keep = cuts[self.rng.random_range(0..cuts.len())];
                 return Survival::Torn { keep_bytes: keep };
             }
         }
@@ -106,7 +107,7 @@ impl PowerLossPlan for SeededPowerLoss<'_> {
         Survival::Kept
     }
 
-    fn dir_changes(&mut self, _dir: &Path) -> bool {
+    fn name_change(&mut self, _name: &Path) -> bool {
         self.tear_tail || (self.reorder && self.rng.random_bool(0.5))
     }
 
@@ -121,17 +122,46 @@ impl SeededPowerLoss<'_> {
             self.kept += 1;
             return Survival::Kept;
         }
-        match op {
-            PendingOp::Write { data, .. } if data.len() > SECTOR => {
-                self.torn += 1;
-                let sectors = data.len().div_ceil(SECTOR);
-                let keep = self.rng.random_range(1..sectors) * SECTOR;
-                Survival::Torn { keep_bytes: keep }
-            }
-            _ => {
-                self.lost += 1;
-                Survival::Lost
-            }
+        let cuts = match op {
+            PendingOp::Write { offset, data } => sector_cuts(*offset, data.len()),
+            PendingOp::SetLen(_) => Vec::new(),
+        };
+        if cuts.is_empty() {
+            self.lost += 1;
+            return Survival::Lost;
         }
+        self.torn += 1;
+        let keep = cuts[self.rng.random_range(0..cuts.len())];
+        Survival::Torn { keep_bytes: keep }
+    }
+}
+
+/// The lengths a write of `len` bytes at file offset `offset` can be torn
+/// to: a disk persists whole sectors, so a torn write ends at a sector
+/// boundary of the file strictly inside the written range. A write inside
+/// one sector has none (it lands whole or not at all).
+pub fn sector_cuts(offset: u64, len: usize) -> Vec<usize> {
+    let sector = SECTOR as u64;
+    let end = offset + len as u64;
+    let first = (offset / sector + 1) * sector;
+    (first..end)
+        .step_by(SECTOR)
+        .map(|boundary| (boundary - offset) as usize)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tears_end_at_sector_boundaries_of_the_file() {
+        // A write from 100 to 1300 crosses the boundaries at 512 and 1024.
+        assert_eq!(sector_cuts(100, 1200), vec![412, 924]);
+        // Aligned: every inner boundary.
+        assert_eq!(sector_cuts(0, 3 * SECTOR), vec![SECTOR, 2 * SECTOR]);
+        // Inside one sector, or ending exactly at its boundary: no tear.
+        assert!(sector_cuts(10, 400).is_empty());
+        assert!(sector_cuts(0, SECTOR).is_empty());
     }
 }

@@ -172,15 +172,20 @@ impl Supervisor {
         // A script step may have said how this power loss goes; else the
         // run's fault classes do. Either way the plan draws from its own
         // seed, which the schedule records so a replay loses the same writes.
-        // With torn writes on, a third of the power losses keep every
-        // unsynced write and tear each file's last one: the shape of a torn
-        // WAL tail, which a random subset rarely produces.
+        // With torn writes on, a quarter of the power losses keep every
+        // unsynced write and tear each file's last one (the shape of a torn
+        // WAL tail, which a random subset rarely produces), a quarter lose
+        // everything unsynced (the plain model, which a subset reaches only
+        // by chance), and half keep a random subset.
         let how = slot.armed.power_plan.take();
         let kind = match how {
             Some(plan) => plan.kind,
             None if !reorder => PowerLossKind::Lose,
-            None if self.rng.random_ratio(1, 3) => PowerLossKind::TearTail,
-            None => PowerLossKind::Reorder,
+            None => match self.rng.random_range(0..4) {
+                0 => PowerLossKind::TearTail,
+                1 => PowerLossKind::Lose,
+                _ => PowerLossKind::Reorder,
+            },
         };
         let seed = how
             .and_then(|p| p.seed)

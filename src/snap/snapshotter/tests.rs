@@ -316,7 +316,7 @@ impl PowerLossPlan for KeepDirsTearWrites {
             PendingOp::SetLen(_) => Survival::Kept,
         }
     }
-    fn dir_changes(&mut self, _: &Path) -> bool {
+    fn name_change(&mut self, _: &Path) -> bool {
         true
     }
 }
