@@ -21,9 +21,13 @@ pub struct RunSettings {
     /// Virtual time with traffic and faults (e.g. `20s`, `500ms`).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Fault classes to inject: any of crash, power, torn, eio, net, point
-    /// (comma separated), or `none`.
-    #[arg(long, default_value = "crash,power,torn,eio,net,point", value_parser = parse_faults)]
+    /// Fault classes to inject: any of crash, power, torn, eio, net, point,
+    /// cluster-power (comma separated), or `none`.
+    #[arg(
+        long,
+        default_value = "crash,power,torn,eio,net,point,cluster-power",
+        value_parser = parse_faults
+    )]
     pub faults: BTreeSet<FaultClass>,
     /// Re-introduce a known historical bug (builds with `--features
     /// known-bugs` only), e.g. `cindex-only-on-explicit-commit`.

@@ -2,6 +2,7 @@
 //! an example of every step kind.
 
 use crate::fault::FaultClass;
+use crate::stats::RunStats;
 use replica::crash_point::CrashPoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -15,19 +16,6 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The member roles a step may name instead of an id.
 pub const ROLES: [&str; 4] = ["leader", "follower", "crashed", "isolated"];
-
-/// The run statistics an `expect` step may name.
-pub const STATS: [&str; 9] = [
-    "wal_repairs",
-    "commit_crashes",
-    "point_crashes",
-    "snapshots",
-    "snapshots_installed",
-    "replay_skipped_v3",
-    "restarts",
-    "power_losses",
-    "eio_failures",
-];
 
 /// A parsed scenario.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -330,6 +318,9 @@ pub enum Step {
     },
     /// Reconnects every partitioned member.
     Heal,
+    /// Every running member loses power at this instant (unsynced state
+    /// lost) and restarts after the supervisor's delay.
+    PowerOffAll,
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -477,8 +468,9 @@ impl Scenario {
                 validate_count(after_disk_ops, in_repeat)?;
                 validate_crash_trigger(at, after_ops, after_disk_ops, *hit)
             }
-            Step::Expect { stat, .. } if !STATS.contains(&stat.as_str()) => {
-                Err(format!("unknown stat {stat:?}; expected one of {STATS:?}"))
+            Step::Expect { stat, .. } if RunStats::names().all(|n| n != stat) => {
+                let names: Vec<&str> = RunStats::names().collect();
+                Err(format!("unknown stat {stat:?}; expected one of {names:?}"))
             }
             Step::Restart {
                 member, crash_at, ..

@@ -22,6 +22,8 @@ pub struct RunStats {
     pub torn_writes: u64,
     /// Boots whose backend had not been closed cleanly (redb repaired it).
     pub unclean_backend_opens: u64,
+    /// Power cuts of the whole cluster or of a majority at one instant.
+    pub cluster_power_cuts: u64,
 }
 
 /// Reads one counter.
@@ -29,7 +31,7 @@ type Reader = fn(&RunStats) -> u64;
 
 /// The statistics a scenario's `expect` step may name, with how to read
 /// each: the one list both the format's validation and the runner use.
-const NAMED: [(&str, Reader); 10] = [
+const NAMED: [(&str, Reader); 11] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -40,6 +42,7 @@ const NAMED: [(&str, Reader); 10] = [
     ("power_losses", |s| s.power_losses),
     ("eio_failures", |s| s.eio_failures),
     ("unclean_backend_opens", |s| s.unclean_backend_opens),
+    ("cluster_power_cuts", |s| s.cluster_power_cuts),
 ];
 
 impl RunStats {
@@ -74,10 +77,11 @@ mod tests {
             power_losses: 8,
             eio_failures: 9,
             unclean_backend_opens: 10,
+            cluster_power_cuts: 11,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=10).collect::<Vec<_>>());
+        assert_eq!(read, (1..=11).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -8,7 +8,7 @@ use super::Supervisor;
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass, SimCrashHook, SimDisk};
 use crate::scenario_file::{Count, EioOn, Mode, Step};
 use rand::Rng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use replica::crash_point::CrashPoint;
 use std::sync::Arc;
 
@@ -61,7 +61,27 @@ impl Supervisor {
                 self.arm_deadline(id);
             }
             FaultClass::Net => self.inject_partition(now, id),
+            FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
         }
+    }
+
+    /// Rarely (one draw in four), cuts the power of every member, or of a
+    /// majority that includes `id`, at this instant. Draws the go-ahead,
+    /// then whole or majority, then (for a majority) its other members.
+    fn inject_cluster_power_cut(&mut self, id: u64) {
+        if !self.rng.random_ratio(1, 4) {
+            return;
+        }
+        let mut running = self.running_members();
+        if !self.rng.random_bool(0.5) {
+            let majority = running.len() / 2 + 1;
+            running.retain(|m| *m != id);
+            running.shuffle(&mut self.rng);
+            running.truncate(majority - 1);
+            running.push(id);
+            running.sort_unstable();
+        }
+        self.power_off(&running);
     }
 
     fn injection_odds(&self) -> InjectionOdds {
@@ -199,7 +219,7 @@ impl Supervisor {
         match choice {
             0 => self.arm_named_point(now, id, kind, &hook),
             1 => self.arm_in_next_commit(now, id, kind, &hook),
-            _ => self.arm_disk_op(now, id, &disk),
+            _ => self.arm_disk_op(now, id, kind, &disk),
         }
     }
 
@@ -272,14 +292,24 @@ impl Supervisor {
         self.record(now, id, true, step);
     }
 
-    /// A process crash at the k-th next disk operation. Draws k.
-    fn arm_disk_op(&mut self, now: u64, id: u64, disk: &SimDisk) {
-        let k = self.rng.random_range(1..=60);
+    /// A process crash or power loss at the k-th next disk operation,
+    /// counted from now, whatever routine the member is in (WAL save or
+    /// cut, snapshot, install, compaction, a boot): every window between two
+    /// operations is reachable. Draws k.
+    fn arm_disk_op(&mut self, now: u64, id: u64, kind: CrashKind, disk: &SimDisk) {
+        let k = self.rng.random_range(1..=120);
         let mut w = self.world.lock();
+        if let Some(slot) = w.slot_mut(id) {
+            slot.armed.disk_crash_power = kind == CrashKind::Power;
+        }
         disk.arm(DiskFault::CrashAfterOps(k));
-        w.event(now, Some(id), format_args!("armed crash at disk op +{k}"));
+        w.event(
+            now,
+            Some(id),
+            format_args!("armed {kind:?} crash at disk op +{k}"),
+        );
         drop(w);
-        let step = crash_step(id, None, 1, None, Some(k), Mode::Process);
+        let step = crash_step(id, None, 1, None, Some(k), Mode::of_crash_kind(kind));
         self.record(now, id, true, step);
     }
 }

@@ -208,6 +208,46 @@ impl Supervisor {
 
     /// Kills a running member now (a process crash between two of its
     /// steps), with or without a power loss.
+    /// Cuts the power of `members` at this instant (a cluster or majority
+    /// power cut); each restarts after its own delay. Recorded as one power
+    /// crash per member at the same virtual time, which replays exactly.
+    pub(crate) fn power_off(&mut self, members: &[u64]) {
+        let now = self.world.now_ms();
+        {
+            let mut w = self.world.lock();
+            w.stats.cluster_power_cuts += 1;
+            w.event(now, None, format_args!("power cut of members {members:?}"));
+        }
+        for &id in members {
+            if let Some(s) = &mut self.schedule {
+                s.happened(
+                    now,
+                    id,
+                    Step::Crash {
+                        member: id.into(),
+                        mode: Mode::Power,
+                        at: None,
+                        hit: 1,
+                        after_ops: None,
+                        after_disk_ops: None,
+                        plan_seed: None,
+                    },
+                );
+            }
+            self.kill(id, true);
+        }
+    }
+
+    /// Members whose process runs now (removed ones aside), by id.
+    pub(crate) fn running_members(&self) -> Vec<u64> {
+        let w = self.world.lock();
+        w.members
+            .iter()
+            .filter(|(_, s)| s.is_running())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub(crate) fn kill(&mut self, id: u64, power: bool) {
         let now = self.world.now_ms();
         {

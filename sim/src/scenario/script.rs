@@ -226,6 +226,11 @@ impl Script<'_> {
                 self.sup.heal_due(true);
                 Ok(())
             }
+            Step::PowerOffAll => {
+                let all = self.sup.running_members();
+                self.sup.power_off(&all);
+                Ok(())
+            }
             Step::Isolate { member } => self.isolate(member),
             Step::PutsTo {
                 member,
