@@ -282,6 +282,11 @@ pub enum Step {
         #[serde(default)]
         mode: Mode,
         plan_seed: Option<u64>,
+        /// The power fails at the reboot's first sync (crash → reboot →
+        /// power loss): what the reboot read from the page cache is lost.
+        /// `mode` and `plan_seed` then describe that power loss.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        power_at_sync: bool,
     },
     /// Makes the member's next fsync or write fail; the member stops, loses
     /// its unsynced state (as `mode` says: power, torn or reorder), and
@@ -472,6 +477,14 @@ impl Scenario {
                 let names: Vec<&str> = RunStats::names().collect();
                 Err(format!("unknown stat {stat:?}; expected one of {names:?}"))
             }
+            Step::Restart {
+                crash_at: Some(_),
+                power_at_sync: true,
+                ..
+            } => Err(
+                "a restart crashes its boot at a point or loses power at its first sync, not both"
+                    .into(),
+            ),
             Step::Restart {
                 member, crash_at, ..
             } => {

@@ -24,6 +24,9 @@ pub struct RunStats {
     pub unclean_backend_opens: u64,
     /// Power cuts of the whole cluster or of a majority at one instant.
     pub cluster_power_cuts: u64,
+    /// Power losses at the first sync after a reboot (crash → reboot →
+    /// power loss).
+    pub reboot_power_losses: u64,
 }
 
 /// Reads one counter.
@@ -31,7 +34,7 @@ type Reader = fn(&RunStats) -> u64;
 
 /// The statistics a scenario's `expect` step may name, with how to read
 /// each: the one list both the format's validation and the runner use.
-const NAMED: [(&str, Reader); 11] = [
+const NAMED: [(&str, Reader); 12] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -43,6 +46,7 @@ const NAMED: [(&str, Reader); 11] = [
     ("eio_failures", |s| s.eio_failures),
     ("unclean_backend_opens", |s| s.unclean_backend_opens),
     ("cluster_power_cuts", |s| s.cluster_power_cuts),
+    ("reboot_power_losses", |s| s.reboot_power_losses),
 ];
 
 impl RunStats {
@@ -78,10 +82,11 @@ mod tests {
             eio_failures: 9,
             unclean_backend_opens: 10,
             cluster_power_cuts: 11,
+            reboot_power_losses: 12,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=11).collect::<Vec<_>>());
+        assert_eq!(read, (1..=12).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -131,13 +131,19 @@ impl WorldState {
             );
             return;
         }
+        // A crash hook that fired says how it crashed; a disk that froze by
+        // itself was armed at an operation count or at the next sync.
         let fired = slot.hook.take_fired();
-        let power = fired.is_some_and(|f| f.kind == CrashKind::Power);
+        let power = fired.map_or(slot.armed.disk_crash_power, |f| f.kind == CrashKind::Power);
         slot.down = Some(Down::Failed {
             power_loss: power,
             expected: true,
         });
-        self.stats.point_crashes += 1;
+        if fired.is_none() && std::mem::take(&mut slot.armed.power_at_reboot_sync) {
+            self.stats.reboot_power_losses += 1;
+        } else {
+            self.stats.point_crashes += 1;
+        }
         self.event(now_ms, Some(id), format_args!("crashed during boot: {e}"));
     }
 

@@ -158,6 +158,7 @@ impl WorldState {
         let frozen = slot.disk.is_frozen();
         let eio = slot.disk.eio_returned();
         let disk_crash_power = slot.armed.disk_crash_power;
+        let reboot_sync = std::mem::take(&mut slot.armed.power_at_reboot_sync);
         slot.crash_process();
         let (expected, power_loss, what) = match (fired, frozen, eio) {
             (Some(crash), true, _) => {
@@ -167,6 +168,11 @@ impl WorldState {
                     self.stats.point_crashes += 1;
                 }
                 (true, crash.kind == CrashKind::Power, describe(&crash))
+            }
+            (None, true, _) if reboot_sync => {
+                self.stats.reboot_power_losses += 1;
+                let what = "lost power at its first sync after a reboot".to_string();
+                (true, true, what)
             }
             (None, true, _) => {
                 self.stats.point_crashes += 1;

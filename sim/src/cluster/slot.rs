@@ -29,6 +29,10 @@ pub enum Down {
 pub struct ArmedFaults {
     /// A crash armed at the k-th disk operation is a power loss.
     pub disk_crash_power: bool,
+    /// A power loss is armed at the first sync after a reboot (the compound
+    /// fault: crash, a reboot that reads what the page cache held, then a
+    /// power loss before that is synced).
+    pub power_at_reboot_sync: bool,
     /// How the next power loss goes, when a script step said so (else the
     /// run's fault classes decide).
     pub power_plan: Option<PowerPlan>,

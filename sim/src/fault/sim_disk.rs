@@ -23,6 +23,8 @@ pub enum DiskFault {
     FailNextSync,
     /// Fail the next `write_at`/`set_len` with EIO.
     FailNextWrite,
+    /// Freeze (crash) at the next `sync`/`sync_dir`, before it lands.
+    CrashAtNextSync,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +32,7 @@ struct Gate {
     frozen: bool,
     countdown: Option<u64>,
     fail_next_sync: bool,
+    crash_at_next_sync: bool,
     fail_next_write: bool,
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
@@ -97,6 +100,11 @@ impl SimDisk {
             }
         }
         match kind {
+            OpKind::Sync if g.crash_at_next_sync => {
+                g.crash_at_next_sync = false;
+                g.frozen = true;
+                Err(crashed())
+            }
             OpKind::Sync if g.fail_next_sync => {
                 g.fail_next_sync = false;
                 g.eio_returned = true;
@@ -118,6 +126,7 @@ impl SimDisk {
             DiskFault::CrashAfterOps(k) => g.countdown = Some(k.max(1)),
             DiskFault::FailNextSync => g.fail_next_sync = true,
             DiskFault::FailNextWrite => g.fail_next_write = true,
+            DiskFault::CrashAtNextSync => g.crash_at_next_sync = true,
         }
     }
 
@@ -128,12 +137,13 @@ impl SimDisk {
         g.countdown = None;
         g.fail_next_sync = false;
         g.fail_next_write = false;
+        g.crash_at_next_sync = false;
     }
 
     /// Whether a fault is armed and has not fired yet.
     pub fn is_armed(&self) -> bool {
         let g = self.gate();
-        g.countdown.is_some() || g.fail_next_sync || g.fail_next_write
+        g.countdown.is_some() || g.fail_next_sync || g.fail_next_write || g.crash_at_next_sync
     }
 
     /// Stops every further operation (the process died here).

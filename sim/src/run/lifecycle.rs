@@ -7,7 +7,9 @@ use super::supervisor::Supervisor;
 use crate::cluster::member::member_main;
 use crate::cluster::slot::Down;
 use crate::cluster::wire::member_ip;
-use crate::fault::{ArmedCrash, CrashKind, FaultClass, PowerLossKind, SeededPowerLoss};
+use crate::fault::{
+    ArmedCrash, CrashKind, DiskFault, FaultClass, PowerLossKind, PowerPlan, SeededPowerLoss,
+};
 use crate::scenario_file::{Mode, Step};
 use rand::Rng;
 use rand::SeedableRng;
@@ -79,6 +81,8 @@ impl Supervisor {
                 slot.disk.reset_for_restart();
                 slot.hook.disarm();
                 slot.armed.power_plan = None;
+                slot.armed.disk_crash_power = false;
+                slot.armed.power_at_reboot_sync = false;
                 slot.madsim_id
             };
             if let Some(s) = &mut self.schedule {
@@ -92,20 +96,68 @@ impl Supervisor {
                         hit: 1,
                         mode: Mode::Process,
                         plan_seed: None,
+                        power_at_sync: false,
                     },
                 );
             }
-            self.maybe_arm_boot_crash(id);
+            let boot_crash = self.maybe_arm_boot_crash(id);
+            match self.reboot_power_requests.remove(&id) {
+                Some(plan) => self.arm_power_at_reboot_sync(id, plan),
+                None if !boot_crash && self.draw_power_at_reboot_sync() => {
+                    self.arm_power_at_reboot_sync(id, None);
+                }
+                None => {}
+            }
             if let Some(mid) = mid {
                 self.handle.restart(mid);
             }
         }
     }
 
+    /// Whether the coming reboot gets a power loss at its first sync: one
+    /// restart in six while random power faults are on (one draw, only
+    /// then).
+    fn draw_power_at_reboot_sync(&mut self) -> bool {
+        let on = {
+            let w = self.world.lock();
+            let power = w.cfg.has(FaultClass::Power) || w.cfg.has(FaultClass::Torn);
+            power && !w.history.is_stopped()
+        };
+        on && self.now_ms() < self.random_until && self.rng.random_ratio(1, 6)
+    }
+
+    /// The compound fault: the member just restarted after a crash and its
+    /// boot reads what the page cache still held; the power fails at its
+    /// first sync, before any of that is durable, so what the reboot saw and
+    /// acted on is gone. `plan` says how the power loss goes (a replayed
+    /// schedule's), else the run decides.
+    fn arm_power_at_reboot_sync(&mut self, id: u64, plan: Option<PowerPlan>) {
+        let now = self.now_ms();
+        {
+            let mut w = self.world.lock();
+            let Some(slot) = w.slot_mut(id) else {
+                return;
+            };
+            slot.disk.arm(DiskFault::CrashAtNextSync);
+            slot.armed.disk_crash_power = true;
+            slot.armed.power_at_reboot_sync = true;
+            slot.armed.power_plan = plan;
+            w.event(
+                now,
+                Some(id),
+                format_args!("armed power loss at the first sync after this reboot"),
+            );
+        }
+        if let Some(s) = &mut self.schedule {
+            s.armed_power_at_reboot_sync(id);
+        }
+        self.arm_deadline(id);
+    }
+
     /// Sometimes arms a crash inside the coming boot: in the middle of the
     /// replay, at one of its backend commits or between the v2 and v3
     /// halves of a replayed entry (crash during recovery).
-    pub(crate) fn maybe_arm_boot_crash(&mut self, id: u64) {
+    pub(crate) fn maybe_arm_boot_crash(&mut self, id: u64) -> bool {
         let (enabled, power, quiescing) = {
             let w = self.world.lock();
             (
@@ -115,7 +167,7 @@ impl Supervisor {
             )
         };
         if !enabled || quiescing || !self.rng.random_bool(0.25) {
-            return;
+            return false;
         }
         let point = *[
             CrashPoint::BackendCommitBefore,
@@ -159,6 +211,7 @@ impl Supervisor {
             );
         }
         self.arm_deadline(id);
+        true
     }
 
     pub(crate) fn power_loss(&mut self, id: u64) {

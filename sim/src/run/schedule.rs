@@ -115,8 +115,34 @@ impl ScheduleRecorder {
                 hit: hits,
                 mode,
                 plan_seed: None,
+                power_at_sync: false,
             };
             entry.state = State::Armed;
+        }
+    }
+
+    /// The latest restart of `member` ends in a power loss at its first
+    /// sync. It stays a restart that happened: if the power loss never
+    /// comes, a replay arms it the same way and it expires the same way.
+    pub(crate) fn armed_power_at_reboot_sync(&mut self, member: u64) {
+        if self.stopped {
+            return;
+        }
+        let latest = self
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.member == member && matches!(e.timed.step, Step::Restart { .. }));
+        if let Some(Entry {
+            timed:
+                TimedStep {
+                    step: Step::Restart { power_at_sync, .. },
+                    ..
+                },
+            ..
+        }) = latest
+        {
+            *power_at_sync = true;
         }
     }
 
@@ -166,6 +192,10 @@ impl ScheduleRecorder {
                         | Step::Eio { .. }
                         | Step::Restart {
                             crash_at: Some(_),
+                            ..
+                        }
+                        | Step::Restart {
+                            power_at_sync: true,
                             ..
                         }
                 )
@@ -221,6 +251,7 @@ mod tests {
             hit: 1,
             mode: Mode::Process,
             plan_seed: None,
+            power_at_sync: false,
         }
     }
 

@@ -39,6 +39,12 @@ impl Supervisor {
         self.held_down.remove(&id);
     }
 
+    /// Makes the next restart of member `id` end in a power loss at its
+    /// first sync (`plan`: how that power loss goes).
+    pub(crate) fn power_loss_at_reboot_sync(&mut self, id: u64, plan: Option<PowerPlan>) {
+        self.reboot_power_requests.insert(id, plan);
+    }
+
     /// Restarts member `id` at the next poll.
     pub(crate) fn restart_now(&mut self, id: u64) {
         let now = self.now_ms();

@@ -13,6 +13,7 @@ use crate::cluster::slot::Down;
 use crate::cluster::wire::member_ip;
 use crate::cluster::world::World;
 use crate::config::RunConfig;
+use crate::fault::PowerPlan;
 use crate::rng::{STREAM_FAULTS, stream};
 use madsim::runtime::Handle;
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +36,9 @@ pub(crate) struct Supervisor {
     pub(super) isolated_links: Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
     /// Records the random faults as scenario steps (random runs only).
     pub(super) schedule: Option<ScheduleRecorder>,
+    /// Restarts a script asked to end in a power loss at the reboot's first
+    /// sync, with that power loss's plan.
+    pub(super) reboot_power_requests: BTreeMap<u64, Option<PowerPlan>>,
 }
 
 impl Supervisor {
@@ -81,6 +85,7 @@ impl Supervisor {
             client_node,
             isolated_links: Vec::new(),
             schedule: None,
+            reboot_power_requests: BTreeMap::new(),
         }
     }
 

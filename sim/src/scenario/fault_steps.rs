@@ -7,6 +7,15 @@ use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
 use crate::scenario_file::{EioOn, Mode, Step, Target};
 use replica::crash_point::CrashPoint;
 
+/// What a `restart` step does to the boot it starts.
+pub(super) enum BootFault {
+    None,
+    /// Crash at the hit-th pass of a crash point during the boot.
+    CrashAt(CrashPoint, u32),
+    /// Power loss at the boot's first sync (or the member's first after it).
+    PowerAtSync,
+}
+
 impl Script<'_> {
     /// A `crash` step (`k`: the repeat variable).
     pub(super) fn crash(&mut self, step: &Step, k: Option<u64>) -> Result<(), String> {
@@ -71,12 +80,12 @@ impl Script<'_> {
 
     /// A `restart` step: waits for an armed crash to fire (or stops the
     /// member), restarts it, and waits for its boot — or, with `crash_at`,
-    /// crashes that boot.
+    /// crashes that boot; with `power_at_sync`, the power fails at the
+    /// reboot's first sync and the member comes back once more by itself.
     pub(super) async fn restart(
         &mut self,
         member: &Target,
-        crash_at: Option<CrashPoint>,
-        hit: u32,
+        then: BootFault,
         mode: Mode,
         plan_seed: Option<u64>,
     ) -> Result<(), String> {
@@ -95,9 +104,16 @@ impl Script<'_> {
         self.sup.poll();
         self.sup.release(id);
         self.sup.clear_disk_crash_power(id);
+        if let BootFault::PowerAtSync = then {
+            let plan = mode.power_loss().map(|kind| PowerPlan {
+                kind,
+                seed: plan_seed,
+            });
+            self.sup.power_loss_at_reboot_sync(id, plan);
+        }
         self.sup.restart_now(id);
         self.sup.poll();
-        if let Some(point) = crash_at {
+        if let BootFault::CrashAt(point, hit) = then {
             return self
                 .crash_during_boot(id, point, hit, mode, plan_seed)
                 .await;

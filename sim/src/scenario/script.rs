@@ -2,6 +2,7 @@
 //! supervisor, so restarts, heals and (with `[random]`) random faults go on
 //! while the script waits.
 
+use super::fault_steps::BootFault;
 use super::requests::client_requests;
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest};
@@ -216,10 +217,15 @@ impl Script<'_> {
                 hit,
                 mode,
                 plan_seed,
+                power_at_sync,
             } => {
                 let crash_at = crash_at.as_deref().and_then(CrashPoint::from_name);
-                self.restart(member, crash_at, *hit, *mode, *plan_seed)
-                    .await
+                let then = match (crash_at, *power_at_sync) {
+                    (Some(point), _) => BootFault::CrashAt(point, *hit),
+                    (None, true) => BootFault::PowerAtSync,
+                    (None, false) => BootFault::None,
+                };
+                self.restart(member, then, *mode, *plan_seed).await
             }
             Step::Partition { member, ms } => self.partition(member, *ms),
             Step::Heal => {
