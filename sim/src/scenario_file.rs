@@ -677,12 +677,33 @@ mod tests {
             "\"partition\"",
             "\"restart\"",
             "\"repeat\"",
+            "\"power_off_all\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),
                 "{action} in {actions:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_restart_loses_power_at_its_first_sync_or_crashes_at_a_point_not_both() {
+        let one = |extra: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"restart\"\nmember = 1\n{extra}"
+            ))
+        };
+        let ok = one("power_at_sync = true\nmode = \"reorder\"").unwrap();
+        assert!(matches!(
+            ok.steps[0],
+            Step::Restart {
+                power_at_sync: true,
+                mode: Mode::Reorder,
+                ..
+            }
+        ));
+        let both = one("power_at_sync = true\ncrash_at = \"backend.commit.after\"");
+        assert!(both.is_err());
     }
 
     const CATALOGUE_FILE: &str =

@@ -90,7 +90,7 @@ fn a_failing_random_run_shrinks_to_a_scenario_that_reproduces_it() {
     use replica::bugs::Bug;
     let mut bugs = KnownBugs::NONE;
     bugs.enable(Bug::CindexOnlyOnExplicitCommit).unwrap();
-    let mut cfg = sim::config::RunConfig::new(2);
+    let mut cfg = sim::config::RunConfig::new(1);
     cfg.bugs = bugs;
     let run = shrink::shrink_random_run(&cfg).unwrap();
     let shrunk = &run.shrunk;
