@@ -32,11 +32,15 @@ pub enum Bug {
     /// succeeds (PostgreSQL's "fsyncgate": Linux dropped the pages, so the
     /// retry persists nothing).
     FsyncRetryAfterEio,
+    /// The WAL reader trusts each record's stored CRC instead of checking
+    /// it against the record's bytes (the chain still advances), so a
+    /// damaged record whose length word is intact is read as valid.
+    WalCrcUnchecked,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -47,6 +51,7 @@ impl Bug {
         Bug::BackupShiftIndexes,
         Bug::BackupNoCindexUpdate,
         Bug::FsyncRetryAfterEio,
+        Bug::WalCrcUnchecked,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -62,6 +67,7 @@ impl Bug {
             Bug::BackupShiftIndexes => "backup-shift-indexes",
             Bug::BackupNoCindexUpdate => "backup-no-cindex-update",
             Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
+            Bug::WalCrcUnchecked => "wal-crc-unchecked",
         }
     }
 

@@ -67,8 +67,9 @@ pub fn wal_segments(data: &[u8]) -> Result<(), Violation> {
         disk.write_at(&path, 0, bytes).map_err(io)?;
     }
 
-    let markers = Wal::snapshot_markers(disk.as_ref(), dir).unwrap_or_default();
-    let _ = Wal::verify_chain(disk.as_ref(), dir);
+    let markers =
+        Wal::snapshot_markers(disk.as_ref(), dir, crate::bugs::KnownBugs::NONE).unwrap_or_default();
+    let _ = Wal::verify_chain(disk.as_ref(), dir, crate::bugs::KnownBugs::NONE);
     let mut at = vec![SnapshotMarker::default()];
     at.extend(markers.last().cloned());
     for marker in at {

@@ -59,6 +59,22 @@ fn default_hit() -> u32 {
     1
 }
 
+fn default_xor() -> u8 {
+    0x20
+}
+
+/// Which of a member's files a `corrupt` step damages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DamagedFile {
+    /// The newest WAL segment.
+    Wal,
+    /// The newest v2 snapshot file.
+    Snapshot,
+    /// The backend database.
+    Backend,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -326,6 +342,18 @@ pub enum Step {
     /// Every running member loses power at this instant (unsynced state
     /// lost) and restarts after the supervisor's delay.
     PowerOffAll,
+    /// Bit rot: one byte of the member's newest WAL segment, newest
+    /// snapshot file or backend file changes on the platter (and in the page
+    /// cache), at fraction `at` of its durable length. The member keeps
+    /// running; a crash and restart make its boot read the damage. A member
+    /// that then cannot boot is quarantined (stays down, no violation).
+    Corrupt {
+        member: Target,
+        file: DamagedFile,
+        at: f64,
+        #[serde(default = "default_xor")]
+        xor: u8,
+    },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -495,6 +523,18 @@ impl Scenario {
                     }
                     _ => Ok(()),
                 }
+            }
+            Step::Corrupt {
+                member, at, xor, ..
+            } => {
+                self.validate_target(member)?;
+                if !(0.0..1.0).contains(at) {
+                    return Err(format!("at = {at}: expected a fraction from 0 to below 1"));
+                }
+                if *xor == 0 {
+                    return Err("xor = 0 changes nothing".into());
+                }
+                Ok(())
             }
             Step::Isolate { member }
             | Step::PutsTo { member, .. }
@@ -678,6 +718,7 @@ mod tests {
             "\"restart\"",
             "\"repeat\"",
             "\"power_off_all\"",
+            "\"corrupt\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

@@ -27,6 +27,10 @@ pub struct RunStats {
     /// Power losses at the first sync after a reboot (crash → reboot →
     /// power loss).
     pub reboot_power_losses: u64,
+    /// Bytes damaged on a member's platter (bit rot).
+    pub corruptions: u64,
+    /// Damaged members that could not boot and stay down.
+    pub quarantined: u64,
 }
 
 /// Reads one counter.
@@ -34,7 +38,7 @@ type Reader = fn(&RunStats) -> u64;
 
 /// The statistics a scenario's `expect` step may name, with how to read
 /// each: the one list both the format's validation and the runner use.
-const NAMED: [(&str, Reader); 12] = [
+const NAMED: [(&str, Reader); 14] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -47,6 +51,8 @@ const NAMED: [(&str, Reader); 12] = [
     ("unclean_backend_opens", |s| s.unclean_backend_opens),
     ("cluster_power_cuts", |s| s.cluster_power_cuts),
     ("reboot_power_losses", |s| s.reboot_power_losses),
+    ("corruptions", |s| s.corruptions),
+    ("quarantined", |s| s.quarantined),
 ];
 
 impl RunStats {
@@ -83,10 +89,12 @@ mod tests {
             unclean_backend_opens: 10,
             cluster_power_cuts: 11,
             reboot_power_losses: 12,
+            corruptions: 13,
+            quarantined: 14,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=12).collect::<Vec<_>>());
+        assert_eq!(read, (1..=14).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -106,3 +106,15 @@ fn fsync_retry_after_eio_leaves_a_wal_that_cannot_boot() {
         Invariant::Recovery,
     );
 }
+
+/// A WAL reader that trusts each record's stored CRC replays a put whose
+/// value flipped on the platter: the member boots into a state its peers
+/// do not share. With the CRC checked it refuses to boot (quarantined).
+#[test]
+fn wal_crc_unchecked_replays_a_damaged_entry() {
+    caught(
+        Bug::WalCrcUnchecked,
+        "16-bitrot-wal",
+        Invariant::RestartEquivalence,
+    );
+}

@@ -176,8 +176,8 @@ fn read_backend(
 pub fn read(src: &dyn Disk, with_v3: bool) -> Result<SourceState, BackupError> {
     let staging = Arc::new(stage(src, with_v3)?);
     let wal_dir = Path::new(WAL_DIR);
-    let markers =
-        Wal::snapshot_markers(staging.as_ref(), wal_dir).map_err(BackupError::from_source_wal)?;
+    let markers = Wal::snapshot_markers(staging.as_ref(), wal_dir, crate::bugs::KnownBugs::NONE)
+        .map_err(BackupError::from_source_wal)?;
     let snapshot = newest_snapshot(&staging, &markers)?;
     let marker = snapshot
         .as_ref()

@@ -267,6 +267,12 @@ impl MemDisk {
             .collect()
     }
 
+    /// The length of a file as it is on the platter.
+    pub fn durable_len(&self, path: &Path) -> io::Result<u64> {
+        let mut state = self.lock();
+        Ok(state.inode_mut(path)?.durable.len() as u64)
+    }
+
     /// Overwrites bytes of a file in both the page cache and the platter, as
     /// a bit rot or a misdirected write would. Returns false if out of range.
     pub fn corrupt_durable(&self, path: &Path, offset: u64, xor: u8) -> io::Result<bool> {

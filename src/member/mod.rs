@@ -204,7 +204,7 @@ impl Member {
         }
         disk.create_dir_all(Path::new(SNAP_DIR))?;
         let snapshotter = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR));
-        let snapshot = load_newest_usable_snapshot(disk.as_ref(), &snapshotter)?;
+        let snapshot = load_newest_usable_snapshot(disk.as_ref(), &snapshotter, config.bugs)?;
         let mut backend = open_backend(&disk, &config, &hook)?;
         let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;
         let metadata = decode_wal_metadata(&contents.metadata)?;
@@ -213,7 +213,7 @@ impl Member {
         let hard_state = effective_hard_state(contents.hard_state, &marker);
         if config.verify.enabled() {
             let facts = boot_facts(&backend, &marker, hard_state, &contents.entries);
-            check_boot_invariants(disk.as_ref(), &wal, &facts)?;
+            check_boot_invariants(disk.as_ref(), &wal, &facts, config.bugs)?;
         }
         let stores = recovered_stores(snapshot.v2, backend)?;
         let mut member = Member {
@@ -533,8 +533,9 @@ struct LoadedSnapshot {
 fn load_newest_usable_snapshot(
     disk: &dyn Disk,
     snapshotter: &Snapshotter,
+    bugs: KnownBugs,
 ) -> Result<LoadedSnapshot, StoreError> {
-    let markers = Wal::snapshot_markers(disk, Path::new(WAL_DIR))?;
+    let markers = Wal::snapshot_markers(disk, Path::new(WAL_DIR), bugs)?;
     let (snapshot, corrupt) = snapshotter.load_newest_available_reporting(&markers)?;
     let (marker, v2) = match snapshot {
         Some(s) => {
@@ -685,7 +686,12 @@ fn boot_facts(
 /// Boot step 4 (`verify` on): the backend, hard state, snapshot and log
 /// agree, and the WAL's CRC chain holds. A failed check names where the WAL
 /// ends and the backend file.
-fn check_boot_invariants(disk: &dyn Disk, wal: &Wal, facts: &BootFacts) -> Result<(), StoreError> {
+fn check_boot_invariants(
+    disk: &dyn Disk,
+    wal: &Wal,
+    facts: &BootFacts,
+    bugs: KnownBugs,
+) -> Result<(), StoreError> {
     check_boot(facts).map_err(|source| {
         let (file, offset) = wal.tail();
         StoreError::BootCheck {
@@ -694,7 +700,7 @@ fn check_boot_invariants(disk: &dyn Disk, wal: &Wal, facts: &BootFacts) -> Resul
             backend: BACKEND_FILE.to_string(),
         }
     })?;
-    Wal::verify_chain(disk, Path::new(WAL_DIR))?;
+    Wal::verify_chain(disk, Path::new(WAL_DIR), bugs)?;
     Ok(())
 }
 

@@ -34,6 +34,7 @@ mod tests;
 pub use error::WalError;
 pub use segment::SegmentName;
 
+use crate::bugs::KnownBugs;
 use crate::crash_point::{CrashHook, CrashPoint};
 use crate::disk::{Disk, parent_dir};
 use crate::proto::{Entry, HardState, SnapshotMarker};
@@ -274,7 +275,7 @@ impl Wal {
             }
             Ok(())
         };
-        let end = scan(disk.as_ref(), dir, read, seed, &mut visit)?;
+        let end = scan(disk.as_ref(), dir, read, seed, opts.bugs, &mut visit)?;
         if !found {
             return Err(not_found);
         }
@@ -335,11 +336,15 @@ impl Wal {
 
     /// Every snapshot marker in the WAL, in log order (etcd's
     /// `ValidSnapshotEntries`). Read-only: a torn tail ends the read.
-    pub fn snapshot_markers(disk: &dyn Disk, dir: &Path) -> Result<Vec<SnapshotMarker>, WalError> {
+    pub fn snapshot_markers(
+        disk: &dyn Disk,
+        dir: &Path,
+        bugs: KnownBugs,
+    ) -> Result<Vec<SnapshotMarker>, WalError> {
         let segments = list_segments(disk, dir)?;
         let seed = segments.first().filter(|s| s.seq == 0).map(|_| 0);
         let mut markers = Vec::new();
-        scan(disk, dir, &segments, seed, &mut |v| {
+        scan(disk, dir, &segments, seed, bugs, &mut |v| {
             if let Payload::Snapshot(m) = v.payload {
                 markers.push(m);
             }
@@ -351,13 +356,13 @@ impl Wal {
     /// Reads every segment and checks frames, payloads, metadata agreement
     /// and the CRC chain end to end. A torn tail of the last segment (which
     /// `open` would repair) is not an error.
-    pub fn verify_chain(disk: &dyn Disk, dir: &Path) -> Result<(), WalError> {
+    pub fn verify_chain(disk: &dyn Disk, dir: &Path, bugs: KnownBugs) -> Result<(), WalError> {
         let segments = list_segments(disk, dir)?;
         if segments.is_empty() {
             return Err(WalError::NotFound { dir: display(dir) });
         }
         let seed = segments.first().filter(|s| s.seq == 0).map(|_| 0);
-        scan(disk, dir, &segments, seed, &mut |_| Ok(()))?;
+        scan(disk, dir, &segments, seed, bugs, &mut |_| Ok(()))?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use super::record::{WalRecord, decode_frame};
 use super::*;
+use crate::bugs::KnownBugs;
 use crate::crash_point::{Crashed, NoCrash};
 use crate::disk::{FaultyDisk, MemDisk, PendingOp, PowerLossPlan, StdDisk, Survival};
 use std::sync::Mutex;
@@ -141,7 +142,7 @@ fn round_trip() {
         expected.push(ent(8, 2));
         assert_eq!(contents.entries, expected);
         assert_eq!(contents.hard_state, hs(2, 7));
-        Wal::verify_chain(disk.as_ref(), dir()).unwrap();
+        Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE).unwrap();
     });
 }
 
@@ -275,7 +276,7 @@ fn repaired_wal_appends_after_the_cut() {
     let mut expected = ents(1..=3, 1);
     expected.extend(ents(4..=5, 2));
     assert_eq!(contents.entries, expected);
-    Wal::verify_chain(disk.as_ref(), dir()).unwrap();
+    Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE).unwrap();
 }
 
 /// Crashes at one crash point once armed.
@@ -429,7 +430,7 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
                 assert_eq!(file, path.display().to_string(), "byte {at} xor {xor:#x}");
                 assert_eq!(bad_offset, offset, "byte {at} xor {xor:#x}: {reason}");
                 assert!(matches!(
-                    Wal::verify_chain(disk.as_ref(), dir()),
+                    Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE),
                     Err(WalError::Corrupt { .. })
                 ));
             }
@@ -506,7 +507,7 @@ fn term_change_across_segments() {
         let (_, contents) = open(&disk);
         assert_eq!(contents.entries, expected);
         assert_eq!(contents.hard_state, hs(2, 3));
-        Wal::verify_chain(disk.as_ref(), dir()).unwrap();
+        Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE).unwrap();
     });
 }
 
@@ -523,7 +524,7 @@ fn segments_cut_release_and_read_across() {
             assert_eq!(pair[1].seq, pair[0].seq + 1);
             assert!(pair[1].first_index > pair[0].first_index);
         }
-        Wal::verify_chain(disk.as_ref(), dir()).unwrap();
+        Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE).unwrap();
         let (_, contents) = open(&disk);
         assert_eq!(contents.entries, ents(1..=40, 1));
         assert_eq!(contents.hard_state, hs(1, 40));
@@ -544,7 +545,7 @@ fn segments_cut_release_and_read_across() {
         wal.save(Some(&hs(1, 41)), &ents(41..=41, 1)).unwrap();
         drop(wal);
 
-        Wal::verify_chain(disk.as_ref(), dir()).unwrap();
+        Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE).unwrap();
         let (_, contents) = open_at(&disk, &marker(25, 1)).unwrap();
         assert_eq!(contents.entries, ents(26..=41, 1));
         assert_eq!(contents.hard_state, hs(1, 41));
@@ -554,7 +555,7 @@ fn segments_cut_release_and_read_across() {
             Err(WalError::SnapshotNotFound { index: 0, term: 0 })
         ));
         assert_eq!(
-            Wal::snapshot_markers(disk.as_ref(), dir()).unwrap(),
+            Wal::snapshot_markers(disk.as_ref(), dir(), KnownBugs::NONE).unwrap(),
             vec![marker(25, 1)]
         );
     });
@@ -598,7 +599,8 @@ fn broken_chain_between_segments_is_an_error() {
         damaged[..frame.len()].copy_from_slice(&frame);
         rewrite(disk.as_ref(), middle, &damaged);
 
-        let (file, offset, reason) = expect_corrupt(Wal::verify_chain(disk.as_ref(), dir()));
+        let (file, offset, reason) =
+            expect_corrupt(Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE));
         assert_eq!(
             (file.as_str(), offset),
             (middle.display().to_string().as_str(), 0)
@@ -618,7 +620,8 @@ fn missing_middle_segment_is_an_error() {
     drop(wal);
     let paths = segment_paths(disk.as_ref());
     disk.remove(&paths[1]).unwrap();
-    let (file, _, reason) = expect_corrupt(Wal::verify_chain(disk.as_ref(), dir()));
+    let (file, _, reason) =
+        expect_corrupt(Wal::verify_chain(disk.as_ref(), dir(), KnownBugs::NONE));
     assert_eq!(file, paths[2].display().to_string());
     assert!(reason.contains("sequence"), "{reason}");
     expect_corrupt(open_at(&disk, &marker(0, 0)));
@@ -635,7 +638,7 @@ fn open_at_snapshot_marker() {
         drop(wal);
 
         assert_eq!(
-            Wal::snapshot_markers(disk.as_ref(), dir()).unwrap(),
+            Wal::snapshot_markers(disk.as_ref(), dir(), KnownBugs::NONE).unwrap(),
             vec![marker(0, 0), marker(5, 1), marker(10, 1)]
         );
         let (_, contents) = open_at(&disk, &marker(5, 1)).unwrap();

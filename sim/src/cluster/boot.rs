@@ -123,6 +123,18 @@ impl WorldState {
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
+        if !(slot.disk.is_frozen() || e.crashed().is_some()) && slot.damaged {
+            // The store detected the damage and refused to boot on it:
+            // fail-stop, as it must. The member stays down.
+            slot.down = Some(Down::Broken);
+            self.stats.quarantined += 1;
+            self.event(
+                now_ms,
+                Some(id),
+                format_args!("quarantined: does not boot on its damaged platter: {e}"),
+            );
+            return;
+        }
         if !(slot.disk.is_frozen() || e.crashed().is_some()) {
             self.boot_broken(
                 id,

@@ -159,6 +159,7 @@ impl WorldState {
         let eio = slot.disk.eio_returned();
         let disk_crash_power = slot.armed.disk_crash_power;
         let reboot_sync = std::mem::take(&mut slot.armed.power_at_reboot_sync);
+        let damaged = slot.damaged;
         slot.crash_process();
         let (expected, power_loss, what) = match (fired, frozen, eio) {
             (Some(crash), true, _) => {
@@ -183,6 +184,10 @@ impl WorldState {
                 self.stats.eio_failures += 1;
                 let what = format!("stopped after an injected EIO: {reason}");
                 (true, true, what)
+            }
+            _ if damaged => {
+                let what = format!("stopped on its damaged platter: {reason}");
+                (true, false, what)
             }
             _ => {
                 let what = format!("failed without an injected fault: {reason}");

@@ -73,6 +73,9 @@ pub struct Slot {
     pub joining: bool,
     /// Boot attempts so far (finished, successfully or not).
     pub boots: u64,
+    /// Its platter was damaged on purpose (bit rot): failing to boot or
+    /// stopping on the damage is what the store must do, not a violation.
+    pub damaged: bool,
     pub armed: ArmedFaults,
 }
 
@@ -99,6 +102,7 @@ impl Slot {
             removed: false,
             joining: id > cfg.nodes,
             boots: 0,
+            damaged: false,
             armed: ArmedFaults::default(),
         }
     }

@@ -24,10 +24,20 @@
 //!   preceded by a power loss of its disk;
 //! - *network faults*: latency jitter, packet loss, partitions of one member.
 //!
-//! Faults the store must only **detect** (bit flips, misdirected writes, lost
-//! fsyncs) are not injected by random runs yet: the corruption suite covers
-//! detection; the simulator will add them with the rule that at least a
-//! quorum stays free of such faults.
+//! Faults the store must only **detect**: *bit rot* ([`FaultClass::Bitrot`],
+//! scenario step `corrupt`): one byte of a durable WAL segment, snapshot or
+//! backend file changes on the platter (and in the page cache), and the
+//! member's process crashes so that its boot reads it. The store must not
+//! serve or replicate the damaged data: its CRCs (WAL, snapshots) and redb's
+//! page checksums must make it fail-stop, or it must repair from what is
+//! intact (an older snapshot, the WAL). A damaged member that cannot boot
+//! is *quarantined*: it stays down, and that is not a violation; booting
+//! past the damage into a state its peers do not share is (convergence or
+//! restart equivalence catches it), and so is a panic. The bound: at most
+//! one member per run is ever damaged, and only when no other member is
+//! down, so a majority stays free of such faults. Misdirected writes, read
+//! errors and lost fsyncs are not injected yet (the offline corruption
+//! suite, `tests/corrupt.rs`, covers their detection).
 //!
 //! Every fault is drawn from the run's seeded RNG and bounded: at most a
 //! minority of members is down at a time, and every fault ends before the
@@ -79,10 +89,13 @@ pub enum FaultClass {
     /// A power cut of the whole cluster, or of a majority, at one instant
     /// (rare: a data-centre power failure).
     ClusterPower,
+    /// Silent corruption on the platter (a byte of a WAL segment, snapshot
+    /// or backend file changes), then a process crash so the boot reads it.
+    Bitrot,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 7] = [
+    pub const ALL: [FaultClass; 8] = [
         FaultClass::Crash,
         FaultClass::Power,
         FaultClass::Torn,
@@ -90,6 +103,7 @@ impl FaultClass {
         FaultClass::Net,
         FaultClass::Point,
         FaultClass::ClusterPower,
+        FaultClass::Bitrot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +115,7 @@ impl FaultClass {
             FaultClass::Net => "net",
             FaultClass::Point => "point",
             FaultClass::ClusterPower => "cluster-power",
+            FaultClass::Bitrot => "bitrot",
         }
     }
 }

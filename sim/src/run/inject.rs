@@ -6,7 +6,7 @@
 use super::STEP_MS;
 use super::Supervisor;
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass, SimCrashHook, SimDisk};
-use crate::scenario_file::{Count, EioOn, Mode, Step};
+use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step};
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use replica::crash_point::CrashPoint;
@@ -62,7 +62,52 @@ impl Supervisor {
             }
             FaultClass::Net => self.inject_partition(now, id),
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
+            FaultClass::Bitrot => self.inject_bitrot(now, id),
         }
+    }
+
+    /// Damages one byte of the member's WAL, snapshot or backend file, then
+    /// crashes its process so its boot reads the damage. Bounded: one
+    /// member per run, only while every other member is up, and only in
+    /// the last quarter of the random phase (a quarantined member stays
+    /// down, which ends fault injection in a three-member cluster). Draws
+    /// the file, where, and the bits to flip (only once those hold).
+    fn inject_bitrot(&mut self, now: u64, id: u64) {
+        let late = now * 4 >= self.random_until * 3;
+        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+            return;
+        }
+        let file = *[
+            DamagedFile::Wal,
+            DamagedFile::Snapshot,
+            DamagedFile::Backend,
+        ]
+        .choose(&mut self.rng)
+        .unwrap_or(&DamagedFile::Wal);
+        // In a WAL segment, the newest tenth: the entries a boot replays
+        // into a backend that has not committed them yet (damage to older
+        // entries is skipped by replay or cut off with a snapshot).
+        let at: f64 = match file {
+            DamagedFile::Wal => 0.9 + 0.1 * self.rng.random::<f64>(),
+            _ => self.rng.random(),
+        };
+        let xor: u8 = self.rng.random_range(1..=255);
+        if self.corrupt(id, file, at, xor).is_err() {
+            // No such file yet (no snapshot taken): nothing to damage.
+            return;
+        }
+        self.record(
+            now,
+            id,
+            false,
+            Step::Corrupt {
+                member: id.into(),
+                file,
+                at,
+                xor,
+            },
+        );
+        self.inject_crash(now, id, false);
     }
 
     /// Rarely (one draw in four), cuts the power of every member, or of a

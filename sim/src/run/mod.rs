@@ -2,6 +2,7 @@
 //! faults for the configured duration, heals everything, waits for the
 //! cluster to quiesce, and checks the invariants.
 
+mod damage;
 mod inject;
 mod lifecycle;
 mod network;
@@ -57,7 +58,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied, {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied, {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged ({} members quarantined), {} replayed ({} v3-skipped), trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -77,6 +78,8 @@ impl RunReport {
             s.unclean_backend_opens,
             s.cluster_power_cuts,
             s.reboot_power_losses,
+            s.corruptions,
+            s.quarantined,
             s.replayed,
             s.replay_skipped_v3,
             self.trace_hash,

@@ -232,6 +232,15 @@ impl Script<'_> {
                 self.sup.heal_due(true);
                 Ok(())
             }
+            Step::Corrupt {
+                member,
+                file,
+                at,
+                xor,
+            } => {
+                let id = self.resolve(member)?;
+                self.sup.corrupt(id, *file, *at, *xor)
+            }
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
