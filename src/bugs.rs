@@ -32,11 +32,16 @@ pub enum Bug {
     /// succeeds (PostgreSQL's "fsyncgate": Linux dropped the pages, so the
     /// retry persists nothing).
     FsyncRetryAfterEio,
+    /// A put of a value over 2 KiB is answered with success before its v3
+    /// write, which is then dropped (a large-value path that acknowledges
+    /// first and loses the write). Every member drops the same puts, so
+    /// the replicas agree: only the durability check sees it.
+    PutAckBeforeV3Write,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -47,6 +52,7 @@ impl Bug {
         Bug::BackupShiftIndexes,
         Bug::BackupNoCindexUpdate,
         Bug::FsyncRetryAfterEio,
+        Bug::PutAckBeforeV3Write,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -62,6 +68,7 @@ impl Bug {
             Bug::BackupShiftIndexes => "backup-shift-indexes",
             Bug::BackupNoCindexUpdate => "backup-no-cindex-update",
             Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
+            Bug::PutAckBeforeV3Write => "put-ack-before-v3-write",
         }
     }
 
