@@ -22,6 +22,9 @@ pub struct RunStats {
     pub torn_writes: u64,
     /// Boots whose backend had not been closed cleanly (redb repaired it).
     pub unclean_backend_opens: u64,
+    /// Entries that applied a request id already applied at an earlier
+    /// index (a client retry proposed it again and both committed).
+    pub applied_twice: u64,
 }
 
 /// Reads one counter.
