@@ -36,11 +36,16 @@ pub enum Bug {
     /// it against the record's bytes (the chain still advances), so a
     /// damaged record whose length word is intact is read as valid.
     WalCrcUnchecked,
+    /// A put of a value over 2 KiB is answered with success before its v3
+    /// write, which is then dropped (a large-value path that acknowledges
+    /// first and loses the write). Every member drops the same puts, so
+    /// the replicas agree: only the durability check sees it.
+    PutAckBeforeV3Write,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -52,6 +57,7 @@ impl Bug {
         Bug::BackupNoCindexUpdate,
         Bug::FsyncRetryAfterEio,
         Bug::WalCrcUnchecked,
+        Bug::PutAckBeforeV3Write,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -68,6 +74,7 @@ impl Bug {
             Bug::BackupNoCindexUpdate => "backup-no-cindex-update",
             Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
             Bug::WalCrcUnchecked => "wal-crc-unchecked",
+            Bug::PutAckBeforeV3Write => "put-ack-before-v3-write",
         }
     }
 

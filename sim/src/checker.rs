@@ -8,16 +8,20 @@
 //!   it, and the request's result. A restarted member whose recovered state
 //!   differs from its pre-crash history shows up here at the first entry it
 //!   applies after recovery, long before the end of the run.
-//! - **Durability**: every acknowledged put is visible at the end, unless a
-//!   later request may have deleted the key.
+//! - **Durability**: at the end, on every member, every acknowledged write
+//!   (put, txn put) is visible with its value at its revision, or was
+//!   superseded by something that took effect later: a newer put, or a
+//!   delete applied at a newer revision. What took effect is read from the
+//!   apply stream, not from what the clients generated.
 //! - **Verify**: boot-time checks (`REPLICA_VERIFY`) pass at every open; a
 //!   member that cannot boot after a fault the fault model allows is a
-//!   violation too.
+//!   violation too; and no boot comes up with a lower v2 index than its
+//!   member had reached before.
 
 use crate::diff::FieldDiff;
 use replica::apply::Applied;
 use replica::member::StateDump;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which invariant failed.
@@ -65,6 +69,7 @@ pub struct Violation {
 pub struct Checks {
     pub entries: EquivalenceTable,
     pub states: StateTable,
+    pub v2_index: V2IndexTable,
     violations: Vec<Violation>,
 }
 
@@ -166,14 +171,24 @@ pub struct StateTable {
 
 impl StateTable {
     /// Records or compares member `member`'s full state after entry `index`.
-    pub fn check(
+    pub fn check<T: serde::Serialize>(
         &mut self,
         member: u64,
         index: u64,
-        dump: &StateDump,
+        dump: &T,
         time_ms: u64,
     ) -> Result<(), Violation> {
-        let value = serde_json::to_value(dump).unwrap_or_default();
+        // A dump that cannot be serialised cannot be compared: reported,
+        // never taken as `null` (two such dumps would compare equal).
+        let value = serde_json::to_value(dump).map_err(|e| Violation {
+            invariant: Invariant::RestartEquivalence,
+            time_ms,
+            member: Some(member),
+            detail: format!(
+                "state after entry {index}: member {member}'s state dump cannot be serialised: {e}"
+            ),
+            diffs: Vec::new(),
+        })?;
         match self.seen.get(&index) {
             None => {
                 self.seen.insert(index, (member, value));
@@ -213,7 +228,8 @@ pub fn check_convergence(dumps: &[(u64, StateDump)], time_ms: u64) -> Result<(),
     Ok(())
 }
 
-/// An acknowledged put.
+/// An acknowledged write of one key: a put, or one put of the txn branch
+/// that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedPut {
     pub key: String,
@@ -221,58 +237,135 @@ pub struct AckedPut {
     pub revision: i64,
 }
 
-/// Every acknowledged put must be visible, unless the key may have been
-/// deleted by a later request (`maybe_deleted`).
+/// A delete that took effect: it removed at least one live key of its range
+/// at `revision` (a delete range, or a delete of the txn branch that ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedDelete {
+    pub key: Vec<u8>,
+    /// Empty: `key` alone; `[0]`: every key from `key` on; otherwise
+    /// `[key, range_end)`.
+    pub range_end: Vec<u8>,
+    pub revision: i64,
+}
+
+impl AppliedDelete {
+    /// Whether `key` is in the deleted range (etcd's range rules, written
+    /// out here rather than borrowed from the store under test).
+    pub fn covers(&self, key: &[u8]) -> bool {
+        match self.range_end.as_slice() {
+            [] => key == self.key.as_slice(),
+            [0] => key >= self.key.as_slice(),
+            end => key >= self.key.as_slice() && key < end,
+        }
+    }
+}
+
+/// Every acknowledged write must, in member `member`'s final state, be
+/// visible with its value at its revision, or be superseded by something
+/// that took effect later: a put (the key's `mod_revision` is newer) or an
+/// applied delete covering the key at a newer revision. Every
+/// acknowledgement is checked, not only each key's newest: a store that
+/// acknowledges two writes of a key at the same revision has lost one.
 pub fn check_durability(
     acked: &[AckedPut],
-    maybe_deleted: &BTreeSet<String>,
+    deletes: &[AppliedDelete],
+    member: u64,
     dump: &StateDump,
     time_ms: u64,
 ) -> Result<(), Violation> {
-    let mut latest: BTreeMap<&str, &AckedPut> = BTreeMap::new();
-    for a in acked {
-        let e = latest.entry(a.key.as_str()).or_insert(a);
-        if a.revision > e.revision {
-            *e = a;
-        }
-    }
     let keys: BTreeMap<&str, _> = dump.v3.keys.iter().map(|k| (k.key.as_str(), k)).collect();
-    for (key, ack) in latest {
-        let lost = match keys.get(key) {
-            Some(k) if k.mod_revision > ack.revision => false,
-            Some(k) if k.mod_revision == ack.revision => {
-                if k.value != ack.value {
-                    return Err(Violation {
-                        invariant: Invariant::Durability,
-                        time_ms,
-                        member: None,
-                        detail: format!(
-                            "key {key}: revision {} holds {:?}, but the put acknowledged at that revision wrote {:?}",
-                            ack.revision, k.value, ack.value
-                        ),
-                        diffs: Vec::new(),
-                    });
+    for ack in acked {
+        let key = ack.key.as_str();
+        let problem = match keys.get(key) {
+            Some(k) if k.mod_revision > ack.revision => None,
+            Some(k) if k.mod_revision == ack.revision && k.value == ack.value => None,
+            Some(k) if k.mod_revision == ack.revision => Some(format!(
+                "revision {} holds {}, but the put acknowledged at that revision wrote {}",
+                ack.revision,
+                abbreviated(&k.value),
+                abbreviated(&ack.value)
+            )),
+            Some(k) => Some(format!(
+                "the put acknowledged at revision {} is lost: the key holds {} from revision {}",
+                ack.revision,
+                abbreviated(&k.value),
+                k.mod_revision
+            )),
+            None => {
+                let newest_delete = deletes
+                    .iter()
+                    .filter(|d| d.covers(key.as_bytes()))
+                    .map(|d| d.revision)
+                    .max();
+                match newest_delete {
+                    Some(d) if d > ack.revision => None,
+                    Some(d) => Some(format!(
+                        "the put acknowledged at revision {} is gone, and the newest applied delete of the key is older (revision {d})",
+                        ack.revision
+                    )),
+                    None => Some(format!(
+                        "the put acknowledged at revision {} is gone, and no applied delete covers the key",
+                        ack.revision
+                    )),
                 }
-                false
             }
-            Some(_) => true,
-            None => !maybe_deleted.contains(key),
         };
-        if lost {
+        if let Some(problem) = problem {
             return Err(Violation {
                 invariant: Invariant::Durability,
                 time_ms,
-                member: None,
-                detail: format!(
-                    "key {key}: the put acknowledged at revision {} is lost (now: {:?})",
-                    ack.revision,
-                    keys.get(key).map(|k| (k.mod_revision, k.value.clone()))
-                ),
+                member: Some(member),
+                detail: format!("member {member}, key {key}: {problem}"),
                 diffs: Vec::new(),
             });
         }
     }
     Ok(())
+}
+
+/// A value as a report shows it: quoted, and cut after 40 characters.
+fn abbreviated(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+        None => format!("{value:?}"),
+    }
+}
+
+/// The highest v2 index each member reached (applied in its Ready loop or
+/// booted to): a boot replays every committed entry, and an entry is
+/// applied only after its commit index is durable, so no boot may come up
+/// with a lower v2 index than its member had before.
+#[derive(Debug, Default)]
+pub struct V2IndexTable {
+    highest: BTreeMap<u64, u64>,
+}
+
+impl V2IndexTable {
+    /// Member `member` reached `v2_index`.
+    pub fn reached(&mut self, member: u64, v2_index: u64) {
+        let high = self.highest.entry(member).or_default();
+        *high = (*high).max(v2_index);
+    }
+
+    /// Member `member` booted to `v2_index`: a recovery violation naming both
+    /// indexes if it is behind what the member had before.
+    pub fn check_boot(
+        &mut self,
+        member: u64,
+        v2_index: u64,
+        time_ms: u64,
+    ) -> Result<(), Violation> {
+        let before = self.highest.get(&member).copied().unwrap_or(0);
+        self.reached(member, v2_index);
+        replica::verify::check_v2_index(before, v2_index).map_err(|e| Violation {
+            invariant: Invariant::Recovery,
+            time_ms,
+            member: Some(member),
+            detail: format!("member {member} booted behind what it had applied: {e}"),
+            diffs: Vec::new(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -352,24 +445,124 @@ mod tests {
     }
 
     #[test]
-    fn durability_reports_a_lost_or_overwritten_acknowledged_put() {
-        let acked = |rev, value: &str| AckedPut {
+    fn a_dump_that_cannot_be_serialised_is_a_violation_not_null() {
+        struct Unserialisable;
+        impl serde::Serialize for Unserialisable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let mut table = StateTable::default();
+        let v = table.check(1, 16, &Unserialisable, 0).unwrap_err();
+        assert_eq!(v.invariant, Invariant::RestartEquivalence);
+        assert!(v.detail.contains("cannot be serialised"), "{}", v.detail);
+        // A second member's equally broken dump is not taken as agreeing.
+        assert!(table.check(2, 16, &Unserialisable, 0).is_err());
+    }
+
+    fn acked(revision: i64, value: &str) -> AckedPut {
+        AckedPut {
             key: "k001".into(),
             value: value.into(),
-            revision: rev,
-        };
-        let none = BTreeSet::new();
-        assert!(check_durability(&[acked(5, "v9")], &none, &dump(), 0).is_ok());
-        assert!(check_durability(&[acked(4, "old")], &none, &dump(), 0).is_ok());
-        let lost = check_durability(&[acked(6, "v10")], &none, &dump(), 0).unwrap_err();
+            revision,
+        }
+    }
+
+    fn deleted_at(revision: i64) -> AppliedDelete {
+        AppliedDelete {
+            key: b"k001".to_vec(),
+            range_end: Vec::new(),
+            revision,
+        }
+    }
+
+    fn gone() -> StateDump {
+        let mut d = dump();
+        d.v3.keys.clear();
+        d
+    }
+
+    #[test]
+    fn durability_accepts_a_put_visible_at_its_revision() {
+        assert!(check_durability(&[acked(5, "v9")], &[], 1, &dump(), 0).is_ok());
+    }
+
+    #[test]
+    fn durability_accepts_a_put_superseded_by_a_later_put() {
+        assert!(check_durability(&[acked(4, "old")], &[], 1, &dump(), 0).is_ok());
+    }
+
+    #[test]
+    fn durability_reports_a_put_the_key_is_older_than() {
+        let lost = check_durability(&[acked(6, "v10")], &[], 2, &dump(), 0).unwrap_err();
         assert_eq!(lost.invariant, Invariant::Durability);
+        assert_eq!(lost.member, Some(2));
         assert!(lost.detail.contains("revision 6"), "{}", lost.detail);
-        let wrong = check_durability(&[acked(5, "v7")], &none, &dump(), 0).unwrap_err();
+    }
+
+    #[test]
+    fn durability_reports_another_value_at_the_acknowledged_revision() {
+        let wrong = check_durability(&[acked(5, "v7")], &[], 1, &dump(), 0).unwrap_err();
         assert!(wrong.detail.contains("\"v7\""), "{}", wrong.detail);
-        let mut gone = dump();
-        gone.v3.keys.clear();
-        assert!(check_durability(&[acked(5, "v9")], &none, &gone, 0).is_err());
-        let deleted: BTreeSet<String> = ["k001".to_string()].into();
-        assert!(check_durability(&[acked(5, "v9")], &deleted, &gone, 0).is_ok());
+    }
+
+    #[test]
+    fn durability_accepts_a_put_removed_by_a_later_applied_delete() {
+        assert!(check_durability(&[acked(5, "v9")], &[deleted_at(6)], 1, &gone(), 0).is_ok());
+        let range = AppliedDelete {
+            key: b"k000".to_vec(),
+            range_end: b"k002".to_vec(),
+            revision: 6,
+        };
+        assert!(check_durability(&[acked(5, "v9")], &[range], 1, &gone(), 0).is_ok());
+    }
+
+    #[test]
+    fn durability_reports_a_put_gone_after_only_an_older_delete() {
+        let v = check_durability(&[acked(5, "v9")], &[deleted_at(4)], 1, &gone(), 0).unwrap_err();
+        assert!(v.detail.contains("older (revision 4)"), "{}", v.detail);
+    }
+
+    #[test]
+    fn durability_reports_a_put_gone_with_no_applied_delete() {
+        let other_key = AppliedDelete {
+            key: b"k002".to_vec(),
+            range_end: Vec::new(),
+            revision: 9,
+        };
+        let v = check_durability(&[acked(5, "v9")], &[other_key], 1, &gone(), 0).unwrap_err();
+        assert!(v.detail.contains("no applied delete"), "{}", v.detail);
+    }
+
+    #[test]
+    fn a_delete_covers_its_key_its_range_or_everything_from_its_key() {
+        let d = |key: &[u8], range_end: &[u8]| AppliedDelete {
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
+            revision: 1,
+        };
+        assert!(d(b"k1", b"").covers(b"k1"));
+        assert!(!d(b"k1", b"").covers(b"k10"));
+        assert!(d(b"k1", b"k1~").covers(b"k10"));
+        assert!(!d(b"k1", b"k1~").covers(b"k2"));
+        assert!(d(b"k1", &[0]).covers(b"zzz"));
+        assert!(!d(b"k1", &[0]).covers(b"k0"));
+    }
+
+    #[test]
+    fn a_boot_below_the_v2_index_reached_before_is_a_recovery_violation() {
+        let mut table = V2IndexTable::default();
+        assert!(
+            table.check_boot(1, 0, 0).is_ok(),
+            "a first boot has no before"
+        );
+        table.reached(1, 9);
+        table.reached(1, 4);
+        assert!(table.check_boot(1, 9, 0).is_ok());
+        let v = table.check_boot(1, 7, 5).unwrap_err();
+        assert_eq!(v.invariant, Invariant::Recovery);
+        assert_eq!(v.member, Some(1));
+        assert!(v.detail.contains("from 9 to 7"), "{}", v.detail);
+        assert!(table.check_boot(2, 3, 0).is_ok(), "per member");
     }
 }

@@ -272,7 +272,10 @@ fn compare_with_reference(
     reference: &serde_json::Value,
 ) -> Result<(), Mismatch> {
     let dump = match member.state_dump() {
-        Ok(d) => serde_json::to_value(d).unwrap_or_default(),
+        // Unserialisable is a failure, never `null` (which could equal a
+        // reference that failed the same way).
+        Ok(d) => serde_json::to_value(d)
+            .map_err(|e| Mismatch::detail(format!("state dump cannot be serialised: {e}")))?,
         Err(e) => return Err(Mismatch::detail(format!("no state dump: {e}"))),
     };
     if dump == *reference {

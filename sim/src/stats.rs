@@ -31,6 +31,9 @@ pub struct RunStats {
     pub corruptions: u64,
     /// Damaged members that could not boot and stay down.
     pub quarantined: u64,
+    /// Entries that applied a request id already applied at an earlier
+    /// index (a client retry proposed it again and both committed).
+    pub applied_twice: u64,
 }
 
 /// Reads one counter.

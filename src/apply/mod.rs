@@ -104,6 +104,10 @@ impl ApplyError {
     }
 }
 
+/// The value size above which the `put-ack-before-v3-write` bug drops a
+/// put.
+const LARGE_PUT_BYTES: usize = 2048;
+
 /// etcd's `shouldApplyV3`: the backend has not yet seen this entry.
 pub fn should_apply_v3(backend: &Backend, entry_index: u64) -> bool {
     entry_index > backend.consistent_index().index
@@ -260,6 +264,13 @@ fn apply_request(
         },
     };
     match kind {
+        request::Kind::Put(r)
+            if ctx.bugs.has(Bug::PutAckBeforeV3Write) && r.value.len() > LARGE_PUT_BYTES =>
+        {
+            // The bug: answered as a success at the current revision, and
+            // the write is never made.
+            apply.v3_only(|_, _| Ok(Response::default()))?;
+        }
         request::Kind::Put(r) => apply.v3_only(|mvcc, be| mvcc.put(be, r))?,
         request::Kind::DeleteRange(r) => apply.v3_only(|mvcc, be| mvcc.delete_range(be, r))?,
         request::Kind::Txn(r) => apply.v3_only(|mvcc, be| mvcc.txn(be, r))?,

@@ -73,6 +73,7 @@ impl WorldState {
         }
         let rec = node.recovered().clone();
         let applied = node.member().applied_index();
+        let v2_index = node.member().stores().v2.index();
         let unclean = node.member().stores().backend.opened_unclean();
         let Some(slot) = self.members.get_mut(&id) else {
             return;
@@ -115,6 +116,9 @@ impl WorldState {
                 if unclean { ", backend repaired" } else { "" }
             ),
         );
+        if let Err(v) = self.checks.v2_index.check_boot(id, v2_index, now_ms) {
+            self.violation(v);
+        }
     }
 
     /// The boot returned an error: a crash armed for the boot itself fired

@@ -118,7 +118,10 @@ pub async fn script_session(
     while let Some(req) = requests.next().await {
         world.lock().stats.requests += 1;
         let (wire, id) = match &req.op {
-            ScriptOp::Request(r) => (Wire::Request(r.clone()), r.id),
+            ScriptOp::Request(r) => {
+                world.lock().history.issued(r);
+                (Wire::Request(r.clone()), r.id)
+            }
             ScriptOp::ConfChange(cc) => (Wire::ConfChange(cc.clone()), cc.request_id),
         };
         let result = send_until_answered(&ep, &wire, id, &mut target, slots, SCRIPT_ATTEMPTS).await;

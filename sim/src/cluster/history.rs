@@ -1,10 +1,11 @@
-//! What the clients did: the workload that generates their requests, and
-//! what the cluster acknowledged (for the durability check).
+//! What the clients did and what took effect: the workload that generates
+//! their requests, the writes the cluster acknowledged, and the deletes the
+//! apply stream shows were applied (for the durability check).
 
-use crate::checker::AckedPut;
+use crate::checker::{AckedPut, AppliedDelete};
 use crate::workload::Workload;
-use replica::proto::{Request, Response, request};
-use std::collections::BTreeSet;
+use replica::proto::{DeleteRangeRequest, Request, RequestOp, Response, request, request_op};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The client side of a run.
 #[derive(Debug)]
@@ -14,8 +15,17 @@ pub struct ClientHistory {
     /// below it).
     last_revision: i64,
     acked: Vec<AckedPut>,
-    /// Keys some generated request may have deleted.
-    maybe_deleted: BTreeSet<String>,
+    /// The requests issued that may delete (delete ranges and txns), by
+    /// id: an applied entry carries only its response, and what it deleted
+    /// is read from the request.
+    deleting: BTreeMap<u64, Request>,
+    /// The index of every entry recorded from the apply stream (each
+    /// entry once: the first member to apply it).
+    applied: BTreeSet<u64>,
+    /// How many times each request id was applied (a client retry after a
+    /// timeout may propose a request twice, and both may commit).
+    applications: BTreeMap<u64, u32>,
+    deletes: Vec<AppliedDelete>,
     /// The random sessions stop at their next request.
     stopped: bool,
 }
@@ -26,34 +36,50 @@ impl ClientHistory {
             workload,
             last_revision: 1,
             acked: Vec::new(),
-            maybe_deleted: BTreeSet::new(),
+            deleting: BTreeMap::new(),
+            applied: BTreeSet::new(),
+            applications: BTreeMap::new(),
+            deletes: Vec::new(),
             stopped: false,
         }
     }
 
-    /// The next random request (recording which keys it may delete).
+    /// The next random request.
     pub fn next_request(&mut self) -> Request {
         let req = self.workload.next_request(self.last_revision);
-        for (key, end) in deleted_ranges(&req) {
-            for k in self.workload.key_names() {
-                let kb = k.as_bytes();
-                let hit = if end.is_empty() {
-                    kb == key.as_slice()
-                } else {
-                    kb >= key.as_slice() && kb < end.as_slice()
-                };
-                if hit {
-                    self.maybe_deleted.insert(k);
-                }
-            }
-        }
+        self.issued(&req);
         req
     }
 
-    /// Records an acknowledged response to `req`.
+    /// Keeps `req` if it may delete, so that its application can be read.
+    pub fn issued(&mut self, req: &Request) {
+        if matches!(
+            req.kind,
+            Some(request::Kind::DeleteRange(_) | request::Kind::Txn(_))
+        ) {
+            self.deleting.insert(req.id, req.clone());
+        }
+    }
+
+    /// Records an acknowledged response to `req`: a successful put, or the
+    /// puts of the txn branch that ran.
     pub fn ack(&mut self, req: &Request, resp: &Response) {
         self.last_revision = self.last_revision.max(resp.revision);
-        if let (Some(request::Kind::Put(p)), true) = (&req.kind, resp.error.is_empty()) {
+        if !resp.error.is_empty() {
+            return;
+        }
+        let puts: Vec<&replica::proto::PutRequest> = match &req.kind {
+            Some(request::Kind::Put(p)) => vec![p],
+            Some(request::Kind::Txn(t)) => branch(t, resp.succeeded)
+                .iter()
+                .filter_map(|op| match &op.op {
+                    Some(request_op::Op::Put(p)) => Some(p),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for p in puts {
             self.acked.push(AckedPut {
                 key: String::from_utf8_lossy(&p.key).into_owned(),
                 value: String::from_utf8_lossy(&p.value).into_owned(),
@@ -62,12 +88,49 @@ impl ClientHistory {
         }
     }
 
+    /// A member applied entry `index` (its v3 half ran) with `resp`.
+    /// Every member applies the same entries, so only the first report of
+    /// an index is recorded. Returns whether the entry is a second (or
+    /// later) application of its request.
+    pub fn applied(&mut self, index: u64, resp: &Response) -> bool {
+        if !self.applied.insert(index) {
+            return false;
+        }
+        let times = self.applications.entry(resp.id).or_default();
+        *times += 1;
+        let again = *times > 1;
+        // A delete that found nothing made no revision and removed nothing;
+        // only a request that deleted something is a delete that took effect.
+        if !resp.error.is_empty() || resp.deleted == 0 {
+            return again;
+        }
+        let ranges: Vec<&DeleteRangeRequest> = match self.deleting.get(&resp.id).map(|r| &r.kind) {
+            Some(Some(request::Kind::DeleteRange(d))) => vec![d],
+            Some(Some(request::Kind::Txn(t))) => branch(t, resp.succeeded)
+                .iter()
+                .filter_map(|op| match &op.op {
+                    Some(request_op::Op::DeleteRange(d)) => Some(d),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for d in ranges {
+            self.deletes.push(AppliedDelete {
+                key: d.key.clone(),
+                range_end: d.range_end.clone(),
+                revision: resp.revision,
+            });
+        }
+        again
+    }
+
     pub fn acked_puts(&self) -> &[AckedPut] {
         &self.acked
     }
 
-    pub fn maybe_deleted(&self) -> &BTreeSet<String> {
-        &self.maybe_deleted
+    pub fn applied_deletes(&self) -> &[AppliedDelete] {
+        &self.deletes
     }
 
     pub fn stop(&mut self) {
@@ -79,21 +142,149 @@ impl ClientHistory {
     }
 }
 
-/// The (key, range end) of every delete `req` may perform.
-fn deleted_ranges(req: &Request) -> Vec<(Vec<u8>, Vec<u8>)> {
-    match &req.kind {
-        Some(request::Kind::DeleteRange(d)) => vec![(d.key.clone(), d.range_end.clone())],
-        Some(request::Kind::Txn(t)) => t
-            .success
-            .iter()
-            .chain(&t.failure)
-            .filter_map(|op| match &op.op {
-                Some(replica::proto::request_op::Op::DeleteRange(d)) => {
-                    Some((d.key.clone(), d.range_end.clone()))
-                }
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+/// The ops of the txn branch that ran.
+fn branch(txn: &replica::proto::TxnRequest, succeeded: bool) -> &[RequestOp] {
+    if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What took effect is read from the apply stream: a delete counts once
+    //! it was applied and removed something, never because it was issued.
+
+    use super::*;
+    use crate::checker::{Invariant, check_durability};
+    use crate::rng::{STREAM_WORKLOAD, stream};
+    use replica::member::StateDump;
+    use replica::proto::{PutRequest, TxnRequest};
+
+    fn history() -> ClientHistory {
+        ClientHistory::new(Workload::new(stream(1, STREAM_WORKLOAD), 24, vec![1]))
+    }
+
+    fn put(id: u64, key: &str, value: &str) -> Request {
+        Request {
+            id,
+            kind: Some(request::Kind::Put(PutRequest {
+                key: key.into(),
+                value: value.into(),
+            })),
+        }
+    }
+
+    fn delete(id: u64, key: &str) -> Request {
+        Request {
+            id,
+            kind: Some(request::Kind::DeleteRange(DeleteRangeRequest {
+                key: key.into(),
+                range_end: Vec::new(),
+            })),
+        }
+    }
+
+    fn answer(id: u64, revision: i64, deleted: i64, succeeded: bool) -> Response {
+        Response {
+            id,
+            revision,
+            deleted,
+            succeeded,
+            ..Response::default()
+        }
+    }
+
+    /// A final state in which no key is left.
+    fn empty_state() -> StateDump {
+        StateDump {
+            applied_index: 0,
+            consistent_index: 0,
+            consistent_term: 0,
+            conf_state: None,
+            v2: replica::v2store::V2Store::new().dump(),
+            v3: replica::member::V3Dump {
+                revision: 0,
+                compact_revision: 0,
+                keys: Vec::new(),
+            },
+            cluster: replica::membership::Cluster::default(),
+            backend_membership: replica::membership::BackendMembership::default(),
+        }
+    }
+
+    fn durable(h: &ClientHistory) -> Result<(), crate::checker::Violation> {
+        check_durability(h.acked_puts(), h.applied_deletes(), 1, &empty_state(), 0)
+    }
+
+    #[test]
+    fn a_delete_issued_but_never_applied_excuses_nothing() {
+        let mut h = history();
+        h.ack(&put(1, "a", "1"), &answer(1, 2, 0, false));
+        h.issued(&delete(2, "a"));
+        let v = durable(&h).unwrap_err();
+        assert_eq!(v.invariant, Invariant::Durability);
+    }
+
+    #[test]
+    fn an_applied_delete_that_removed_something_excuses_the_older_put() {
+        let mut h = history();
+        h.ack(&put(1, "a", "1"), &answer(1, 2, 0, false));
+        h.issued(&delete(2, "a"));
+        assert!(!h.applied(7, &answer(2, 3, 1, false)));
+        assert!(durable(&h).is_ok());
+    }
+
+    #[test]
+    fn a_delete_that_found_nothing_is_no_delete() {
+        let mut h = history();
+        h.ack(&put(1, "a", "1"), &answer(1, 2, 0, false));
+        h.issued(&delete(2, "a"));
+        h.applied(7, &answer(2, 3, 0, false));
+        assert!(durable(&h).is_err());
+    }
+
+    #[test]
+    fn each_entry_is_recorded_once_and_a_second_application_is_counted() {
+        let mut h = history();
+        h.issued(&delete(2, "a"));
+        assert!(!h.applied(7, &answer(2, 3, 1, false)));
+        assert!(!h.applied(7, &answer(2, 3, 1, false)), "another member");
+        assert_eq!(h.applied_deletes().len(), 1);
+        assert!(h.applied(9, &answer(2, 4, 1, false)), "a retried request");
+        assert_eq!(h.applied_deletes().len(), 2);
+    }
+
+    #[test]
+    fn a_txn_acknowledges_and_deletes_only_in_the_branch_that_ran() {
+        let op = |r: Request| RequestOp {
+            op: Some(match r.kind {
+                Some(request::Kind::Put(p)) => request_op::Op::Put(p),
+                Some(request::Kind::DeleteRange(d)) => request_op::Op::DeleteRange(d),
+                _ => unreachable!(),
+            }),
+        };
+        let txn = Request {
+            id: 3,
+            kind: Some(request::Kind::Txn(TxnRequest {
+                compare: Vec::new(),
+                success: vec![op(put(0, "b", "2"))],
+                failure: vec![op(delete(0, "a"))],
+            })),
+        };
+        let mut h = history();
+        h.ack(&put(1, "a", "1"), &answer(1, 2, 0, false));
+        h.issued(&txn);
+        // The success branch ran: its put is acknowledged, the failure
+        // branch's delete never happened.
+        h.applied(5, &answer(3, 3, 0, true));
+        h.ack(&txn, &answer(3, 3, 0, true));
+        assert_eq!(h.acked_puts().len(), 2);
+        assert!(h.applied_deletes().is_empty());
+        // The failure branch ran (a retry): its delete took effect.
+        h.applied(6, &answer(3, 4, 1, false));
+        assert_eq!(h.applied_deletes().len(), 1);
+        assert_eq!(h.applied_deletes()[0].revision, 4);
     }
 }

@@ -13,6 +13,7 @@ use crate::fault::{ArmedCrash, CrashKind};
 use crate::panic_guard::guard;
 use replica::member::StateDump;
 use replica::node::{Node, NodeError, ReadyOutput};
+use replica::proto::Response;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -81,6 +82,7 @@ impl WorldState {
             &mut out,
         );
         self.put_on_timeline(id, now_ms, &record);
+        self.record_effects(id, &record);
         self.check_applied(id, now_ms, record);
         StepOutcome::Running(out)
     }
@@ -130,6 +132,18 @@ impl WorldState {
                 format_args!("installed leader snapshot at {index}"),
             );
         }
+    }
+
+    /// What took effect, for the durability check (the deletes applied,
+    /// requests applied twice), and how far the member's v2 index got, for
+    /// the check at its next boot.
+    fn record_effects(&mut self, id: u64, record: &ReadyRecord) {
+        for (index, resp) in &record.outcomes {
+            if self.history.applied(*index, resp) {
+                self.stats.applied_twice += 1;
+            }
+        }
+        self.checks.v2_index.reached(id, record.v2_index);
     }
 
     /// Restart equivalence: every applied entry's outcome, and the full
@@ -231,6 +245,9 @@ struct ReadyRecord {
     snapshot_installed: Option<u64>,
     /// Each applied request's outcome, by index.
     checks: Vec<(u64, Fingerprint)>,
+    /// The response of each applied entry whose v3 half ran, by index
+    /// (without the keys it read).
+    outcomes: Vec<(u64, Response)>,
     /// The full state at a sampled last index.
     sampled: Option<(u64, StateDump)>,
 }
@@ -256,12 +273,21 @@ fn take_ready(
             .map(|m| (member_addr(m.to), Wire::Raft(m))),
     );
     let mut checks = Vec::new();
+    let mut outcomes = Vec::new();
     for applied in &ready.applied {
         if let Some(resp) = &applied.response {
             checks.push((
                 applied.index,
                 Fingerprint::of(applied, resp.revision, resp.v2_index),
             ));
+            if applied.applied_v3 {
+                let outcome = Response {
+                    kvs: Vec::new(),
+                    error: resp.error.clone(),
+                    ..*resp
+                };
+                outcomes.push((applied.index, outcome));
+            }
             if let Some(to) = pending.remove(&resp.id) {
                 out.push((to, Wire::Response(resp.clone())));
             }
@@ -293,6 +319,7 @@ fn take_ready(
         snapshot_taken: ready.snapshot_taken,
         snapshot_installed: ready.snapshot_installed,
         checks,
+        outcomes,
         sampled,
     }
 }

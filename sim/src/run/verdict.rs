@@ -1,6 +1,6 @@
 //! Whether the cluster has quiesced, and the checks at the end of a run
 //! (and at a scenario's `check` step): convergence of every counted member's
-//! full state, then durability of the acknowledged puts.
+//! full state, then, on each of them, durability of the acknowledged writes.
 
 use super::QUIESCE_LIMIT_MS;
 use super::supervisor::Supervisor;
@@ -41,7 +41,8 @@ impl Supervisor {
 
     /// The checks at the end of a run (and at a scenario's `check` step):
     /// the cluster quiesced, every counted member's full state is the same,
-    /// and every acknowledged put survived.
+    /// and on each of them every acknowledged write survived or was
+    /// superseded by a later one that took effect.
     pub(crate) fn final_checks(&mut self) {
         let now = self.world.now_ms();
         if !self.converged() {
@@ -56,10 +57,15 @@ impl Supervisor {
             w.violation(v);
             return;
         }
-        if let Some((_, dump)) = dumps.first() {
+        for (id, dump) in &dumps {
             let history = &w.history;
-            let result =
-                checker::check_durability(history.acked_puts(), history.maybe_deleted(), dump, now);
+            let result = checker::check_durability(
+                history.acked_puts(),
+                history.applied_deletes(),
+                *id,
+                dump,
+                now,
+            );
             if let Err(v) = result {
                 w.violation(v);
             }
