@@ -118,3 +118,14 @@ fn wal_crc_unchecked_replays_a_damaged_entry() {
         Invariant::RestartEquivalence,
     );
 }
+
+/// A large put acknowledged before its v3 write, which is then dropped on
+/// every member: the replicas agree, so only durability sees the loss.
+#[test]
+fn put_ack_before_v3_write_loses_acknowledged_puts() {
+    caught(
+        Bug::PutAckBeforeV3Write,
+        "18-large-put-durability",
+        Invariant::Durability,
+    );
+}
