@@ -174,22 +174,3 @@ pub fn run(cfg: &RunConfig) -> RunReport {
         sup.report()
     })
 }
-
-/// Runs every config on `jobs` worker threads (each run on its own madsim
-/// runtime, so its outcome does not depend on `jobs`), calling `done` as
-/// each finishes; returns the reports in the order of `configs`.
-pub fn run_many(
-    configs: &[RunConfig],
-    jobs: usize,
-    done: &(dyn Fn(&RunReport) + Sync),
-) -> Vec<RunReport> {
-    let jobs_list: Vec<crate::sweep::Job> = configs
-        .iter()
-        .cloned()
-        .map(crate::sweep::Job::Random)
-        .collect();
-    crate::sweep::run_jobs(&jobs_list, jobs, None, &|outcome| done(&outcome.report))
-        .into_iter()
-        .map(|outcome| outcome.report)
-        .collect()
-}
