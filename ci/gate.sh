@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The regression gate: the test suite, then a sweep of consecutive seeds of
 # the default random run (3 members, 20 simulated seconds, every fault
-# class), then every scenario of the catalogue with a few seeds. Both sweeps
-# run even if the first fails; JUnit reports go to $JUNIT_DIR. Exit non-zero
-# on any failure; each failing run prints the command that reproduces it.
+# class), then every scenario of the catalogue with a few seeds, then
+# ci/memory.sh (a sweep's peak RSS must not grow with its runs). All three
+# run even if one fails; JUnit reports go to $JUNIT_DIR. Exit non-zero on
+# any failure; each failing run prints the command that reproduces it.
 #
 #   SEEDS=1..201 SCENARIO_SEEDS=1..21 JUNIT_DIR=target/junit ci/gate.sh
 #
@@ -22,4 +23,5 @@ status=0
 "$sim" sweep --no-catalogue --seeds "$SEEDS" --junit "$JUNIT_DIR/sim-random.xml" || status=1
 "$sim" sweep --scenarios '*' --seeds "$SCENARIO_SEEDS" \
   --junit "$JUNIT_DIR/sim-scenarios.xml" || status=1
+ci/memory.sh || status=1
 exit "$status"

@@ -2,15 +2,18 @@
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use replica::bugs::KnownBugs;
 use sim::config::RunConfig;
 use sim::fault::FaultClass;
-use sim::run::{RunReport, run as run_one, run_many};
+use sim::run::run as run_one;
 use sim::scenario::{self, Scenario};
-use sim::sweep::{self, Job, run_jobs};
+use sim::sweep::{self, JunitFile, Plan, SweepResult, run_many, run_sweep};
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Settings shared by every random run.
 #[derive(Args, Debug, Clone)]
@@ -37,12 +40,17 @@ pub struct RunSettings {
 
 impl RunSettings {
     pub(crate) fn config(&self, seed: u64) -> anyhow::Result<RunConfig> {
+        Ok(self.config_with(seed, crate::parse_bugs(&self.bugs)?))
+    }
+
+    /// [`RunSettings::config`] with the bug switches already parsed.
+    fn config_with(&self, seed: u64, bugs: KnownBugs) -> RunConfig {
         let mut cfg = RunConfig::new(seed);
         cfg.nodes = self.nodes;
         cfg.duration_ms = self.duration.as_millis() as u64;
         cfg.faults = self.faults.clone();
-        cfg.bugs = crate::parse_bugs(&self.bugs)?;
-        Ok(cfg)
+        cfg.bugs = bugs;
+        cfg
     }
 }
 
@@ -226,56 +234,52 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
-    let jobs: Vec<Job> = match &args.scenarios {
-        Some(pattern) => {
-            let bugs = crate::parse_bugs(&args.settings.bugs)?;
-            let found = sweep::catalogue_matching(pattern)?;
-            anyhow::ensure!(
-                !found.is_empty(),
-                "no scenario in {} matches {pattern:?}",
-                scenario::catalogue_dir().display()
-            );
-            found
-                .into_iter()
-                .map(Arc::new)
-                .flat_map(|sc| {
-                    args.seeds.clone().map(move |seed| Job::Scenario {
-                        scenario: sc.clone(),
-                        seed,
-                        bugs,
-                    })
-                })
-                .collect()
+/// The sweep's runs: every matching catalogue scenario with each seed, or
+/// the random run's seeds (after the catalogue at its default seeds, unless
+/// `--no-catalogue`).
+fn sweep_plan(args: &SweepArgs) -> anyhow::Result<Plan> {
+    let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let mut plan = Plan::default();
+    if let Some(pattern) = &args.scenarios {
+        let found = sweep::catalogue_matching(pattern)?;
+        anyhow::ensure!(
+            !found.is_empty(),
+            "no scenario in {} matches {pattern:?}",
+            scenario::catalogue_dir().display()
+        );
+        for sc in found {
+            plan.scenario(Arc::new(sc), args.seeds.clone(), bugs);
         }
-        None => {
-            let mut jobs: Vec<Job> = Vec::new();
-            if !args.no_catalogue {
-                let bugs = crate::parse_bugs(&args.settings.bugs)?;
-                for sc in sweep::catalogue_matching("*")? {
-                    let seed = sc.seed;
-                    jobs.push(Job::Scenario {
-                        scenario: Arc::new(sc),
-                        seed,
-                        bugs,
-                    });
-                }
-            }
-            for seed in args.seeds.clone() {
-                jobs.push(Job::Random(args.settings.config(seed)?));
-            }
-            jobs
+        return Ok(plan);
+    }
+    if !args.no_catalogue {
+        for sc in sweep::catalogue_matching("*")? {
+            let seed = sc.seed;
+            plan.scenario(Arc::new(sc), seed..seed + 1, bugs);
         }
-    };
-    let bar = progress(jobs.len() as u64);
-    let failed = std::sync::atomic::AtomicU64::new(0);
-    // Wall-clock time is read here, outside any simulation: it decides
-    // which runs start, never how a run goes.
-    let started = std::time::Instant::now();
-    let deadline = args.time_budget.map(|b| started + b);
-    let outcomes = run_jobs(&jobs, args.jobs, deadline, &|o| {
+    }
+    let settings = args.settings.clone();
+    plan.random(
+        args.seeds.clone(),
+        Arc::new(move |seed| settings.config_with(seed, bugs)),
+    );
+    Ok(plan)
+}
+
+/// Runs the sweep under a progress bar that counts failures and prints each
+/// failed run's report as it finishes.
+fn sweep_with_progress(
+    plan: &Plan,
+    threads: usize,
+    started: Instant,
+    deadline: Option<Instant>,
+    cases: &mut (dyn Write + Send),
+) -> (SweepResult, std::io::Result<()>) {
+    let bar = progress(plan.len() as u64);
+    let failed = AtomicU64::new(0);
+    let swept = run_sweep(plan, threads, deadline, cases, &|o| {
         if !o.report.passed() {
-            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            failed.fetch_add(1, Ordering::Relaxed);
             // `println` on a hidden bar (not a terminal) prints nothing.
             bar.suspend(|| print!("{}", o.report.failure_report()));
         }
@@ -283,47 +287,53 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!(
             "{} failed, {rate:.1} runs/s",
-            failed.load(std::sync::atomic::Ordering::Relaxed)
+            failed.load(Ordering::Relaxed)
         ));
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let not_started = jobs.len() - outcomes.len();
-    let failures: Vec<&RunReport> = outcomes
-        .iter()
-        .map(|o| &o.report)
-        .filter(|r| !r.passed())
-        .collect();
-    let simulated_ms: u64 = outcomes.iter().map(|o| o.report.simulated_ms).sum();
-    print!("{}", sweep::summary_table(&sweep::summarize(&outcomes)));
+    swept
+}
+
+pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    let plan = sweep_plan(&args)?;
+    let mut junit = args.junit.as_deref().map(JunitFile::create);
+    let mut no_junit = std::io::sink();
+    let cases: &mut (dyn Write + Send) = match &mut junit {
+        Some(file) => file,
+        None => &mut no_junit,
+    };
+    // Wall-clock time is read here, outside any simulation: it decides
+    // which runs start, never how a run goes.
+    let started = Instant::now();
+    let deadline = args.time_budget.map(|b| started + b);
+    let (result, cases_written) = sweep_with_progress(&plan, args.jobs, started, deadline, cases);
+    print!("{}", sweep::summary_table(&result.rows));
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
-        outcomes.len(),
-        failures.len(),
-        simulated_ms as f64 / 1000.0,
+        result.runs,
+        result.failed.len(),
+        result.simulated_ms as f64 / 1000.0,
         started.elapsed().as_secs_f64(),
         args.jobs
     );
-    if not_started > 0 {
+    if result.not_started > 0 {
         println!(
-            "time budget reached: {} of {} runs ran, {not_started} not started",
-            outcomes.len(),
-            jobs.len()
+            "time budget reached: {} of {} runs ran, {} not started",
+            result.runs,
+            plan.len(),
+            result.not_started
         );
     }
-    if let Some(path) = &args.junit {
-        std::fs::write(path, sweep::junit_xml(&outcomes, not_started))
+    if let (Some(file), Some(path)) = (junit, &args.junit) {
+        cases_written
+            .and_then(|()| file.finish(&result))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
-    for f in &failures {
-        println!(
-            "  {} seed {} failed: {}",
-            f.config.scenario.as_deref().unwrap_or("random"),
-            f.config.seed,
-            f.config.reproduce_command()
-        );
+    for f in &result.failed {
+        println!("  {} seed {} failed: {}", f.scenario, f.seed, f.reproduce);
     }
-    Ok(if failures.is_empty() {
+    Ok(if result.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -331,12 +341,25 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    bench_random(&args)?;
+    if args.scenario_seeds > 0 {
+        bench_catalogue(&args)?;
+    }
+    bench_explore()?;
+    if args.backup_rounds > 0 {
+        bench_backup(args.backup_rounds)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The random run's seeds: the table's head and its first rows.
+fn bench_random(args: &BenchArgs) -> anyhow::Result<()> {
     let configs = (1..=args.seeds)
         .map(|seed| args.settings.config(seed))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Wall-clock time is measured here, outside any simulation: it never
     // reaches a run's outcome.
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let reports = run_many(&configs, args.jobs, &|_| {});
     let wall = started.elapsed().as_secs_f64();
     let simulated_s: f64 = reports.iter().map(|r| r.simulated_ms as f64 / 1000.0).sum();
@@ -352,71 +375,68 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "| wall s per seed per job | {:.3} |",
         wall * args.jobs as f64 / args.seeds as f64
     );
-    if args.scenario_seeds > 0 {
-        let bugs = crate::parse_bugs(&args.settings.bugs)?;
-        let scenarios = sweep::catalogue_matching("*")?;
-        let count = scenarios.len();
-        let jobs: Vec<Job> = scenarios
-            .into_iter()
-            .map(Arc::new)
-            .flat_map(|sc| {
-                (1..=args.scenario_seeds).map(move |seed| Job::Scenario {
-                    scenario: sc.clone(),
-                    seed,
-                    bugs,
-                })
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        let outcomes = run_jobs(&jobs, args.jobs, None, &|_| {});
-        let wall = started.elapsed().as_secs_f64();
-        let simulated_s: f64 = outcomes
-            .iter()
-            .map(|o| o.report.simulated_ms as f64 / 1000.0)
-            .sum();
-        let failed = outcomes.iter().filter(|o| !o.report.passed()).count();
-        println!(
-            "| catalogue runs ({} scenarios × {} seeds) | {} ({failed} failed) |",
-            count,
-            args.scenario_seeds,
-            outcomes.len()
-        );
-        println!(
-            "| catalogue runs per second | {:.1} |",
-            outcomes.len() as f64 / wall.max(1e-9)
-        );
-        println!(
-            "| catalogue simulated s per wall s | {:.0} |",
-            simulated_s / wall.max(1e-9)
-        );
+    Ok(())
+}
+
+/// Every catalogue scenario with seeds 1..=`scenario_seeds`.
+fn bench_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
+    let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let scenarios = sweep::catalogue_matching("*")?;
+    let count = scenarios.len();
+    let mut plan = Plan::default();
+    for sc in scenarios {
+        plan.scenario(Arc::new(sc), 1..args.scenario_seeds + 1, bugs);
     }
-    {
-        // Crash-state enumeration on one scenario's member.
-        let sc = Scenario::load(&scenario::find("12-crash-during-replay")?)?;
-        let sink = sim::explore::CaptureSink::new(2, 400, false);
-        let mut cfg = sc.config(sc.seed, replica::bugs::KnownBugs::NONE, false);
-        cfg.capture = Some(sink.clone());
-        sc.run_config(cfg.clone());
-        let started = std::time::Instant::now();
-        let report = sim::explore::explore(&cfg, &sink, 100_000);
-        let wall = started.elapsed().as_secs_f64();
-        println!(
-            "| explore states per second (12-crash-during-replay, member 2: {} states, {} failed, 1 thread) | {:.0} |",
-            report.states,
-            report.failures.len(),
-            report.states as f64 / wall.max(1e-9)
-        );
+    let started = Instant::now();
+    let (result, _) = run_sweep(&plan, args.jobs, None, &mut std::io::sink(), &|_| {});
+    let wall = started.elapsed().as_secs_f64();
+    let simulated_s = result.simulated_ms as f64 / 1000.0;
+    println!(
+        "| catalogue runs ({} scenarios × {} seeds) | {} ({} failed) |",
+        count,
+        args.scenario_seeds,
+        result.runs,
+        result.failed.len()
+    );
+    println!(
+        "| catalogue runs per second | {:.1} |",
+        result.runs as f64 / wall.max(1e-9)
+    );
+    println!(
+        "| catalogue simulated s per wall s | {:.0} |",
+        simulated_s / wall.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Crash-state enumeration on one scenario's member.
+fn bench_explore() -> anyhow::Result<()> {
+    let sc = Scenario::load(&scenario::find("12-crash-during-replay")?)?;
+    let sink = sim::explore::CaptureSink::new(2, 400, false);
+    let mut cfg = sc.config(sc.seed, replica::bugs::KnownBugs::NONE, false);
+    cfg.capture = Some(sink.clone());
+    sc.run_config(cfg.clone());
+    let started = Instant::now();
+    let report = sim::explore::explore(&cfg, &sink, 100_000);
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "| explore states per second (12-crash-during-replay, member 2: {} states, {} failed, 1 thread) | {:.0} |",
+        report.states,
+        report.failures.len(),
+        report.states as f64 / wall.max(1e-9)
+    );
+    Ok(())
+}
+
+fn bench_backup(rounds: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for r in 0..rounds {
+        crate::cli_backup::round(1 + r, 50, replica::bugs::KnownBugs::NONE)?;
     }
-    if args.backup_rounds > 0 {
-        let started = std::time::Instant::now();
-        for r in 0..args.backup_rounds {
-            crate::cli_backup::round(1 + r, 50, replica::bugs::KnownBugs::NONE)?;
-        }
-        let wall = started.elapsed().as_secs_f64();
-        println!(
-            "| backup rounds per second (50 entries → backup → restore → compare, 1 thread) | {:.1} |",
-            args.backup_rounds as f64 / wall.max(1e-9)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "| backup rounds per second (50 entries → backup → restore → compare, 1 thread) | {:.1} |",
+        rounds as f64 / wall.max(1e-9)
+    );
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod explore;
 pub mod fault;
 pub mod panic_guard;
+pub mod pool;
 pub mod rng;
 pub mod run;
 pub mod scenario;

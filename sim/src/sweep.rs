@@ -5,14 +5,23 @@
 //! Each run owns its madsim runtime, so its outcome does not depend on the
 //! number of workers or on the budget; the budget only decides how many
 //! runs start.
+//!
+//! A sweep's memory does not grow with its runs: [`run_sweep`] folds each
+//! finished run into per-label counters at once and streams its JUnit test
+//! case out; of a passing run nothing is kept, of a failed one the line that
+//! says how to reproduce it.
 
 use crate::config::RunConfig;
+use crate::pool::run_pool;
 use crate::run::{RunReport, run as run_random};
 use crate::scenario::{self, Scenario, ScenarioError};
 use replica::bugs::KnownBugs;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,9 +57,109 @@ impl Job {
             } => scenario.run(*seed, *bugs, false),
         }
     }
+
+    /// Runs the job on this thread, timing it.
+    fn run_timed(&self) -> Outcome {
+        // Wall-clock time is read outside the simulation: it never reaches
+        // the run's outcome.
+        let started = Instant::now();
+        let report = self.run();
+        Outcome {
+            label: self.label(),
+            report,
+            wall: started.elapsed(),
+        }
+    }
 }
 
-/// A finished run.
+/// How a random run's config is made from its seed.
+pub type ConfigFor = Arc<dyn Fn(u64) -> RunConfig + Send + Sync>;
+
+/// A run of seeds of one kind of job.
+#[derive(Clone)]
+enum Group {
+    Random {
+        seeds: Range<u64>,
+        config: ConfigFor,
+    },
+    Scenario {
+        scenario: Arc<Scenario>,
+        seeds: Range<u64>,
+        bugs: KnownBugs,
+    },
+}
+
+impl Group {
+    fn seeds(&self) -> &Range<u64> {
+        match self {
+            Group::Random { seeds, .. } | Group::Scenario { seeds, .. } => seeds,
+        }
+    }
+
+    fn len(&self) -> usize {
+        let seeds = self.seeds();
+        usize::try_from(seeds.end.saturating_sub(seeds.start)).unwrap_or(usize::MAX)
+    }
+
+    fn job(&self, offset: usize) -> Job {
+        let seed = self.seeds().start + offset as u64;
+        match self {
+            Group::Random { config, .. } => Job::Random(config(seed)),
+            Group::Scenario { scenario, bugs, .. } => Job::Scenario {
+                scenario: scenario.clone(),
+                seed,
+                bugs: *bugs,
+            },
+        }
+    }
+}
+
+/// The runs of a sweep, in order: groups of seeds, each job made only when
+/// a worker takes it, so a sweep of many seeds holds no list of its runs.
+#[derive(Clone, Default)]
+pub struct Plan {
+    groups: Vec<Group>,
+}
+
+impl Plan {
+    /// Adds the random run with each of `seeds`, its config made by
+    /// `config`.
+    pub fn random(&mut self, seeds: Range<u64>, config: ConfigFor) {
+        self.groups.push(Group::Random { seeds, config });
+    }
+
+    /// Adds `scenario` with each of `seeds`.
+    pub fn scenario(&mut self, scenario: Arc<Scenario>, seeds: Range<u64>, bugs: KnownBugs) {
+        self.groups.push(Group::Scenario {
+            scenario,
+            seeds,
+            bugs,
+        });
+    }
+
+    /// How many runs.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(Group::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `index`-th run (`None` from [`Plan::len`] on).
+    pub fn job(&self, index: usize) -> Option<Job> {
+        let mut offset = index;
+        for group in &self.groups {
+            if offset < group.len() {
+                return Some(group.job(offset));
+            }
+            offset -= group.len();
+        }
+        None
+    }
+}
+
+/// A finished run, handed to the caller's callback as it finishes.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub label: String,
@@ -59,47 +168,194 @@ pub struct Outcome {
     pub wall: Duration,
 }
 
-/// Runs `jobs` on `threads` workers; no job starts after `deadline`.
-/// Returns the finished runs in the order of `jobs` (a prefix of them if the
-/// deadline passed), calling `done` as each finishes.
-pub fn run_jobs(
-    jobs: &[Job],
-    threads: usize,
-    deadline: Option<Instant>,
-    done: &(dyn Fn(&Outcome) + Sync),
-) -> Vec<Outcome> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; jobs.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else {
-                        return;
-                    };
-                    let started = Instant::now();
-                    let report = job.run();
-                    let outcome = Outcome {
-                        label: job.label(),
-                        report,
-                        wall: started.elapsed(),
-                    };
-                    done(&outcome);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
-                }
-            });
-        }
+/// Runs every config on `jobs` worker threads (each run on its own madsim
+/// runtime, so its outcome does not depend on `jobs`), calling `done` as
+/// each finishes; returns the reports in the order of `configs`. It keeps
+/// every report: for a few runs (a benchmark, a test), not for a sweep.
+pub fn run_many(
+    configs: &[RunConfig],
+    jobs: usize,
+    done: &(dyn Fn(&RunReport) + Sync),
+) -> Vec<RunReport> {
+    let reports: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; configs.len()]);
+    let run = |index: usize| run_random(&configs[index]);
+    run_pool(configs.len(), jobs, None, run, |index, report| {
+        done(&report);
+        reports.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(report);
     });
-    results
+    reports
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// A failed run, as the end of a sweep lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRun {
+    /// The scenario's name, or `random`.
+    pub scenario: String,
+    pub seed: u64,
+    pub reproduce: String,
+}
+
+/// What a sweep keeps of its runs: counters, and the failed runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepResult {
+    /// The per-scenario summary, by label.
+    pub rows: Vec<Row>,
+    /// Runs that finished.
+    pub runs: usize,
+    /// Runs the time budget cut before they started.
+    pub not_started: usize,
+    /// The failed runs, in the order of the plan.
+    pub failed: Vec<FailedRun>,
+    pub simulated_ms: u64,
+    /// The runs' wall times added up.
+    pub wall: Duration,
+}
+
+/// The running totals of a sweep, fed one finished run at a time in
+/// whatever order they finish; the JUnit cases still come out in job order.
+struct Tally<'w> {
+    rows: BTreeMap<String, Row>,
+    failed: Vec<(usize, FailedRun)>,
+    runs: usize,
+    simulated_ms: u64,
+    wall: Duration,
+    cases: CaseStream<'w>,
+}
+
+impl<'w> Tally<'w> {
+    fn new(cases: &'w mut (dyn Write + Send)) -> Tally<'w> {
+        Tally {
+            rows: BTreeMap::new(),
+            failed: Vec::new(),
+            runs: 0,
+            simulated_ms: 0,
+            wall: Duration::ZERO,
+            cases: CaseStream::new(cases),
+        }
+    }
+
+    /// Counts job `index`'s run and drops its report.
+    fn add(&mut self, index: usize, outcome: Outcome) {
+        let report = &outcome.report;
+        let row = self
+            .rows
+            .entry(outcome.label.clone())
+            .or_insert_with(|| Row {
+                label: outcome.label.clone(),
+                ..Row::default()
+            });
+        row.runs += 1;
+        row.failures += u64::from(!report.passed());
+        row.simulated_ms += report.simulated_ms;
+        row.wall += outcome.wall;
+        self.runs += 1;
+        self.simulated_ms += report.simulated_ms;
+        self.wall += outcome.wall;
+        if !report.passed() {
+            self.failed.push((
+                index,
+                FailedRun {
+                    scenario: report.config.scenario.as_deref().unwrap_or("random").into(),
+                    seed: report.config.seed,
+                    reproduce: report.config.reproduce_command(),
+                },
+            ));
+        }
+        self.cases.add(index, junit_case(&outcome));
+    }
+
+    fn finish(mut self, not_started: usize) -> (SweepResult, io::Result<()>) {
+        self.failed.sort_by_key(|(index, _)| *index);
+        let result = SweepResult {
+            rows: self.rows.into_values().collect(),
+            runs: self.runs,
+            not_started,
+            failed: self.failed.into_iter().map(|(_, f)| f).collect(),
+            simulated_ms: self.simulated_ms,
+            wall: self.wall,
+        };
+        (result, self.cases.finish())
+    }
+}
+
+/// JUnit test cases written in job order: a case waits here only until
+/// every earlier job has finished.
+struct CaseStream<'w> {
+    out: &'w mut (dyn Write + Send),
+    next: usize,
+    waiting: BTreeMap<usize, String>,
+    /// The first write error; nothing more is written after it.
+    error: Option<io::Error>,
+}
+
+impl<'w> CaseStream<'w> {
+    fn new(out: &'w mut (dyn Write + Send)) -> CaseStream<'w> {
+        CaseStream {
+            out,
+            next: 0,
+            waiting: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    fn add(&mut self, index: usize, case: String) {
+        self.waiting.insert(index, case);
+        while let Some(case) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            if self.error.is_none()
+                && let Err(e) = self.out.write_all(case.as_bytes())
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        // The runs that ran are a prefix of the plan, so none is left
+        // waiting.
+        debug_assert!(self.waiting.is_empty());
+        match self.error {
+            Some(e) => Err(e),
+            None => self.out.flush(),
+        }
+    }
+}
+
+/// Runs the jobs of `plan` on `threads` workers; no job starts after
+/// `deadline`. Calls `done` as each run finishes, then counts the run and
+/// writes its JUnit test case to `cases` (in the order of the plan; see
+/// [`JunitFile`]). The second value is the first error writing `cases`, if
+/// any.
+pub fn run_sweep(
+    plan: &Plan,
+    threads: usize,
+    deadline: Option<Instant>,
+    cases: &mut (dyn Write + Send),
+    done: &(dyn Fn(&Outcome) + Sync),
+) -> (SweepResult, io::Result<()>) {
+    let count = plan.len();
+    let run = |index: usize| {
+        plan.job(index)
+            .expect("the pool takes indexes below the plan's length")
+            .run_timed()
+    };
+    let tally = Mutex::new(Tally::new(cases));
+    let ran = run_pool(count, threads, deadline, run, |index, outcome| {
+        done(&outcome);
+        tally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(index, outcome);
+    });
+    tally
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .finish(count - ran)
 }
 
 /// Whether `name` matches the shell-style `pattern` (`*` any run of
@@ -165,22 +421,6 @@ pub struct Row {
     pub wall: Duration,
 }
 
-/// The per-scenario summary, by label.
-pub fn summarize(outcomes: &[Outcome]) -> Vec<Row> {
-    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
-    for o in outcomes {
-        let row = rows.entry(&o.label).or_insert_with(|| Row {
-            label: o.label.clone(),
-            ..Row::default()
-        });
-        row.runs += 1;
-        row.failures += u64::from(!o.report.passed());
-        row.simulated_ms += o.report.simulated_ms;
-        row.wall += o.wall;
-    }
-    rows.into_values().collect()
-}
-
 /// The summary as a Markdown table.
 pub fn summary_table(rows: &[Row]) -> String {
     let mut out = String::from(
@@ -219,49 +459,104 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
-/// The JUnit XML report: one test case per (scenario, seed), the failure
-/// report as the failure's text; `not_started` runs (cut by the time
-/// budget) are counted as skipped in the suite's attributes.
-pub fn junit_xml(outcomes: &[Outcome], not_started: usize) -> String {
-    let failures = outcomes.iter().filter(|o| !o.report.passed()).count();
-    let wall: f64 = outcomes.iter().map(|o| o.wall.as_secs_f64()).sum();
+/// One JUnit test case: the run's label as the class, `seed N` as the
+/// name, the failure report as the failure's text.
+fn junit_case(outcome: &Outcome) -> String {
+    let report = &outcome.report;
+    let mut out = format!(
+        "    <testcase classname=\"{}\" name=\"seed {}\" time=\"{:.3}\"",
+        xml_escape(&outcome.label),
+        report.config.seed,
+        outcome.wall.as_secs_f64()
+    );
+    if report.passed() {
+        out.push_str("/>\n");
+        return out;
+    }
+    let first = report
+        .violations
+        .first()
+        .map_or_else(String::new, |v| format!("{}: {}", v.invariant, v.detail));
+    let _ = writeln!(
+        out,
+        ">\n      <failure message=\"{}\" type=\"violation\">{}</failure>\n    </testcase>",
+        xml_escape(&first),
+        xml_escape(&report.failure_report())
+    );
+    out
+}
+
+/// The JUnit report's opening, up to its first test case: the totals of
+/// the sweep; runs cut by the time budget count as skipped.
+pub fn junit_head(result: &SweepResult) -> String {
+    let failures = result.failed.len();
+    let wall = result.wall.as_secs_f64();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
         "<testsuites tests=\"{}\" failures=\"{failures}\" time=\"{wall:.3}\">",
-        outcomes.len()
+        result.runs
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"sim sweep\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{not_started}\" time=\"{wall:.3}\">",
-        outcomes.len()
+        "  <testsuite name=\"sim sweep\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{}\" time=\"{wall:.3}\">",
+        result.runs, result.not_started
     );
-    for o in outcomes {
-        let _ = write!(
-            out,
-            "    <testcase classname=\"{}\" name=\"seed {}\" time=\"{:.3}\"",
-            xml_escape(&o.label),
-            o.report.config.seed,
-            o.wall.as_secs_f64()
-        );
-        if o.report.passed() {
-            out.push_str("/>\n");
-            continue;
-        }
-        let first = o
-            .report
-            .violations
-            .first()
-            .map_or_else(String::new, |v| format!("{}: {}", v.invariant, v.detail));
-        let _ = writeln!(
-            out,
-            ">\n      <failure message=\"{}\" type=\"violation\">{}</failure>\n    </testcase>",
-            xml_escape(&first),
-            xml_escape(&o.report.failure_report())
-        );
-    }
-    out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The JUnit report's closing, after its last test case.
+pub const JUNIT_TAIL: &str = "  </testsuite>\n</testsuites>\n";
+
+/// A JUnit report being written: the test cases go to `PATH.part` as runs
+/// finish (the totals that open the report are known only at the end), and
+/// [`JunitFile::finish`] writes `PATH` from the totals and that file. A
+/// file that cannot be created fails the writes, and so `finish`.
+pub struct JunitFile {
+    path: PathBuf,
+    part: PathBuf,
+    cases: Result<BufWriter<File>, io::Error>,
+}
+
+impl JunitFile {
+    pub fn create(path: &Path) -> JunitFile {
+        let mut part = path.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let cases = File::create(&part).map(BufWriter::new);
+        JunitFile {
+            path: path.to_path_buf(),
+            part,
+            cases,
+        }
+    }
+
+    fn cases(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.cases
+            .as_mut()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+    }
+
+    /// Writes the report of `result` and removes the cases file.
+    pub fn finish(mut self, result: &SweepResult) -> io::Result<()> {
+        self.cases()?.flush()?;
+        let mut out = BufWriter::new(File::create(&self.path)?);
+        out.write_all(junit_head(result).as_bytes())?;
+        io::copy(&mut File::open(&self.part)?, &mut out)?;
+        out.write_all(JUNIT_TAIL.as_bytes())?;
+        out.flush()?;
+        std::fs::remove_file(&self.part)
+    }
+}
+
+impl Write for JunitFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.cases()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.cases()?.flush()
+    }
 }
 
 #[cfg(test)]

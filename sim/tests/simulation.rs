@@ -96,8 +96,8 @@ fn a_store_that_writes_the_consistent_index_only_on_explicit_commits_is_caught()
 #[test]
 fn a_sweep_gives_the_same_runs_with_one_or_two_jobs() {
     let configs: Vec<RunConfig> = (200..212).map(short).collect();
-    let one = sim::run::run_many(&configs, 1, &|_| {});
-    let two = sim::run::run_many(&configs, 2, &|_| {});
+    let one = sim::sweep::run_many(&configs, 1, &|_| {});
+    let two = sim::sweep::run_many(&configs, 2, &|_| {});
     let hashes = |r: &[sim::run::RunReport]| -> Vec<(u64, u64)> {
         r.iter().map(|r| (r.config.seed, r.trace_hash)).collect()
     };

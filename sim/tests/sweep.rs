@@ -1,54 +1,155 @@
 //! The sweep's job runner over the scenario catalogue.
 
-use sim::sweep::{Job, catalogue_matching, junit_xml, run_jobs, summarize};
-use std::sync::Arc;
+use sim::sweep::{JUNIT_TAIL, Job, Plan, SweepResult, catalogue_matching, junit_head, run_sweep};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-fn jobs(pattern: &str, seeds: std::ops::Range<u64>) -> Vec<Job> {
-    catalogue_matching(pattern)
-        .unwrap()
-        .into_iter()
-        .map(Arc::new)
-        .flat_map(|scenario| {
-            seeds.clone().map(move |seed| Job::Scenario {
-                scenario: scenario.clone(),
-                seed,
-                bugs: replica::bugs::KnownBugs::NONE,
-            })
-        })
-        .collect()
+/// Adds every catalogue scenario matching `pattern` with each of `seeds`.
+fn add(plan: &mut Plan, pattern: &str, seeds: std::ops::Range<u64>) {
+    for scenario in catalogue_matching(pattern).unwrap() {
+        plan.scenario(
+            Arc::new(scenario),
+            seeds.clone(),
+            replica::bugs::KnownBugs::NONE,
+        );
+    }
+}
+
+/// A finished run as the callback saw it: (label, seed, trace hash).
+type Seen = (String, u64, u64);
+
+/// Sweeps `plan`; returns what the sweep kept, its JUnit report, and every
+/// run the callback saw, sorted.
+fn sweep(
+    plan: &Plan,
+    threads: usize,
+    deadline: Option<Instant>,
+) -> (SweepResult, String, Vec<Seen>) {
+    let seen = Mutex::new(Vec::new());
+    let mut cases = Vec::new();
+    let (result, written) = run_sweep(plan, threads, deadline, &mut cases, &|o| {
+        assert!(o.report.passed(), "{}", o.report.failure_report());
+        let run = (o.label.clone(), o.report.config.seed, o.report.trace_hash);
+        seen.lock().unwrap().push(run);
+    });
+    written.unwrap();
+    let xml = junit_head(&result) + std::str::from_utf8(&cases).unwrap() + JUNIT_TAIL;
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    (result, xml, seen)
 }
 
 #[test]
 fn a_scenario_sweep_gives_the_same_runs_with_one_or_two_jobs() {
     // Three cheap scenarios.
-    let jobs: Vec<Job> = ["03-*", "04-*", "05-*"]
-        .iter()
-        .flat_map(|p| jobs(p, 1..3))
-        .collect();
-    assert_eq!(jobs.len(), 6);
-    let one = run_jobs(&jobs, 1, None, &|_| {});
-    let two = run_jobs(&jobs, 2, None, &|_| {});
-    assert_eq!(one.len(), 6);
-    for (a, b) in one.iter().zip(&two) {
-        assert_eq!(a.label, b.label);
-        assert_eq!(a.report.config.seed, b.report.config.seed);
-        assert_eq!(a.report.trace_hash, b.report.trace_hash, "{}", a.label);
-        assert!(a.report.passed(), "{}", a.report.failure_report());
+    let mut plan = Plan::default();
+    for pattern in ["03-*", "04-*", "05-*"] {
+        add(&mut plan, pattern, 1..3);
     }
-    let rows = summarize(&one);
-    assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r.runs == 2 && r.failures == 0));
-    let xml = junit_xml(&one, 0);
-    assert_eq!(xml.matches("<testcase ").count(), 6);
-    assert!(xml.contains("classname=\"04-backend-ahead-of-snapshot\" name=\"seed 2\""));
+    assert_eq!(plan.len(), 6);
+    let (one, one_xml, one_seen) = sweep(&plan, 1, None);
+    let (two, two_xml, two_seen) = sweep(&plan, 2, None);
+    assert_eq!(one_seen.len(), 6);
+    assert_eq!(one_seen, two_seen);
+    assert_eq!(one.runs, 6);
+    assert_eq!(one.rows.len(), 3);
+    assert!(one.rows.iter().all(|r| r.runs == 2 && r.failures == 0));
+    assert_eq!(
+        (one.runs, one.failed.len(), one.simulated_ms),
+        (two.runs, two.failed.len(), two.simulated_ms)
+    );
+    // The test cases come in job order whatever order the runs finish in.
+    let cases = |xml: &str| -> Vec<String> {
+        xml.lines()
+            .filter(|l| l.contains("<testcase "))
+            .map(|l| l.split(" time=").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(cases(&one_xml), cases(&two_xml));
+    assert_eq!(cases(&one_xml).len(), 6);
+    assert!(
+        cases(&one_xml)[3].contains("classname=\"04-backend-ahead-of-snapshot\" name=\"seed 2\"")
+    );
+    assert!(one_xml.contains("<testsuites tests=\"6\" failures=\"0\""));
+    assert!(one_xml.ends_with("  </testsuite>\n</testsuites>\n"));
 }
 
 #[test]
 fn a_passed_time_budget_starts_no_run() {
-    let jobs = jobs("03-*", 1..4);
-    let ran = run_jobs(&jobs, 2, Some(Instant::now()), &|_| {});
-    assert!(ran.is_empty());
-    let xml = junit_xml(&ran, jobs.len());
+    let mut plan = Plan::default();
+    add(&mut plan, "03-*", 1..4);
+    let (ran, xml, seen) = sweep(&plan, 2, Some(Instant::now()));
+    assert!(seen.is_empty());
+    assert_eq!((ran.runs, ran.not_started), (0, 3));
     assert!(xml.contains("skipped=\"3\""));
+    assert!(!xml.contains("<testcase"));
+}
+
+#[cfg(feature = "known-bugs")]
+#[test]
+fn a_failed_run_is_listed_and_its_report_is_the_junit_failure_text() {
+    use replica::bugs::{Bug, KnownBugs};
+    let mut bugs = KnownBugs::NONE;
+    bugs.enable(Bug::V2SkippedWithV3)
+        .expect("built with known-bugs");
+    let mut plan = Plan::default();
+    let scenario = catalogue_matching("04-*").unwrap().remove(0);
+    plan.scenario(Arc::new(scenario), 1..3, bugs);
+    let dir = std::env::temp_dir().join(format!("sim-sweep-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.xml");
+    let mut file = sim::sweep::JunitFile::create(&path);
+    let (result, written) = run_sweep(&plan, 2, None, &mut file, &|_| {});
+    written.unwrap();
+    file.finish(&result).unwrap();
+    let xml = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !dir.join("report.xml.part").exists(),
+        "the cases file is removed"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let seeds: Vec<u64> = result.failed.iter().map(|f| f.seed).collect();
+    assert_eq!(seeds, [1, 2], "failed runs in job order");
+    assert!(
+        result.failed[0]
+            .reproduce
+            .contains("--bug v2-skipped-with-v3")
+    );
+    assert_eq!(
+        xml.matches("<failure message=\"restart-equivalence: ")
+            .count(),
+        2,
+        "{xml}"
+    );
+    assert!(xml.contains("reproduce: cargo run"), "{xml}");
+    assert!(xml.contains("tests=\"2\" failures=\"2\""), "{xml}");
+}
+
+#[test]
+fn a_plan_makes_its_jobs_in_order_one_at_a_time() {
+    let mut plan = Plan::default();
+    add(&mut plan, "07-*", 5..7);
+    plan.random(
+        10..13,
+        Arc::new(|seed| sim::config::RunConfig::new(seed * 100)),
+    );
+    assert_eq!(plan.len(), 5);
+    let described: Vec<(String, u64)> = (0..plan.len())
+        .map(|i| match plan.job(i).unwrap() {
+            Job::Random(cfg) => ("random".to_string(), cfg.seed),
+            Job::Scenario { scenario, seed, .. } => (scenario.display_name(), seed),
+        })
+        .collect();
+    let expected = [
+        ("07-torn-wal-tail", 5),
+        ("07-torn-wal-tail", 6),
+        ("random", 1000),
+        ("random", 1100),
+        ("random", 1200),
+    ];
+    assert_eq!(
+        described,
+        expected.map(|(label, seed)| (label.to_string(), seed))
+    );
+    assert!(plan.job(5).is_none());
 }

@@ -122,9 +122,38 @@ impl RunReport {
     }
 }
 
+/// A run's madsim runtime. Tasks still pending when a madsim runtime is
+/// dropped are never freed (madsim issue #242: a pending task's waker sits in
+/// the network or a channel that the task itself keeps alive), and with them
+/// the whole cluster a run built: several MB per run, so a long sweep grew
+/// without bound. [`RunRuntime::block_on`] therefore kills every node once
+/// the run's future is done and lets the executor drop their tasks.
+pub(crate) struct RunRuntime(Runtime);
+
+impl RunRuntime {
+    /// Runs `main` to completion, then frees every task the run left.
+    pub(crate) fn block_on<F: std::future::Future>(&self, main: F) -> F::Output {
+        let output = self.0.block_on(main);
+        self.free_tasks();
+        output
+    }
+
+    /// Kills every node (by name: madsim lists nodes by name only) and runs
+    /// the executor once, which drops the killed nodes' tasks inside the
+    /// runtime's context. The run's report is already taken, so nothing
+    /// here reaches it.
+    fn free_tasks(&self) {
+        let handle = self.0.handle();
+        for name in handle.metrics().num_tasks_by_node().into_keys() {
+            handle.kill(name);
+        }
+        self.0.block_on(async {});
+    }
+}
+
 /// The madsim runtime of a run: seeded, with the network model the fault
 /// classes ask for, and bounded in virtual time.
-pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> Runtime {
+pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> RunRuntime {
     let mut madsim_cfg = madsim::Config::default();
     let network = cfg.network();
     madsim_cfg.net.packet_loss_rate = network.packet_loss;
@@ -135,7 +164,7 @@ pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> Runtime {
     rt.set_time_limit(Duration::from_millis(
         cfg.duration_ms + QUIESCE_LIMIT_MS + 10_000 + extra_ms,
     ));
-    rt
+    RunRuntime(rt)
 }
 
 /// Runs one seed of the random workload to completion.
@@ -154,23 +183,4 @@ pub fn run(cfg: &RunConfig) -> RunReport {
         sup.final_checks();
         sup.report()
     })
-}
-
-/// Runs every config on `jobs` worker threads (each run on its own madsim
-/// runtime, so its outcome does not depend on `jobs`), calling `done` as
-/// each finishes; returns the reports in the order of `configs`.
-pub fn run_many(
-    configs: &[RunConfig],
-    jobs: usize,
-    done: &(dyn Fn(&RunReport) + Sync),
-) -> Vec<RunReport> {
-    let jobs_list: Vec<crate::sweep::Job> = configs
-        .iter()
-        .cloned()
-        .map(crate::sweep::Job::Random)
-        .collect();
-    crate::sweep::run_jobs(&jobs_list, jobs, None, &|outcome| done(&outcome.report))
-        .into_iter()
-        .map(|outcome| outcome.report)
-        .collect()
 }
