@@ -199,6 +199,20 @@ impl Script<'_> {
             return Ok(());
         }
         match step {
+            Step::Wait { .. }
+            | Step::WaitUntil { .. }
+            | Step::WaitConverged
+            | Step::Check
+            | Step::Snapshot { .. }
+            | Step::Expect { .. }
+            | Step::Repeat { .. } => self.control_step(step).await,
+            _ => self.cluster_step(step, k).await,
+        }
+    }
+
+    /// Membership, fault and network steps.
+    async fn cluster_step(&mut self, step: &Step, k: Option<u64>) -> Result<(), String> {
+        match step {
             Step::AddMember { id, learner } => self.add_member(*id, *learner).await,
             Step::PromoteMember { id } => {
                 self.conf_change(ConfChangeKind::Promote, *id, false).await
@@ -227,11 +241,6 @@ impl Script<'_> {
                 };
                 self.restart(member, then, *mode, *plan_seed).await
             }
-            Step::Partition { member, ms } => self.partition(member, *ms),
-            Step::Heal => {
-                self.sup.heal_due(true);
-                Ok(())
-            }
             Step::Corrupt {
                 member,
                 file,
@@ -246,46 +255,53 @@ impl Script<'_> {
                 self.sup.power_off(&all);
                 Ok(())
             }
+            Step::Partition { member, ms } => self.partition(member, *ms),
+            Step::Heal => {
+                self.sup.heal_due(true);
+                Ok(())
+            }
             Step::Isolate { member } => self.isolate(member),
             Step::PutsTo {
                 member,
                 count,
                 prefix,
             } => self.puts_to(member, *count, prefix).await,
-            Step::Expect { stat, at_least } => self.expect(stat, *at_least),
             Step::ForceSnapshot { member } => {
                 let id = self.resolve(member)?;
                 self.sup.force_snapshot(id)
             }
-            Step::Wait { ms } => {
-                self.sleep_polling(*ms).await;
-                Ok(())
-            }
+            // Request and control steps are dispatched by `step`.
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits, checks, expectations, snapshots and repeats.
+    async fn control_step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Wait { ms } => self.sleep_polling(*ms).await,
             Step::WaitUntil { ms } => {
                 let now = self.sup.now_ms();
                 self.sleep_polling(ms.saturating_sub(now)).await;
-                Ok(())
             }
-            Step::WaitConverged => self.converge().await,
+            Step::WaitConverged => self.converge().await?,
             Step::Check => {
                 self.converge().await?;
                 self.sup.final_checks();
-                Ok(())
             }
             Step::Snapshot { label } => {
                 self.converge().await?;
                 self.sup.record_states(label);
-                Ok(())
             }
+            Step::Expect { stat, at_least } => self.expect(stat, *at_least)?,
             Step::Repeat { times, steps } => {
                 for i in 1..=u64::from(*times) {
                     self.steps(steps, Some(i)).await?;
                 }
-                Ok(())
             }
-            // Client request steps were handled above.
-            _ => Ok(()),
+            // Every other kind is dispatched by `step`.
+            _ => {}
         }
+        Ok(())
     }
 
     async fn add_member(&mut self, id: u64, learner: bool) -> Result<(), String> {
