@@ -309,6 +309,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let deadline = args.time_budget.map(|b| started + b);
     let (result, cases_written) = sweep_with_progress(&plan, args.jobs, started, deadline, cases);
     print!("{}", sweep::summary_table(&result.rows));
+    print!("{}", sweep::fired_table(&result.fired));
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
         result.runs,

@@ -39,9 +39,10 @@ pub struct RunStats {
 /// Reads one counter.
 type Reader = fn(&RunStats) -> u64;
 
-/// The statistics a scenario's `expect` step may name, with how to read
-/// each: the one list both the format's validation and the runner use.
-const NAMED: [(&str, Reader); 14] = [
+/// The statistics a scenario's `expect` step may name and a sweep's fault
+/// table shows, with how to read each: the one list the format's
+/// validation, the runner and the sweep use.
+const NAMED: [(&str, Reader); 19] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -56,6 +57,11 @@ const NAMED: [(&str, Reader); 14] = [
     ("reboot_power_losses", |s| s.reboot_power_losses),
     ("corruptions", |s| s.corruptions),
     ("quarantined", |s| s.quarantined),
+    ("crashes", |s| s.crashes),
+    ("partitions", |s| s.partitions),
+    ("torn_writes", |s| s.torn_writes),
+    ("replayed", |s| s.replayed),
+    ("applied_twice", |s| s.applied_twice),
 ];
 
 impl RunStats {
@@ -94,10 +100,15 @@ mod tests {
             reboot_power_losses: 12,
             corruptions: 13,
             quarantined: 14,
+            crashes: 15,
+            partitions: 16,
+            torn_writes: 17,
+            replayed: 18,
+            applied_twice: 19,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=14).collect::<Vec<_>>());
+        assert_eq!(read, (1..=19).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -15,6 +15,7 @@ use crate::config::RunConfig;
 use crate::pool::run_pool;
 use crate::run::{RunReport, run as run_random};
 use crate::scenario::{self, Scenario, ScenarioError};
+use crate::stats::RunStats;
 use replica::bugs::KnownBugs;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -214,6 +215,17 @@ pub struct SweepResult {
     pub simulated_ms: u64,
     /// The runs' wall times added up.
     pub wall: Duration,
+    /// Per run statistic (in `RunStats::names` order): how many runs it
+    /// happened in, and its total over all runs — what the sweep exercised.
+    pub fired: Vec<StatCount>,
+}
+
+/// How often one run statistic happened over a sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatCount {
+    pub name: &'static str,
+    pub runs: u64,
+    pub total: u64,
 }
 
 /// The running totals of a sweep, fed one finished run at a time in
@@ -224,6 +236,7 @@ struct Tally<'w> {
     runs: usize,
     simulated_ms: u64,
     wall: Duration,
+    fired: Vec<StatCount>,
     cases: CaseStream<'w>,
 }
 
@@ -235,6 +248,12 @@ impl<'w> Tally<'w> {
             runs: 0,
             simulated_ms: 0,
             wall: Duration::ZERO,
+            fired: RunStats::names()
+                .map(|name| StatCount {
+                    name,
+                    ..StatCount::default()
+                })
+                .collect(),
             cases: CaseStream::new(cases),
         }
     }
@@ -256,6 +275,11 @@ impl<'w> Tally<'w> {
         self.runs += 1;
         self.simulated_ms += report.simulated_ms;
         self.wall += outcome.wall;
+        for count in &mut self.fired {
+            let n = report.stats.get(count.name).unwrap_or(0);
+            count.runs += u64::from(n > 0);
+            count.total += n;
+        }
         if !report.passed() {
             self.failed.push((
                 index,
@@ -278,6 +302,7 @@ impl<'w> Tally<'w> {
             failed: self.failed.into_iter().map(|(_, f)| f).collect(),
             simulated_ms: self.simulated_ms,
             wall: self.wall,
+            fired: self.fired,
         };
         (result, self.cases.finish())
     }
@@ -436,6 +461,16 @@ pub fn summary_table(rows: &[Row]) -> String {
             r.simulated_ms as f64 / 1000.0,
             r.wall.as_secs_f64()
         );
+    }
+    out
+}
+
+/// What the sweep exercised: for each run statistic, the runs it happened
+/// in and its total. A fault class that never fired shows 0 runs.
+pub fn fired_table(fired: &[StatCount]) -> String {
+    let mut out = String::from("| statistic | runs with it | total |\n| --- | --- | --- |\n");
+    for c in fired {
+        let _ = writeln!(out, "| {} | {} | {} |", c.name, c.runs, c.total);
     }
     out
 }

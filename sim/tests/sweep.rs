@@ -155,3 +155,29 @@ fn a_plan_makes_its_jobs_in_order_one_at_a_time() {
     );
     assert!(plan.job(5).is_none());
 }
+
+/// The fault table counts what the runs did: every statistic in it comes
+/// from the runs' own counters, summed and counted per run.
+#[test]
+fn the_fired_table_counts_each_statistic_over_the_runs() {
+    let mut plan = Plan::default();
+    add(&mut plan, "14-*", 1..3);
+    add(&mut plan, "16-*", 1..2);
+    let (result, _, _) = sweep(&plan, 2, None);
+    let fired = |name: &str| {
+        result
+            .fired
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.runs, c.total))
+            .unwrap_or_else(|| panic!("{name} is not in the table"))
+    };
+    // Scenario 14 cuts the cluster's power twice per run; 16 damages one
+    // byte once and quarantines that member.
+    assert_eq!(fired("cluster_power_cuts"), (2, 4));
+    assert_eq!(fired("corruptions"), (1, 1));
+    assert_eq!(fired("quarantined"), (1, 1));
+    assert_eq!(fired("eio_failures"), (0, 0));
+    let table = sim::sweep::fired_table(&result.fired);
+    assert!(table.contains("| cluster_power_cuts | 2 | 4 |"), "{table}");
+}
