@@ -41,11 +41,15 @@ pub enum Bug {
     /// first and loses the write). Every member drops the same puts, so
     /// the replicas agree: only the durability check sees it.
     PutAckBeforeV3Write,
+    /// The backend's storage layer treats a write that failed for lack of
+    /// space (ENOSPC) as done, so redb commits pages that never reached the
+    /// file.
+    IgnoreStorageFull,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -58,6 +62,7 @@ impl Bug {
         Bug::FsyncRetryAfterEio,
         Bug::WalCrcUnchecked,
         Bug::PutAckBeforeV3Write,
+        Bug::IgnoreStorageFull,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -75,6 +80,7 @@ impl Bug {
             Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
             Bug::WalCrcUnchecked => "wal-crc-unchecked",
             Bug::PutAckBeforeV3Write => "put-ack-before-v3-write",
+            Bug::IgnoreStorageFull => "ignore-storage-full",
         }
     }
 

@@ -342,6 +342,13 @@ pub enum Step {
     /// Every running member loses power at this instant (unsynced state
     /// lost) and restarts after the supervisor's delay.
     PowerOffAll,
+    /// The member's disk fills up: it can hold `free_bytes` more than it
+    /// holds now; a write past that fails with ENOSPC. The member stops and
+    /// stays down until `restart`, which gives it a bigger disk.
+    DiskFull {
+        member: Target,
+        free_bytes: u64,
+    },
     /// Bit rot: one byte of the member's newest WAL segment, newest
     /// snapshot file or backend file changes on the platter (and in the page
     /// cache), at fraction `at` of its durable length. The member keeps
@@ -537,6 +544,7 @@ impl Scenario {
                 Ok(())
             }
             Step::Isolate { member }
+            | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
             | Step::ForceSnapshot { member } => self.validate_target(member),
@@ -719,6 +727,7 @@ mod tests {
             "\"repeat\"",
             "\"power_off_all\"",
             "\"corrupt\"",
+            "\"disk_full\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

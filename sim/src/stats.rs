@@ -31,6 +31,8 @@ pub struct RunStats {
     pub corruptions: u64,
     /// Damaged members that could not boot and stay down.
     pub quarantined: u64,
+    /// Members that stopped on a full disk (ENOSPC).
+    pub enospc_stops: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
@@ -42,7 +44,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 19] = [
+const NAMED: [(&str, Reader); 20] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -57,6 +59,7 @@ const NAMED: [(&str, Reader); 19] = [
     ("reboot_power_losses", |s| s.reboot_power_losses),
     ("corruptions", |s| s.corruptions),
     ("quarantined", |s| s.quarantined),
+    ("enospc_stops", |s| s.enospc_stops),
     ("crashes", |s| s.crashes),
     ("partitions", |s| s.partitions),
     ("torn_writes", |s| s.torn_writes),
@@ -100,15 +103,16 @@ mod tests {
             reboot_power_losses: 12,
             corruptions: 13,
             quarantined: 14,
-            crashes: 15,
-            partitions: 16,
-            torn_writes: 17,
-            replayed: 18,
-            applied_twice: 19,
+            enospc_stops: 15,
+            crashes: 16,
+            partitions: 17,
+            torn_writes: 18,
+            replayed: 19,
+            applied_twice: 20,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=19).collect::<Vec<_>>());
+        assert_eq!(read, (1..=20).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -129,3 +129,10 @@ fn put_ack_before_v3_write_loses_acknowledged_puts() {
         Invariant::Durability,
     );
 }
+
+/// A storage layer that swallows ENOSPC lets redb commit pages that never
+/// reached the file: the member's next boot reads past the end of it.
+#[test]
+fn ignore_storage_full_commits_pages_that_never_landed() {
+    caught(Bug::IgnoreStorageFull, "19-disk-full", Invariant::Recovery);
+}

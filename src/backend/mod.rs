@@ -242,11 +242,13 @@ impl Backend {
         opts: BackendOptions,
         hook: Arc<dyn CrashHook>,
     ) -> Result<Backend, BackendError> {
-        let storage = DiskStorage::open(disk, path).map_err(|source| BackendError::Io {
-            path: path.to_path_buf(),
-            op: "create",
-            source,
-        })?;
+        let storage = DiskStorage::open(disk, path)
+            .map_err(|source| BackendError::Io {
+                path: path.to_path_buf(),
+                op: "create",
+                source,
+            })?
+            .ignoring_full_disk(opts.bugs.has(Bug::IgnoreStorageFull));
         // redb repairs itself after an unclean shutdown (rolling back a
         // partially written commit); say so once, it explains a member whose
         // consistent index went back one batch.

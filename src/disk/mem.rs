@@ -267,6 +267,16 @@ impl MemDisk {
             .collect()
     }
 
+    /// The bytes every file holds in the page cache (what a disk's
+    /// capacity counts).
+    pub fn used_bytes(&self) -> u64 {
+        self.lock()
+            .inodes
+            .values()
+            .map(|i| i.data.len() as u64)
+            .sum()
+    }
+
     /// The length of a file as it is on the platter.
     pub fn durable_len(&self, path: &Path) -> io::Result<u64> {
         let mut state = self.lock();

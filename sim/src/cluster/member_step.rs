@@ -174,6 +174,7 @@ impl WorldState {
         let disk_crash_power = slot.armed.disk_crash_power;
         let reboot_sync = std::mem::take(&mut slot.armed.power_at_reboot_sync);
         let damaged = slot.damaged;
+        let full = slot.disk.full_returned();
         slot.crash_process();
         let (expected, power_loss, what) = match (fired, frozen, eio) {
             (Some(crash), true, _) => {
@@ -198,6 +199,11 @@ impl WorldState {
                 self.stats.eio_failures += 1;
                 let what = format!("stopped after an injected EIO: {reason}");
                 (true, true, what)
+            }
+            _ if full => {
+                self.stats.enospc_stops += 1;
+                let what = format!("stopped on a full disk: {reason}");
+                (true, false, what)
             }
             _ if damaged => {
                 let what = format!("stopped on its damaged platter: {reason}");

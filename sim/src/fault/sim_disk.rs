@@ -25,6 +25,9 @@ pub enum DiskFault {
     FailNextWrite,
     /// Freeze (crash) at the next `sync`/`sync_dir`, before it lands.
     CrashAtNextSync,
+    /// The disk holds at most this many bytes: a write or `set_len` that
+    /// would grow past it fails with `StorageFull` (ENOSPC).
+    Capacity(u64),
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +36,9 @@ struct Gate {
     countdown: Option<u64>,
     fail_next_sync: bool,
     crash_at_next_sync: bool,
+    capacity: Option<u64>,
+    /// A write failed for lack of space since the last restart.
+    full_returned: bool,
     fail_next_write: bool,
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
@@ -127,6 +133,7 @@ impl SimDisk {
             DiskFault::FailNextSync => g.fail_next_sync = true,
             DiskFault::FailNextWrite => g.fail_next_write = true,
             DiskFault::CrashAtNextSync => g.crash_at_next_sync = true,
+            DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
         }
     }
 
@@ -138,12 +145,17 @@ impl SimDisk {
         g.fail_next_sync = false;
         g.fail_next_write = false;
         g.crash_at_next_sync = false;
+        g.capacity = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
     pub fn is_armed(&self) -> bool {
         let g = self.gate();
-        g.countdown.is_some() || g.fail_next_sync || g.fail_next_write || g.crash_at_next_sync
+        g.countdown.is_some()
+            || g.fail_next_sync
+            || g.fail_next_write
+            || g.crash_at_next_sync
+            || g.capacity.is_some()
     }
 
     /// Stops every further operation (the process died here).
@@ -153,6 +165,28 @@ impl SimDisk {
 
     pub fn is_frozen(&self) -> bool {
         self.gate().frozen
+    }
+
+    /// Whether a write failed for lack of space since the last restart.
+    pub fn full_returned(&self) -> bool {
+        self.gate().full_returned
+    }
+
+    /// Fails with `StorageFull` if growing `path` to `new_end` bytes would
+    /// pass the disk's capacity.
+    fn room_for(&self, path: &Path, new_end: u64) -> io::Result<()> {
+        let Some(capacity) = self.gate().capacity else {
+            return Ok(());
+        };
+        let growth = new_end.saturating_sub(self.mem.len(path)?);
+        if growth > 0 && self.mem.used_bytes() + growth > capacity {
+            self.gate().full_returned = true;
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("simulated ENOSPC: the disk holds {capacity} bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether an injected EIO explains a failure since the last restart.
@@ -214,10 +248,12 @@ impl Disk for SimDisk {
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write)?;
+        self.room_for(path, offset + data.len() as u64)?;
         self.mem.write_at(path, offset, data)
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write)?;
+        self.room_for(path, len)?;
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {

@@ -63,7 +63,25 @@ impl Supervisor {
             FaultClass::Net => self.inject_partition(now, id),
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
             FaultClass::Bitrot => self.inject_bitrot(now, id),
+            FaultClass::Enospc => self.inject_full_disk(now, id),
         }
+    }
+
+    /// Fills the member's disk: it can hold 0 to 256 KiB more than it does
+    /// now, for 3 s at most. Draws the free space.
+    fn inject_full_disk(&mut self, now: u64, id: u64) {
+        let free_bytes = self.rng.random_range(0..=256 * 1024);
+        self.record(
+            now,
+            id,
+            true,
+            Step::DiskFull {
+                member: id.into(),
+                free_bytes,
+            },
+        );
+        self.fill_disk(id, free_bytes);
+        self.arm_deadline(id);
     }
 
     /// Damages one byte of the member's WAL, snapshot or backend file, then

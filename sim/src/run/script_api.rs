@@ -98,6 +98,22 @@ impl Supervisor {
         }
     }
 
+    /// Gives member `id`'s disk room for `free_bytes` more than it holds.
+    pub(crate) fn fill_disk(&self, id: u64, free_bytes: u64) {
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        let Some(slot) = w.slot(id) else {
+            return;
+        };
+        let capacity = slot.disk.mem().used_bytes() + free_bytes;
+        slot.disk.arm(DiskFault::Capacity(capacity));
+        w.event(
+            now,
+            Some(id),
+            format_args!("disk full at {capacity} bytes ({free_bytes} free)"),
+        );
+    }
+
     /// Whether member `id` runs and a crash or disk fault is armed on it.
     pub(crate) fn crash_armed(&self, id: u64) -> bool {
         self.world

@@ -250,6 +250,13 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.corrupt(id, *file, *at, *xor)
             }
+            Step::DiskFull { member, free_bytes } => {
+                let id = self.resolve(member)?;
+                self.crashed = Some(id);
+                self.sup.hold_down(id);
+                self.sup.fill_disk(id, *free_bytes);
+                Ok(())
+            }
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
