@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug, Clone)]
 pub struct RunSettings {
     /// Cluster size.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=7))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=7))]
     pub nodes: u64,
     /// Virtual time with traffic and faults (e.g. `20s`, `500ms`).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]

@@ -1,6 +1,6 @@
 //! Settings of one simulated run.
 
-use crate::fault::{FaultClass, SyncObserver};
+use crate::fault::{FaultClass, SyncObserver, quorum};
 use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
@@ -29,7 +29,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// The scenario file this run executes (`None`: the random run).
     pub scenario: Option<String>,
-    /// Cluster size at the start (3..=7).
+    /// Cluster size at the start (1..=7; the fault budget for each size is
+    /// in the fault contract, `fault/mod.rs`).
     pub nodes: u64,
     /// Member slots that start only when a scenario adds them.
     pub spares: u64,
@@ -172,9 +173,11 @@ impl RunConfig {
         )
     }
 
-    /// The most members that may be down at once (a quorum stays up).
+    /// The most members that may be down at once: a minority, so a quorum
+    /// stays up; one in a cluster of one or two members, which has no
+    /// minority to spare and is unavailable while that member is down.
     pub fn max_down(&self) -> usize {
-        ((self.nodes - 1) / 2) as usize
+        self.nodes.saturating_sub(quorum(self.nodes)).max(1) as usize
     }
 
     pub fn has(&self, class: FaultClass) -> bool {

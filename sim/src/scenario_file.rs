@@ -27,7 +27,7 @@ pub struct Scenario {
     /// The default seed (`--seed` overrides it).
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Members started at the beginning (3..=7).
+    /// Members started at the beginning (1..=7).
     #[serde(default = "default_nodes")]
     pub nodes: u64,
     /// Member slots that start only when an `add_member` step adds them.
@@ -428,8 +428,8 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(3..=MAX_NODES).contains(&self.nodes) {
-            return Err(format!("nodes = {}: expected 3 to {MAX_NODES}", self.nodes));
+        if !(1..=MAX_NODES).contains(&self.nodes) {
+            return Err(format!("nodes = {}: expected 1 to {MAX_NODES}", self.nodes));
         }
         if self.spares > MAX_SPARES {
             return Err(format!(
@@ -693,6 +693,8 @@ mod tests {
         assert!(e.contains("member 9 does not exist"), "{e}");
         let e = parse_err(&format!("{HEAD}nodes = 1000000\n"));
         assert!(e.contains("nodes = 1000000"), "{e}");
+        let e = parse_err(&format!("{HEAD}nodes = 0\n"));
+        assert!(e.contains("expected 1 to 7"), "{e}");
         let e = parse_err(&format!(
             "{HEAD}[[step]]\naction = \"repeat\"\ntimes = 1000\n[[step.steps]]\naction = \"repeat\"\ntimes = 1000\n[[step.steps.steps]]\naction = \"wait\"\nms = 1\n"
         ));

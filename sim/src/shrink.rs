@@ -4,7 +4,7 @@
 //! explicit step at its recorded virtual time ([`scenario_of_random_run`]),
 //! which must fail again before it is shrunk. Delta debugging then runs over
 //! the scenario's `[random]` section (dropped, or its faults or workload
-//! dropped, its duration halved), its member count (down to 3), its steps (a
+//! dropped, its duration halved), its member count (down to 1), its steps (a
 //! `wait_until` with the step after it), its repeat and `puts` counts, and
 //! its timeline (every `wait_until` scaled down). A candidate is kept when it
 //! still fails with the same invariant as the original (a scenario-authoring
@@ -263,10 +263,13 @@ impl Search {
         }
     }
 
-    /// Fewer members: down to 3 (the smallest cluster), as long as every
-    /// step still names an existing member and the run still fails.
+    /// Fewer members: down to 1 (the smallest cluster), as long as every
+    /// step still names an existing member and the run still fails with
+    /// the same invariant (a step naming a role no member holds any more,
+    /// such as "follower" in a one-member cluster, is an authoring failure,
+    /// not the original one).
     fn minimise_members(&mut self) {
-        while self.base.nodes > 3 {
+        while self.base.nodes > 1 {
             let candidate = Scenario {
                 nodes: self.base.nodes - 1,
                 ..self.base.clone()

@@ -126,3 +126,38 @@ fn random_process_crashes_leave_the_backend_to_repair() {
         );
     }
 }
+
+/// A one-member cluster (what `restore` produces) commits alone. Its
+/// random runs still stop it (one member may be down at a time: the
+/// cluster is unavailable meanwhile), never partition it (no peer to cut
+/// off) and never damage its platter (a quarantine would leave no quorum);
+/// every acknowledged write must survive each boot.
+#[test]
+fn one_member_random_runs_pass_with_crashes() {
+    for seed in 1..=4 {
+        let cfg = RunConfig {
+            nodes: 1,
+            ..RunConfig::new(seed)
+        };
+        let report = run(&cfg);
+        assert!(
+            report.passed(),
+            "{}\n{}",
+            report.summary(),
+            report.failure_report()
+        );
+        let s = &report.stats;
+        assert!(s.acked > 300, "seed {seed}: {}", report.summary());
+        assert!(
+            s.crashes + s.power_losses + s.point_crashes > 0 && s.restarts > 0,
+            "seed {seed}: the lone member must be stopped and restarted: {}",
+            report.summary()
+        );
+        assert_eq!(
+            (s.partitions, s.corruptions),
+            (0, 0),
+            "seed {seed}: {}",
+            report.summary()
+        );
+    }
+}

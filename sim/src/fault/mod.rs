@@ -71,6 +71,26 @@
 //! without, it loses them all. A write tears only at a 512-byte sector
 //! boundary of its file (a disk persists whole sectors), and each unsynced
 //! directory entry (created, renamed, removed) survives or not on its own.
+//!
+//! **Cluster sizes.** A cluster has 1 to 7 members, even sizes included.
+//! With *n* members a minority, `(n - 1) / 2`, may be down at once
+//! ([`quorum`] stays up). For *n* = 1 and *n* = 2 that minority is empty,
+//! which would mean no faults at all, so those clusters may have one member
+//! down at a time instead: the cluster is unavailable until it returns
+//! (requests go unanswered, which is allowed), safety must still hold and
+//! nothing acknowledged may be lost; the quiesce phase restarts it. A
+//! one-member cluster commits alone (its own fsync is the quorum), so every
+//! acknowledged write is on its one disk. The random run injects no
+//! partitions into a one-member cluster (with no peer, a partition only
+//! cuts off its clients and reaches no store code path; the class is left
+//! out of its draw, [`FaultClass::applies_to`]); a scenario may still
+//! `partition` or `isolate` its member. A cluster power cut of a one-member
+//! cluster is just a power loss of that member. Bit rot is injected only
+//! where quarantining the damaged member leaves a quorum undamaged and able
+//! to run (three members or more), so a random run always ends with a live
+//! quorum: a quarantined member is not counted in convergence
+//! (`run/verdict.rs`). A scenario that damages the only member of a
+//! one-member cluster and gets it quarantined cannot quiesce, and fails.
 
 mod hook;
 mod power;
@@ -109,7 +129,23 @@ pub enum FaultClass {
     Enospc,
 }
 
+/// The members that make a quorum in a cluster of `nodes` voters.
+pub fn quorum(nodes: u64) -> u64 {
+    nodes / 2 + 1
+}
+
 impl FaultClass {
+    /// Whether the random run draws this class for a cluster of `nodes`
+    /// members (see "Cluster sizes" above): no partitions of a lone member,
+    /// and bit rot only if the member it may quarantine leaves a quorum.
+    pub fn applies_to(self, nodes: u64) -> bool {
+        match self {
+            FaultClass::Net => nodes >= 2,
+            FaultClass::Bitrot => nodes.saturating_sub(1) >= quorum(nodes),
+            _ => true,
+        }
+    }
+
     pub const ALL: [FaultClass; 9] = [
         FaultClass::Crash,
         FaultClass::Power,

@@ -17,6 +17,7 @@ const CRASH_POINTS: [CrashPoint; 8] = CrashPoint::ALL;
 /// What the fault draw needs to know about the world, read under one lock.
 struct InjectionOdds {
     faults_per_second: f64,
+    /// The run's fault classes that the cluster's size allows.
     classes: Vec<FaultClass>,
     max_down: usize,
     unavailable: usize,
@@ -86,10 +87,13 @@ impl Supervisor {
 
     /// Damages one byte of the member's WAL, snapshot or backend file, then
     /// crashes its process so its boot reads the damage. Bounded: one
-    /// member per run, only while every other member is up, and only in
-    /// the last quarter of the random phase (a quarantined member stays
-    /// down, which ends fault injection in a three-member cluster). Draws
-    /// the file, where, and the bits to flip (only once those hold).
+    /// member per run, only while every other member is up, only in
+    /// clusters where the others make a quorum without it (three members
+    /// or more: the class is not drawn otherwise, `FaultClass::applies_to`),
+    /// and only in the last quarter of the random phase (a quarantined
+    /// member stays down, which ends fault injection in a three- or
+    /// four-member cluster). Draws the file, where, and the bits to flip
+    /// (only once those hold).
     fn inject_bitrot(&mut self, now: u64, id: u64) {
         let late = now * 4 >= self.random_until * 3;
         if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
@@ -129,8 +133,9 @@ impl Supervisor {
     }
 
     /// Rarely (one draw in four), cuts the power of every member, or of a
-    /// majority that includes `id`, at this instant. Draws the go-ahead,
-    /// then whole or majority, then (for a majority) its other members.
+    /// majority that includes `id`, at this instant (in a one-member
+    /// cluster both are its power loss). Draws the go-ahead, then whole or
+    /// majority, then (for a majority) its other members.
     fn inject_cluster_power_cut(&mut self, id: u64) {
         if !self.rng.random_ratio(1, 4) {
             return;
@@ -157,7 +162,9 @@ impl Supervisor {
             .collect();
         InjectionOdds {
             faults_per_second: w.cfg.faults_per_second,
-            classes: w.cfg.faults.iter().copied().collect(),
+            classes: (w.cfg.faults.iter().copied())
+                .filter(|c| c.applies_to(w.cfg.nodes))
+                .collect(),
             max_down: w.cfg.max_down(),
             unavailable: w.unavailable(),
             up,

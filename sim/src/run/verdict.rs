@@ -9,7 +9,10 @@ use crate::cluster::slot::{Down, Slot};
 use replica::member::StateDump;
 
 impl Supervisor {
-    /// Whether a member takes part in convergence now.
+    /// Whether a member takes part in convergence now. A quarantined
+    /// member (`Down::Broken`) does not; the random run damages a member
+    /// only where the others make a quorum without it, so a leader can
+    /// still be elected (the fault contract, "Cluster sizes").
     fn counted(&self, id: u64, slot: &Slot) -> bool {
         slot.started
             && !slot.removed
