@@ -45,11 +45,15 @@ pub enum Bug {
     /// space (ENOSPC) as done, so redb commits pages that never reached the
     /// file.
     IgnoreStorageFull,
+    /// A failed directory sync after a new WAL segment is renamed into
+    /// place is ignored, so the segment's name may not survive a power loss
+    /// while the log already counts on it.
+    SyncDirErrorIgnored,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -63,6 +67,7 @@ impl Bug {
         Bug::WalCrcUnchecked,
         Bug::PutAckBeforeV3Write,
         Bug::IgnoreStorageFull,
+        Bug::SyncDirErrorIgnored,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -81,6 +86,7 @@ impl Bug {
             Bug::WalCrcUnchecked => "wal-crc-unchecked",
             Bug::PutAckBeforeV3Write => "put-ack-before-v3-write",
             Bug::IgnoreStorageFull => "ignore-storage-full",
+            Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
         }
     }
 

@@ -198,6 +198,10 @@ pub enum Count {
 pub enum EioOn {
     Sync,
     Write,
+    /// A directory sync (its entry changes stay unsynced).
+    SyncDir,
+    /// A create, rename or remove (nothing changes).
+    Meta,
 }
 
 /// One scripted step.

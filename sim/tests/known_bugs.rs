@@ -136,3 +136,15 @@ fn put_ack_before_v3_write_loses_acknowledged_puts() {
 fn ignore_storage_full_commits_pages_that_never_landed() {
     caught(Bug::IgnoreStorageFull, "19-disk-full", Invariant::Recovery);
 }
+
+/// A WAL that ignores a failed directory sync after installing a segment
+/// appends acknowledged entries to a segment whose name a power loss takes
+/// away: the next boot finds the backend ahead of the WAL's commit.
+#[test]
+fn sync_dir_error_ignored_loses_a_segment_at_the_next_power_loss() {
+    caught(
+        Bug::SyncDirErrorIgnored,
+        "20-sync-dir-error",
+        Invariant::Recovery,
+    );
+}

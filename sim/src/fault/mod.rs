@@ -18,10 +18,11 @@
 //! - *crash points*: a process crash or power loss at a named point in the
 //!   store, or at the *k*-th disk operation after a trigger (so in the middle
 //!   of a redb commit, between its writes and its sync);
-//! - *I/O errors*: a failed `sync` or `write` (EIO). The store must stop
-//!   (fail-stop: never carry on after a failed fsync); because Linux may drop
-//!   the dirty pages of a failed fsync, the member's restart after an EIO is
-//!   preceded by a power loss of its disk;
+//! - *I/O errors*: a failed `sync`, `write`, directory sync, create, rename
+//!   or remove (EIO). The store must stop (fail-stop: never carry on after a
+//!   failed fsync, nor count on a name whose directory sync failed); a
+//!   failed file sync drops that file's dirty pages, as Linux does, and the
+//!   member's restart after an EIO is preceded by a power loss of its disk;
 //! - *network faults*: latency jitter, packet loss, partitions of one member.
 //!
 //! Faults the store must only **detect**: *bit rot* ([`FaultClass::Bitrot`],

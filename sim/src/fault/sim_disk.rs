@@ -25,6 +25,10 @@ pub enum DiskFault {
     FailNextWrite,
     /// Freeze (crash) at the next `sync`/`sync_dir`, before it lands.
     CrashAtNextSync,
+    /// Fail the next `sync_dir` with EIO (its entry changes stay unsynced).
+    FailNextSyncDir,
+    /// Fail the next create, rename or remove with EIO (nothing changes).
+    FailNextMeta,
     /// The disk holds at most this many bytes: a write or `set_len` that
     /// would grow past it fails with `StorageFull` (ENOSPC).
     Capacity(u64),
@@ -36,6 +40,8 @@ struct Gate {
     countdown: Option<u64>,
     fail_next_sync: bool,
     crash_at_next_sync: bool,
+    fail_next_sync_dir: bool,
+    fail_next_meta: bool,
     capacity: Option<u64>,
     /// A write failed for lack of space since the last restart.
     full_returned: bool,
@@ -67,6 +73,10 @@ enum OpKind {
     Read,
     Write,
     Sync,
+    /// `sync_dir`: a sync for `CrashAtNextSync` and `FailNextSync`, and the
+    /// target of `FailNextSyncDir`.
+    SyncDir,
+    /// create, create_dir_all, rename, remove.
     Meta,
 }
 
@@ -105,13 +115,24 @@ impl SimDisk {
                 return Err(crashed());
             }
         }
+        let is_sync = matches!(kind, OpKind::Sync | OpKind::SyncDir);
         match kind {
-            OpKind::Sync if g.crash_at_next_sync => {
+            _ if is_sync && g.crash_at_next_sync => {
                 g.crash_at_next_sync = false;
                 g.frozen = true;
                 Err(crashed())
             }
-            OpKind::Sync if g.fail_next_sync => {
+            OpKind::SyncDir if g.fail_next_sync_dir => {
+                g.fail_next_sync_dir = false;
+                g.eio_returned = true;
+                Err(eio("sync_dir"))
+            }
+            OpKind::Meta if g.fail_next_meta => {
+                g.fail_next_meta = false;
+                g.eio_returned = true;
+                Err(eio("a directory entry change"))
+            }
+            _ if is_sync && g.fail_next_sync => {
                 g.fail_next_sync = false;
                 g.eio_returned = true;
                 Err(eio("sync"))
@@ -133,6 +154,8 @@ impl SimDisk {
             DiskFault::FailNextSync => g.fail_next_sync = true,
             DiskFault::FailNextWrite => g.fail_next_write = true,
             DiskFault::CrashAtNextSync => g.crash_at_next_sync = true,
+            DiskFault::FailNextSyncDir => g.fail_next_sync_dir = true,
+            DiskFault::FailNextMeta => g.fail_next_meta = true,
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
         }
     }
@@ -145,6 +168,8 @@ impl SimDisk {
         g.fail_next_sync = false;
         g.fail_next_write = false;
         g.crash_at_next_sync = false;
+        g.fail_next_sync_dir = false;
+        g.fail_next_meta = false;
         g.capacity = None;
     }
 
@@ -155,6 +180,8 @@ impl SimDisk {
             || g.fail_next_sync
             || g.fail_next_write
             || g.crash_at_next_sync
+            || g.fail_next_sync_dir
+            || g.fail_next_meta
             || g.capacity.is_some()
     }
 
@@ -276,7 +303,7 @@ impl Disk for SimDisk {
         self.mem.sync(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.pass(OpKind::Sync)?;
+        self.pass(OpKind::SyncDir)?;
         self.mem.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

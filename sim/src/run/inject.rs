@@ -213,12 +213,14 @@ impl Supervisor {
         self.kill(id, power);
     }
 
-    /// Arms a failed sync or write on the member's disk. Draws one bool.
+    /// Arms a failed file sync or write (a third each), directory sync or
+    /// entry change (a sixth each) on the member's disk. Draws one number.
     fn inject_eio(&mut self, now: u64, id: u64) {
-        let (fault, on) = if self.rng.random_bool(0.5) {
-            (DiskFault::FailNextSync, EioOn::Sync)
-        } else {
-            (DiskFault::FailNextWrite, EioOn::Write)
+        let (fault, on) = match self.rng.random_range(0..6) {
+            0 | 1 => (DiskFault::FailNextSync, EioOn::Sync),
+            2 | 3 => (DiskFault::FailNextWrite, EioOn::Write),
+            4 => (DiskFault::FailNextSyncDir, EioOn::SyncDir),
+            _ => (DiskFault::FailNextMeta, EioOn::Meta),
         };
         self.record(
             now,

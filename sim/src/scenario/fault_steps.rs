@@ -73,6 +73,8 @@ impl Script<'_> {
         let fault = match on {
             EioOn::Sync => DiskFault::FailNextSync,
             EioOn::Write => DiskFault::FailNextWrite,
+            EioOn::SyncDir => DiskFault::FailNextSyncDir,
+            EioOn::Meta => DiskFault::FailNextMeta,
         };
         self.sup.arm_disk(id, fault, false);
         Ok(())
