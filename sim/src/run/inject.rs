@@ -26,7 +26,7 @@ struct InjectionOdds {
 }
 
 /// A scripted-step form of a crash at a point or a disk operation.
-fn crash_step(
+pub(super) fn crash_step(
     id: u64,
     at: Option<CrashPoint>,
     hit: u32,
@@ -196,20 +196,8 @@ impl Supervisor {
     /// Stops the member now: a process crash, or a power loss (the kill
     /// and its restart draw from the stream themselves).
     fn inject_crash(&mut self, now: u64, id: u64, power: bool) {
-        self.record(
-            now,
-            id,
-            false,
-            Step::Crash {
-                member: id.into(),
-                mode: if power { Mode::Power } else { Mode::Process },
-                at: None,
-                hit: 1,
-                after_ops: None,
-                after_disk_ops: None,
-                plan_seed: None,
-            },
-        );
+        let mode = if power { Mode::Power } else { Mode::Process };
+        self.record(now, id, false, crash_step(id, None, 1, None, None, mode));
         self.kill(id, power);
     }
 

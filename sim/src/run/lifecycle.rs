@@ -3,6 +3,7 @@
 //! crashes armed for a boot, and armed faults that expire unfired.
 
 use super::ARMED_FAULT_TTL_MS;
+use super::inject::crash_step;
 use super::supervisor::Supervisor;
 use crate::cluster::member::member_main;
 use crate::cluster::slot::Down;
@@ -273,19 +274,7 @@ impl Supervisor {
         }
         for &id in members {
             if let Some(s) = &mut self.schedule {
-                s.happened(
-                    now,
-                    id,
-                    Step::Crash {
-                        member: id.into(),
-                        mode: Mode::Power,
-                        at: None,
-                        hit: 1,
-                        after_ops: None,
-                        after_disk_ops: None,
-                        plan_seed: None,
-                    },
-                );
+                s.happened(now, id, crash_step(id, None, 1, None, None, Mode::Power));
             }
             self.kill(id, true);
         }

@@ -98,17 +98,20 @@ impl ScheduleRecorder {
             .find(|e| e.member == member && e.state == State::Armed)
     }
 
-    /// A crash during the boot the latest restart of `member` started.
-    pub(crate) fn armed_boot_crash(&mut self, member: u64, point: &str, hits: u32, mode: Mode) {
+    /// The latest restart of `member`, while recording.
+    fn latest_restart(&mut self, member: u64) -> Option<&mut Entry> {
         if self.stopped {
-            return;
+            return None;
         }
-        let latest = self
-            .entries
+        self.entries
             .iter_mut()
             .rev()
-            .find(|e| e.member == member && matches!(e.timed.step, Step::Restart { .. }));
-        if let Some(entry) = latest {
+            .find(|e| e.member == member && matches!(e.timed.step, Step::Restart { .. }))
+    }
+
+    /// A crash during the boot the latest restart of `member` started.
+    pub(crate) fn armed_boot_crash(&mut self, member: u64, point: &str, hits: u32, mode: Mode) {
+        if let Some(entry) = self.latest_restart(member) {
             entry.timed.step = Step::Restart {
                 member: member.into(),
                 crash_at: Some(point.to_string()),
@@ -125,14 +128,6 @@ impl ScheduleRecorder {
     /// sync. It stays a restart that happened: if the power loss never
     /// comes, a replay arms it the same way and it expires the same way.
     pub(crate) fn armed_power_at_reboot_sync(&mut self, member: u64) {
-        if self.stopped {
-            return;
-        }
-        let latest = self
-            .entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.member == member && matches!(e.timed.step, Step::Restart { .. }));
         if let Some(Entry {
             timed:
                 TimedStep {
@@ -140,7 +135,7 @@ impl ScheduleRecorder {
                     ..
                 },
             ..
-        }) = latest
+        }) = self.latest_restart(member)
         {
             *power_at_sync = true;
         }
