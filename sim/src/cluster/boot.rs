@@ -127,7 +127,8 @@ impl WorldState {
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
-        if !(slot.disk.is_frozen() || e.crashed().is_some()) && slot.damaged {
+        let crashed = slot.disk.is_frozen() || e.crashed().is_some();
+        if !crashed && slot.damaged {
             // The store detected the damage and refused to boot on it:
             // fail-stop, as it must. The member stays down.
             slot.down = Some(Down::Broken);
@@ -139,7 +140,7 @@ impl WorldState {
             );
             return;
         }
-        if !(slot.disk.is_frozen() || e.crashed().is_some()) {
+        if !crashed {
             self.boot_broken(
                 id,
                 format!("member failed to boot after an allowed fault: {e}"),

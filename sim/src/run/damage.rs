@@ -53,8 +53,14 @@ impl Supervisor {
         }
         let span = len - guard;
         let offset = ((at * span as f64) as u64).min(span - 1);
-        mem.corrupt_durable(&path, offset, xor)
+        let changed = mem
+            .corrupt_durable(&path, offset, xor)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        if !changed {
+            // The page cache is shorter than the platter there (an unsynced
+            // truncation): nothing was damaged.
+            return Err(format!("{} offset {offset}: out of range", path.display()));
+        }
         slot.damaged = true;
         w.stats.corruptions += 1;
         w.event(
