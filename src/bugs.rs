@@ -49,11 +49,14 @@ pub enum Bug {
     /// place is ignored, so the segment's name may not survive a power loss
     /// while the log already counts on it.
     SyncDirErrorIgnored,
+    /// The WAL reader takes a read error for the end of the segment, so a
+    /// latent sector error silently cuts the log there.
+    WalReadErrorAsEof,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -68,6 +71,7 @@ impl Bug {
         Bug::PutAckBeforeV3Write,
         Bug::IgnoreStorageFull,
         Bug::SyncDirErrorIgnored,
+        Bug::WalReadErrorAsEof,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -87,6 +91,7 @@ impl Bug {
             Bug::PutAckBeforeV3Write => "put-ack-before-v3-write",
             Bug::IgnoreStorageFull => "ignore-storage-full",
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
+            Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
         }
     }
 

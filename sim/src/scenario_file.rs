@@ -353,6 +353,15 @@ pub enum Step {
         member: Target,
         free_bytes: u64,
     },
+    /// A latent sector error: from now on, reads of the sector at fraction
+    /// `at` of the member's newest WAL segment, newest snapshot or backend
+    /// file fail with EIO. Like `corrupt`, it takes a crash and restart to
+    /// matter; a member that then cannot boot is quarantined.
+    ReadError {
+        member: Target,
+        file: DamagedFile,
+        at: f64,
+    },
     /// Bit rot: one byte of the member's newest WAL segment, newest
     /// snapshot file or backend file changes on the platter (and in the page
     /// cache), at fraction `at` of its durable length. The member keeps
@@ -534,6 +543,13 @@ impl Scenario {
                     }
                     _ => Ok(()),
                 }
+            }
+            Step::ReadError { member, at, .. } => {
+                self.validate_target(member)?;
+                if !(0.0..1.0).contains(at) {
+                    return Err(format!("at = {at}: expected a fraction from 0 to below 1"));
+                }
+                Ok(())
             }
             Step::Corrupt {
                 member, at, xor, ..
@@ -734,6 +750,7 @@ mod tests {
             "\"power_off_all\"",
             "\"corrupt\"",
             "\"disk_full\"",
+            "\"read_error\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

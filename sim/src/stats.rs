@@ -22,13 +22,17 @@ pub struct RunStats {
     pub torn_writes: u64,
     /// Boots whose backend had not been closed cleanly (redb repaired it).
     pub unclean_backend_opens: u64,
-    /// Power cuts of the whole cluster or of a majority at one instant.
+    /// Instants at which a majority of the members lost power together (a
+    /// cluster or majority power cut; in a one-member cluster, any power
+    /// loss by a kill).
     pub cluster_power_cuts: u64,
     /// Power losses at the first sync after a reboot (crash → reboot →
     /// power loss).
     pub reboot_power_losses: u64,
     /// Bytes damaged on a member's platter (bit rot).
     pub corruptions: u64,
+    /// Latent sector errors injected (reads of a sector fail).
+    pub bad_sectors: u64,
     /// Damaged members that could not boot and stay down.
     pub quarantined: u64,
     /// Members that stopped on a full disk (ENOSPC).
@@ -44,7 +48,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 20] = [
+const NAMED: [(&str, Reader); 21] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -58,6 +62,7 @@ const NAMED: [(&str, Reader); 20] = [
     ("cluster_power_cuts", |s| s.cluster_power_cuts),
     ("reboot_power_losses", |s| s.reboot_power_losses),
     ("corruptions", |s| s.corruptions),
+    ("bad_sectors", |s| s.bad_sectors),
     ("quarantined", |s| s.quarantined),
     ("enospc_stops", |s| s.enospc_stops),
     ("crashes", |s| s.crashes),
@@ -102,17 +107,18 @@ mod tests {
             cluster_power_cuts: 11,
             reboot_power_losses: 12,
             corruptions: 13,
-            quarantined: 14,
-            enospc_stops: 15,
-            crashes: 16,
-            partitions: 17,
-            torn_writes: 18,
-            replayed: 19,
-            applied_twice: 20,
+            bad_sectors: 14,
+            quarantined: 15,
+            enospc_stops: 16,
+            crashes: 17,
+            partitions: 18,
+            torn_writes: 19,
+            replayed: 20,
+            applied_twice: 21,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=20).collect::<Vec<_>>());
+        assert_eq!(read, (1..=21).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

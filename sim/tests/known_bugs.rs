@@ -148,3 +148,15 @@ fn sync_dir_error_ignored_loses_a_segment_at_the_next_power_loss() {
         Invariant::Recovery,
     );
 }
+
+/// A WAL reader that takes a read error for the end of the log boots a
+/// member whose log is cut short, behind entries it had acknowledged: raft
+/// panics on the leader's commit index.
+#[test]
+fn wal_read_error_as_eof_boots_behind_its_own_log() {
+    caught(
+        Bug::WalReadErrorAsEof,
+        "21-latent-sector-error",
+        Invariant::MemberFailure,
+    );
+}

@@ -98,7 +98,12 @@ pub(crate) fn scan(
         let mut reader = SegmentReader::new(disk, segment.path(dir), chain, previous.take())?;
         reader.check_crc = !bugs.has(Bug::WalCrcUnchecked);
         loop {
-            match reader.next()? {
+            let step = match reader.next() {
+                // Known bug: a read error reads as the end of the segment.
+                Err(WalError::Io { .. }) if bugs.has(Bug::WalReadErrorAsEof) => Step::End,
+                step => step?,
+            };
+            match step {
                 Step::End => break,
                 Step::Record { offset, kind, data } => {
                     let Some(payload) = decode_payload(kind, data)

@@ -41,9 +41,14 @@
 //! exactly like a torn write and is cut at boot (as etcd does), silently
 //! dropping an entry the member had acknowledged. That is a limit of the
 //! WAL format (it has no way to tell the two apart), not a fault to
-//! survive. Misdirected writes, read errors and lost fsyncs are not
-//! injected yet (the offline corruption suite, `tests/corrupt.rs`, covers
-//! their detection).
+//! survive. *Latent sector errors* ([`FaultClass::ReadError`], scenario
+//! step `read_error`): reads of one sector of such a file fail with EIO from
+//! then on (a platter defect: it outlives restarts), and the process
+//! crashes so the boot reads it. Same bound and same quarantine as bit rot;
+//! a store that takes the read error for the end of its data instead of
+//! failing is the bug this catches. Misdirected writes and lost fsyncs are
+//! not injected yet (the offline corruption suite, `tests/corrupt.rs`,
+//! covers their detection).
 //!
 //! *A full disk* ([`FaultClass::Enospc`], scenario step `disk_full`): the
 //! member's disk gets a capacity a little above what it holds; a write or
@@ -128,6 +133,10 @@ pub enum FaultClass {
     Bitrot,
     /// The disk fills up: writes past a seeded capacity fail with ENOSPC.
     Enospc,
+    /// A latent sector error: reads of one sector of a WAL segment,
+    /// snapshot or backend file fail with EIO, then a process crash so the
+    /// boot reads it.
+    ReadError,
 }
 
 /// The members that make a quorum in a cluster of `nodes` voters.
@@ -142,12 +151,12 @@ impl FaultClass {
     pub fn applies_to(self, nodes: u64) -> bool {
         match self {
             FaultClass::Net => nodes >= 2,
-            FaultClass::Bitrot => nodes.saturating_sub(1) >= quorum(nodes),
+            FaultClass::Bitrot | FaultClass::ReadError => nodes.saturating_sub(1) >= quorum(nodes),
             _ => true,
         }
     }
 
-    pub const ALL: [FaultClass; 9] = [
+    pub const ALL: [FaultClass; 10] = [
         FaultClass::Crash,
         FaultClass::Power,
         FaultClass::Torn,
@@ -157,6 +166,7 @@ impl FaultClass {
         FaultClass::ClusterPower,
         FaultClass::Bitrot,
         FaultClass::Enospc,
+        FaultClass::ReadError,
     ];
 
     pub fn name(self) -> &'static str {
@@ -170,6 +180,7 @@ impl FaultClass {
             FaultClass::ClusterPower => "cluster-power",
             FaultClass::Bitrot => "bitrot",
             FaultClass::Enospc => "enospc",
+            FaultClass::ReadError => "read-error",
         }
     }
 }

@@ -9,9 +9,10 @@
 //! writes, as Linux does: a store that retries the fsync gets a success
 //! that persisted nothing.
 
+use super::power::SECTOR;
 use replica::disk::{Disk, MemDisk, PowerLossPlan};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// An I/O fault armed on a disk.
@@ -63,6 +64,9 @@ pub trait SyncObserver: Send + Sync + std::fmt::Debug {
 pub struct SimDisk {
     mem: MemDisk,
     gate: Mutex<Gate>,
+    /// Latent sector errors: (file, sector) pairs whose reads fail with EIO.
+    /// A platter defect: it outlives restarts.
+    bad_sectors: Mutex<Vec<(PathBuf, u64)>>,
     /// Where `sync`s are captured for crash-state exploration (`sim
     /// explore`); `None` in normal runs.
     capture: Mutex<Option<Arc<dyn SyncObserver>>>,
@@ -93,6 +97,7 @@ impl SimDisk {
         Arc::new(SimDisk {
             mem: MemDisk::new(),
             gate: Mutex::new(Gate::default()),
+            bad_sectors: Mutex::new(Vec::new()),
             capture: Mutex::new(None),
         })
     }
@@ -194,6 +199,32 @@ impl SimDisk {
         self.gate().frozen
     }
 
+    /// Makes every read that touches `sector` (512-byte, counted from the
+    /// file's start) of `path` fail with EIO, from now on.
+    pub fn add_bad_sector(&self, path: &Path, sector: u64) {
+        self.bad_sectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((path.to_path_buf(), sector));
+    }
+
+    /// EIO if `[offset, offset + len)` of `path` touches a bad sector.
+    fn readable(&self, path: &Path, offset: u64, len: usize) -> io::Result<()> {
+        let bad = self.bad_sectors.lock().unwrap_or_else(|e| e.into_inner());
+        let first = offset / SECTOR as u64;
+        let last = (offset + len.max(1) as u64 - 1) / SECTOR as u64;
+        match bad
+            .iter()
+            .find(|(p, s)| p == path && (first..=last).contains(s))
+        {
+            Some((_, sector)) => Err(io::Error::other(format!(
+                "simulated latent sector error: {} sector {sector}",
+                path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Whether a write failed for lack of space since the last restart.
     pub fn full_returned(&self) -> bool {
         self.gate().full_returned
@@ -271,6 +302,7 @@ impl Disk for SimDisk {
     }
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.pass(OpKind::Read)?;
+        self.readable(path, offset, buf.len())?;
         self.mem.read_at(path, offset, buf)
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {

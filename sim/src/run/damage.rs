@@ -1,8 +1,10 @@
-//! Bit rot: a byte of a member's durable file changes on the platter. The
-//! store must detect it (CRCs, redb's checksums) and fail-stop or repair
-//! from what is intact; the fault contract is in `fault/mod.rs`.
+//! Damage to a member's platter: bit rot (a byte of a durable file changes)
+//! and latent sector errors (reads of a sector fail). The store must detect
+//! it (CRCs, redb's checksums, the read error itself) and fail-stop or
+//! repair from what is intact; the fault contract is in `fault/mod.rs`.
 
 use super::supervisor::Supervisor;
+use crate::fault::SECTOR;
 use crate::scenario_file::DamagedFile;
 use replica::disk::Disk;
 use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
@@ -68,6 +70,37 @@ impl Supervisor {
             Some(id),
             format_args!(
                 "bit rot: {} offset {offset} of {len} xor {xor:#04x}",
+                path.display()
+            ),
+        );
+        Ok(())
+    }
+
+    /// A latent sector error: from now on, reads of the sector at fraction
+    /// `at` of member `id`'s `file` fail with EIO. The member is marked
+    /// damaged. Err if the member has no such file yet.
+    pub(crate) fn bad_sector(&mut self, id: u64, file: DamagedFile, at: f64) -> Result<(), String> {
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
+        let mem = slot.disk.mem();
+        let path = damaged_path(mem, file)
+            .ok_or_else(|| format!("member {id} has no {file:?} file to damage"))?;
+        let len = mem
+            .durable_len(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if len == 0 {
+            return Err(format!("{} is empty on the platter", path.display()));
+        }
+        let sector = ((at * len as f64) as u64).min(len - 1) / SECTOR as u64;
+        slot.disk.add_bad_sector(&path, sector);
+        slot.damaged = true;
+        w.stats.bad_sectors += 1;
+        w.event(
+            now,
+            Some(id),
+            format_args!(
+                "latent sector error: {} sector {sector} ({len} bytes)",
                 path.display()
             ),
         );

@@ -65,7 +65,41 @@ impl Supervisor {
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
             FaultClass::Bitrot => self.inject_bitrot(now, id),
             FaultClass::Enospc => self.inject_full_disk(now, id),
+            FaultClass::ReadError => self.inject_bad_sector(now, id),
         }
+    }
+
+    /// A latent sector error in the member's WAL, snapshot or backend file,
+    /// then a process crash so its boot reads it. The same bound as bit rot
+    /// (one damaged member per run, late, with every other member up).
+    /// Draws the file and where.
+    fn inject_bad_sector(&mut self, now: u64, id: u64) {
+        let late = now * 4 >= self.random_until * 3;
+        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+            return;
+        }
+        let file = *[
+            DamagedFile::Wal,
+            DamagedFile::Snapshot,
+            DamagedFile::Backend,
+        ]
+        .choose(&mut self.rng)
+        .unwrap_or(&DamagedFile::Wal);
+        let at: f64 = self.rng.random();
+        if self.bad_sector(id, file, at).is_err() {
+            return;
+        }
+        self.record(
+            now,
+            id,
+            false,
+            Step::ReadError {
+                member: id.into(),
+                file,
+                at,
+            },
+        );
+        self.inject_crash(now, id, false);
     }
 
     /// Fills the member's disk: it can hold 0 to 256 KiB more than it does

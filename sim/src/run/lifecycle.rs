@@ -269,7 +269,6 @@ impl Supervisor {
         let now = self.world.now_ms();
         {
             let mut w = self.world.lock();
-            w.stats.cluster_power_cuts += 1;
             w.event(now, None, format_args!("power cut of members {members:?}"));
         }
         for &id in members {
@@ -311,8 +310,25 @@ impl Supervisor {
         }
         if power {
             self.power_loss(id);
+            self.count_power_cut(now);
         }
         self.schedule_restart(id, true);
+    }
+
+    /// Counts a cluster power cut when a majority of the members has lost
+    /// power at this same instant (a random cut, `power_off_all`, or a
+    /// replay's power crashes at one time all count alike).
+    fn count_power_cut(&mut self, now: u64) {
+        let (at, losses) = &mut self.power_instant;
+        if *at != now {
+            *at = now;
+            *losses = 0;
+        }
+        *losses += 1;
+        let mut w = self.world.lock();
+        if *losses == crate::fault::quorum(w.cfg.nodes) {
+            w.stats.cluster_power_cuts += 1;
+        }
     }
 
     /// Starts a spare member's process (it boots empty and joins).

@@ -58,7 +58,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -80,6 +80,7 @@ impl RunReport {
             s.cluster_power_cuts,
             s.reboot_power_losses,
             s.corruptions,
+            s.bad_sectors,
             s.quarantined,
             s.enospc_stops,
             s.replayed,

@@ -39,6 +39,9 @@ pub(crate) struct Supervisor {
     /// Restarts a script asked to end in a power loss at the reboot's first
     /// sync, with that power loss's plan.
     pub(super) reboot_power_requests: BTreeMap<u64, Option<PowerPlan>>,
+    /// The virtual time of the latest power loss by a kill, and how many
+    /// members lost power at that instant (for `cluster_power_cuts`).
+    pub(super) power_instant: (u64, u64),
 }
 
 impl Supervisor {
@@ -86,6 +89,7 @@ impl Supervisor {
             isolated_links: Vec::new(),
             schedule: None,
             reboot_power_requests: BTreeMap::new(),
+            power_instant: (u64::MAX, 0),
         }
     }
 

@@ -83,7 +83,8 @@ impl Script<'_> {
     /// A `restart` step: waits for an armed crash to fire (or stops the
     /// member), restarts it, and waits for its boot — or, with `crash_at`,
     /// crashes that boot; with `power_at_sync`, the power fails at the
-    /// reboot's first sync and the member comes back once more by itself.
+    /// reboot's first sync and the member stays down until the next
+    /// `restart`.
     pub(super) async fn restart(
         &mut self,
         member: &Target,
@@ -113,12 +114,28 @@ impl Script<'_> {
             });
             self.sup.power_loss_at_reboot_sync(id, plan);
         }
+        let boots_before = self.sup.boots(id);
         self.sup.restart_now(id);
         self.sup.poll();
         if let BootFault::CrashAt(point, hit) = then {
             return self
                 .crash_during_boot(id, point, hit, mode, plan_seed)
                 .await;
+        }
+        if let BootFault::PowerAtSync = then {
+            // Like a crash step's member, it stays down after its power
+            // loss until the next `restart` (so a recorded schedule's own
+            // restart step is the one that brings it back).
+            self.crashed = Some(id);
+            self.sup.hold_down(id);
+            let settled = self
+                .wait_for(STEP_LIMIT_MS, |s| s.boots(id) > boots_before)
+                .await;
+            return if settled {
+                Ok(())
+            } else {
+                Err(format!("member {id} did not finish its boot within 30s"))
+            };
         }
         if !self
             .wait_for(STEP_LIMIT_MS, |s| s.is_up_or_broken(id))

@@ -257,6 +257,10 @@ impl Script<'_> {
                 self.sup.fill_disk(id, *free_bytes);
                 Ok(())
             }
+            Step::ReadError { member, file, at } => {
+                let id = self.resolve(member)?;
+                self.sup.bad_sector(id, *file, *at)
+            }
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
