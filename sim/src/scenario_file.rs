@@ -59,6 +59,15 @@ fn default_hit() -> u32 {
     1
 }
 
+/// Where in a file a damage step lands: a fraction of its length.
+fn validate_fraction(at: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&at) {
+        Ok(())
+    } else {
+        Err(format!("at = {at}: expected a fraction from 0 to below 1"))
+    }
+}
+
 fn default_xor() -> u8 {
     0x20
 }
@@ -546,22 +555,17 @@ impl Scenario {
             }
             Step::ReadError { member, at, .. } => {
                 self.validate_target(member)?;
-                if !(0.0..1.0).contains(at) {
-                    return Err(format!("at = {at}: expected a fraction from 0 to below 1"));
-                }
-                Ok(())
+                validate_fraction(*at)
             }
             Step::Corrupt {
                 member, at, xor, ..
             } => {
                 self.validate_target(member)?;
-                if !(0.0..1.0).contains(at) {
-                    return Err(format!("at = {at}: expected a fraction from 0 to below 1"));
+                validate_fraction(*at)?;
+                match xor {
+                    0 => Err("xor = 0 changes nothing".into()),
+                    _ => Ok(()),
                 }
-                if *xor == 0 {
-                    return Err("xor = 0 changes nothing".into());
-                }
-                Ok(())
             }
             Step::Isolate { member }
             | Step::DiskFull { member, .. }
