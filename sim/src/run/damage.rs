@@ -6,7 +6,7 @@
 use super::supervisor::Supervisor;
 use crate::fault::SECTOR;
 use crate::scenario_file::DamagedFile;
-use replica::disk::Disk;
+use replica::disk::{Disk, MemDisk};
 use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
 use std::path::{Path, PathBuf};
 
@@ -35,11 +35,7 @@ impl Supervisor {
         let mut w = self.world.lock();
         let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
         let mem = slot.disk.mem();
-        let path = damaged_path(mem, file)
-            .ok_or_else(|| format!("member {id} has no {file:?} file to damage"))?;
-        let len = mem
-            .durable_len(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (path, len) = damage_target(mem, id, file)?;
         // The end of the newest WAL segment is never damaged: see
         // WAL_TAIL_GUARD.
         let guard = if file == DamagedFile::Wal {
@@ -84,11 +80,7 @@ impl Supervisor {
         let mut w = self.world.lock();
         let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
         let mem = slot.disk.mem();
-        let path = damaged_path(mem, file)
-            .ok_or_else(|| format!("member {id} has no {file:?} file to damage"))?;
-        let len = mem
-            .durable_len(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (path, len) = damage_target(mem, id, file)?;
         if len == 0 {
             return Err(format!("{} is empty on the platter", path.display()));
         }
@@ -111,6 +103,17 @@ impl Supervisor {
     pub(crate) fn any_damaged(&self) -> bool {
         self.world.lock().members.values().any(|s| s.damaged)
     }
+}
+
+/// The file a damage step names on member `id`'s disk, and its length on
+/// the platter.
+fn damage_target(disk: &MemDisk, id: u64, file: DamagedFile) -> Result<(PathBuf, u64), String> {
+    let path = damaged_path(disk, file)
+        .ok_or_else(|| format!("member {id} has no {file:?} file to damage"))?;
+    let len = disk
+        .durable_len(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path, len))
 }
 
 /// The newest file of its kind on this disk (names sort by sequence or

@@ -74,17 +74,9 @@ impl Supervisor {
     /// (one damaged member per run, late, with every other member up).
     /// Draws the file and where.
     fn inject_bad_sector(&mut self, now: u64, id: u64) {
-        let late = now * 4 >= self.random_until * 3;
-        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+        let Some(file) = self.draw_damaged_file(now) else {
             return;
-        }
-        let file = *[
-            DamagedFile::Wal,
-            DamagedFile::Snapshot,
-            DamagedFile::Backend,
-        ]
-        .choose(&mut self.rng)
-        .unwrap_or(&DamagedFile::Wal);
+        };
         let at: f64 = self.rng.random();
         if self.bad_sector(id, file, at).is_err() {
             return;
@@ -100,6 +92,22 @@ impl Supervisor {
             },
         );
         self.inject_crash(now, id, false);
+    }
+
+    /// The bound shared by bit rot and latent sector errors (one damaged
+    /// member per run, late in the random phase, every other member up);
+    /// when it holds, draws which file is damaged.
+    fn draw_damaged_file(&mut self, now: u64) -> Option<DamagedFile> {
+        let late = now * 4 >= self.random_until * 3;
+        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+            return None;
+        }
+        let files = [
+            DamagedFile::Wal,
+            DamagedFile::Snapshot,
+            DamagedFile::Backend,
+        ];
+        Some(*files.choose(&mut self.rng).unwrap_or(&DamagedFile::Wal))
     }
 
     /// Fills the member's disk: it can hold 0 to 256 KiB more than it does
@@ -129,17 +137,9 @@ impl Supervisor {
     /// four-member cluster). Draws the file, where, and the bits to flip
     /// (only once those hold).
     fn inject_bitrot(&mut self, now: u64, id: u64) {
-        let late = now * 4 >= self.random_until * 3;
-        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+        let Some(file) = self.draw_damaged_file(now) else {
             return;
-        }
-        let file = *[
-            DamagedFile::Wal,
-            DamagedFile::Snapshot,
-            DamagedFile::Backend,
-        ]
-        .choose(&mut self.rng)
-        .unwrap_or(&DamagedFile::Wal);
+        };
         // In a WAL segment, the newest tenth: the entries a boot replays
         // into a backend that has not committed them yet (damage to older
         // entries is skipped by replay or cut off with a snapshot).
