@@ -5,9 +5,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use replica::bugs::KnownBugs;
 use sim::config::RunConfig;
 use sim::fault::FaultClass;
+use sim::report_merge::SweepSummary;
 use sim::run::run as run_one;
 use sim::scenario::{self, Scenario};
-use sim::sweep::{self, JunitFile, Plan, SweepResult, run_many, run_sweep};
+use sim::sweep::{self, JunitFile, Partition, Plan, SweepResult, run_many, run_sweep};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
@@ -106,6 +107,15 @@ pub struct SweepArgs {
     /// Write a JUnit XML report here: one test case per (scenario, seed).
     #[arg(long)]
     pub junit: Option<std::path::PathBuf>,
+    /// Write the sweep's summary (tables, failed runs) here as JSON, for
+    /// `sim merge-reports`.
+    #[arg(long)]
+    pub summary: Option<std::path::PathBuf>,
+    /// Run only share I of N of the sweep's runs (`count:I/N` or `I/N`, as
+    /// `cargo nextest --partition`): runs are dealt round-robin, so the N
+    /// partitions are disjoint and together are the whole sweep.
+    #[arg(long, default_value = "count:1/1")]
+    pub partition: Partition,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -251,6 +261,7 @@ fn sweep_plan(args: &SweepArgs) -> anyhow::Result<Plan> {
         for sc in found {
             plan.scenario(Arc::new(sc), args.seeds.clone(), bugs);
         }
+        plan.partition(args.partition);
         return Ok(plan);
     }
     if !args.no_catalogue {
@@ -264,6 +275,7 @@ fn sweep_plan(args: &SweepArgs) -> anyhow::Result<Plan> {
         args.seeds.clone(),
         Arc::new(move |seed| settings.config_with(seed, bugs)),
     );
+    plan.partition(args.partition);
     Ok(plan)
 }
 
@@ -311,6 +323,13 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let (result, cases_written) = sweep_with_progress(&plan, args.jobs, started, deadline, cases);
     print!("{}", sweep::summary_table(&result.rows));
     print!("{}", sweep::fired_table(&result.fired));
+    if args.partition != Partition::default() {
+        println!(
+            "partition {} of the sweep's {} runs",
+            args.partition,
+            plan.unpartitioned_len()
+        );
+    }
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
         result.runs,
@@ -330,6 +349,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     if let (Some(file), Some(path)) = (junit, &args.junit) {
         cases_written
             .and_then(|()| file.finish(&result))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.summary {
+        let summary = SweepSummary::of(&result, &args.partition.to_string());
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     for f in &result.failed {

@@ -12,6 +12,7 @@ pub mod explore;
 pub mod fault;
 pub mod panic_guard;
 pub mod pool;
+pub mod report_merge;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -2,6 +2,7 @@
 
 mod cli_backup;
 mod cli_explore;
+mod cli_merge;
 mod cli_run;
 mod cli_shrink;
 
@@ -32,6 +33,10 @@ enum Command {
     /// Many seeds of the random run, with a progress bar and a summary.
     /// Exit 1 if any seed violates an invariant.
     Sweep(cli_run::SweepArgs),
+    /// Adds up the JUnit reports and summaries of a partitioned sweep
+    /// (`sweep --partition I/N`) into one of each and prints the sweep's
+    /// tables. Exit 1 if any run failed.
+    MergeReports(cli_merge::MergeArgs),
     /// Performance figures: simulated seconds per wall second and seeds per
     /// minute for the default random run.
     Bench(cli_run::BenchArgs),
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cli_run::run(args, true),
         Command::Sweep(args) => cli_run::sweep(args),
         Command::Bench(args) => cli_run::bench(args),
+        Command::MergeReports(args) => cli_merge::run(args),
         Command::Explore(args) => cli_explore::run(args),
         Command::Shrink(args) => cli_shrink::run(args),
         Command::Backup(args) => cli_backup::backup(args),

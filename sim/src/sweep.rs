@@ -120,6 +120,47 @@ impl Group {
 #[derive(Clone, Default)]
 pub struct Plan {
     groups: Vec<Group>,
+    partition: Partition,
+}
+
+/// One of `count` disjoint shares of a plan's runs (`cargo nextest
+/// --partition count:I/N`): run `k` of the whole plan belongs to share
+/// `k % count`, so shares are dealt round-robin and each is spread over
+/// every group (a shard is not left with only the slowest scenario).
+/// `index` is 1-based, as on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Default for Partition {
+    fn default() -> Partition {
+        Partition { index: 1, count: 1 }
+    }
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    /// `count:I/N` or `I/N`, with 1 <= I <= N.
+    fn from_str(s: &str) -> Result<Partition, String> {
+        let spec = s.strip_prefix("count:").unwrap_or(s);
+        let bad = || format!("bad partition {s:?}: expected count:I/N with 1 <= I <= N");
+        let (index, count) = spec.split_once('/').ok_or_else(bad)?;
+        let index: usize = index.parse().map_err(|_| bad())?;
+        let count: usize = count.parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Partition { index, count })
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "count:{}/{}", self.index, self.count)
+    }
 }
 
 impl Plan {
@@ -138,8 +179,21 @@ impl Plan {
         });
     }
 
-    /// How many runs.
+    /// Keeps only the runs of `partition` (of the plan's runs, not of
+    /// those already kept).
+    pub fn partition(&mut self, partition: Partition) {
+        self.partition = partition;
+    }
+
+    /// How many runs (in this plan's partition).
     pub fn len(&self) -> usize {
+        let all = self.unpartitioned_len();
+        let first = self.partition.index - 1;
+        all.saturating_sub(first).div_ceil(self.partition.count)
+    }
+
+    /// How many runs in all partitions together.
+    pub fn unpartitioned_len(&self) -> usize {
         self.groups.iter().map(Group::len).sum()
     }
 
@@ -147,9 +201,12 @@ impl Plan {
         self.len() == 0
     }
 
-    /// The `index`-th run (`None` from [`Plan::len`] on).
+    /// The `index`-th run of the partition (`None` from [`Plan::len`] on).
     pub fn job(&self, index: usize) -> Option<Job> {
-        let mut offset = index;
+        if index >= self.len() {
+            return None;
+        }
+        let mut offset = self.partition.index - 1 + index * self.partition.count;
         for group in &self.groups {
             if offset < group.len() {
                 return Some(group.job(offset));

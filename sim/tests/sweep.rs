@@ -181,3 +181,85 @@ fn the_fired_table_counts_each_statistic_over_the_runs() {
     let table = sim::sweep::fired_table(&result.fired);
     assert!(table.contains("| cluster_power_cuts | 2 | 4 |"), "{table}");
 }
+
+#[test]
+fn partitions_are_disjoint_cover_the_sweep_and_their_reports_merge_to_its_report() {
+    use sim::report_merge::{JunitReport, SweepSummary};
+    use sim::sweep::Partition;
+    let mut whole = Plan::default();
+    for pattern in ["03-*", "04-*", "05-*"] {
+        add(&mut whole, pattern, 1..4);
+    }
+    let (all, all_xml, all_seen) = sweep(&whole, 2, None);
+    assert_eq!(all_seen.len(), 9);
+    let mut seen = Vec::new();
+    let mut summary: Option<SweepSummary> = None;
+    let mut junit: Option<JunitReport> = None;
+    for index in 1..=4 {
+        let partition = Partition { index, count: 4 };
+        let mut plan = whole.clone();
+        plan.partition(partition);
+        let (result, xml, part_seen) = sweep(&plan, 2, None);
+        assert_eq!(part_seen.len(), plan.len(), "{partition}");
+        seen.extend(part_seen);
+        let part = SweepSummary::of(&result, &partition.to_string());
+        let text = serde_json::to_string(&part).unwrap();
+        let part: SweepSummary = serde_json::from_str(&text).unwrap();
+        match &mut summary {
+            Some(s) => s.merge(&part),
+            None => summary = Some(part),
+        }
+        let report = JunitReport::parse("part.xml", &xml).unwrap();
+        match &mut junit {
+            Some(j) => j.merge(report),
+            None => junit = Some(report),
+        }
+    }
+    seen.sort();
+    // Disjoint and complete: each (scenario, seed) exactly once, with the
+    // trace hash of the unpartitioned sweep.
+    assert_eq!(seen, all_seen);
+    let merged = summary.unwrap().to_result().unwrap();
+    assert_eq!(
+        (merged.runs, merged.failed.len(), merged.simulated_ms),
+        (all.runs, all.failed.len(), all.simulated_ms)
+    );
+    let rows = |r: &SweepResult| {
+        let mut rows: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| (r.label.clone(), r.runs, r.failures, r.simulated_ms))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(rows(&merged), rows(&all));
+    assert_eq!(merged.fired, all.fired);
+    let junit = junit.unwrap();
+    let all_junit = JunitReport::parse("all.xml", &all_xml).unwrap();
+    assert_eq!(junit.tests, all_junit.tests);
+    let mut a = junit.cases.clone();
+    let mut b = all_junit.cases.clone();
+    let strip_time = |c: &mut Vec<String>| {
+        for case in c.iter_mut() {
+            *case = case.split(" time=").next().unwrap_or_default().to_string();
+        }
+        c.sort();
+    };
+    strip_time(&mut a);
+    strip_time(&mut b);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_partition_spec_is_parsed_as_nextest_spells_it() {
+    use sim::sweep::Partition;
+    assert_eq!(
+        "count:2/3".parse::<Partition>(),
+        Ok(Partition { index: 2, count: 3 })
+    );
+    assert_eq!("1/1".parse::<Partition>(), Ok(Partition::default()));
+    for bad in ["0/2", "3/2", "count:1", "hash:1/2", "a/b"] {
+        assert!(bad.parse::<Partition>().is_err(), "{bad}");
+    }
+}
