@@ -388,6 +388,7 @@ fn bench_random(args: &BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let reports = run_many(&configs, args.jobs, &|_| {});
     let wall = started.elapsed().as_secs_f64();
+    let floor = sim::floor::Floor::measure()?;
     let simulated_s: f64 = reports.iter().map(|r| r.simulated_ms as f64 / 1000.0).sum();
     let failed = reports.iter().filter(|r| !r.passed()).count();
     println!("| figure ({} jobs) | value |\n| --- | --- |", args.jobs);
@@ -401,7 +402,39 @@ fn bench_random(args: &BenchArgs) -> anyhow::Result<()> {
         "| wall s per seed per job | {:.3} |",
         wall * args.jobs as f64 / args.seeds as f64
     );
+    print_floor(&floor, &reports, wall * args.jobs as f64);
     Ok(())
+}
+
+/// The component costs measured in this process, and the run's cost
+/// (`job_s`: wall time × jobs) as a multiple of the floor they imply.
+fn print_floor(floor: &sim::floor::Floor, reports: &[sim::run::RunReport], job_s: f64) {
+    let implied: f64 = reports
+        .iter()
+        .map(|r| floor.implied_s(&r.stats, r.config.nodes))
+        .sum();
+    println!(
+        "| floor: raft replication, µs per entry (3 raft-rs nodes) | {:.1} |",
+        floor.raft_entry_us
+    );
+    println!(
+        "| floor: backend commit of 10 puts + meta, µs (memory disk) | {:.1} |",
+        floor.commit_mem_us
+    );
+    println!(
+        "| floor: backend commit of 10 puts + meta, µs (simulated disk) | {:.1} |",
+        floor.commit_sim_us
+    );
+    println!(
+        "| floor: backend reopen of 200 KiB, µs | {:.0} |",
+        floor.reopen_us
+    );
+    println!("| floor: member state dump, µs | {:.0} |", floor.dump_us);
+    println!("| floor the runs imply, s (entries, commits, boots, dumps) | {implied:.2} |");
+    println!(
+        "| run cost / floor (wall s × jobs ÷ floor s) | {:.1}× |",
+        job_s / implied.max(1e-9)
+    );
 }
 
 /// Every catalogue scenario with seeds 1..=`scenario_seeds`.

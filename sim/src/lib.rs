@@ -10,6 +10,7 @@ pub mod demo;
 pub mod diff;
 pub mod explore;
 pub mod fault;
+pub mod floor;
 pub mod panic_guard;
 pub mod pool;
 pub mod report_merge;

@@ -40,6 +40,11 @@ pub struct RunStats {
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
+    /// Backend commits on every member (for `sim bench`'s floor; not a
+    /// fault, so not in the sweep's table).
+    pub backend_commits: u64,
+    /// Full state dumps taken for restart equivalence (the same).
+    pub state_dumps: u64,
 }
 
 /// Reads one counter.
@@ -48,7 +53,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 21] = [
+const NAMED: &[(&str, Reader)] = &[
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("explore", 4),
     ("sweep", 5),
     ("report_merge", 5),
+    ("floor", 5),
     ("shrink", 5),
     ("main", 6),
     ("cli_run", 6),

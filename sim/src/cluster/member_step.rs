@@ -107,6 +107,7 @@ impl WorldState {
             );
         }
         self.stats.applied += record.applied_count;
+        self.stats.backend_commits += record.new_commits;
         if let Some((first, last)) = record.applied {
             self.trace.numbers(
                 now_ms,
@@ -154,6 +155,7 @@ impl WorldState {
                 self.violation(v);
             }
         }
+        self.stats.state_dumps += u64::from(record.sampled.is_some());
         if let Some((index, dump)) = record.sampled
             && let Err(v) = self.checks.states.check(id, index, &dump, now_ms)
         {
