@@ -134,6 +134,11 @@ pub struct BenchArgs {
     /// Backup rounds to time (`bench-backup`'s round; 0: skip).
     #[arg(long, default_value_t = 50)]
     pub backup_rounds: u64,
+    /// Also print the scaling table: cost per simulated second for 1, 3,
+    /// 5 and 7 members, 50, 100 and 200 requests/s, 20, 60 and 180 s runs
+    /// (`--seeds` seeds per cell).
+    #[arg(long)]
+    pub scaling: bool,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -374,6 +379,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     bench_explore()?;
     if args.backup_rounds > 0 {
         bench_backup(args.backup_rounds)?;
+    }
+    if args.scaling {
+        crate::cli_scaling::print_table(&args)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ mod cli_backup;
 mod cli_explore;
 mod cli_merge;
 mod cli_run;
+mod cli_scaling;
 mod cli_shrink;
 
 use clap::{Parser, Subcommand};

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli_explore", 6),
     ("cli_shrink", 6),
     ("cli_merge", 6),
+    ("cli_scaling", 6),
     ("demo", 6),
     ("chrome_trace", 6),
     // The crate root only lists the modules.
