@@ -80,7 +80,7 @@ pub struct RunArgs {
     pub trace_out: Option<std::path::PathBuf>,
 }
 
-fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod explore;
 pub mod fault;
 pub mod floor;
+pub mod localize;
 pub mod panic_guard;
 pub mod pool;
 pub mod report_merge;

@@ -2,6 +2,7 @@
 
 mod cli_backup;
 mod cli_explore;
+mod cli_localize;
 mod cli_merge;
 mod cli_run;
 mod cli_scaling;
@@ -34,6 +35,11 @@ enum Command {
     /// Many seeds of the random run, with a progress bar and a summary.
     /// Exit 1 if any seed violates an invariant.
     Sweep(cli_run::SweepArgs),
+    /// For a failing seed: forks the run at points in virtual time,
+    /// re-seeds everything after each fork, and reports the failure share
+    /// as a function of time and the events at which the failure becomes
+    /// (nearly) certain.
+    Localize(cli_localize::LocalizeArgs),
     /// Adds up the JUnit reports and summaries of a partitioned sweep
     /// (`sweep --partition I/N`) into one of each and prints the sweep's
     /// tables. Exit 1 if any run failed.
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli_run::sweep(args),
         Command::Bench(args) => cli_run::bench(args),
         Command::MergeReports(args) => cli_merge::run(args),
+        Command::Localize(args) => cli_localize::run(args),
         Command::Explore(args) => cli_explore::run(args),
         Command::Shrink(args) => cli_shrink::run(args),
         Command::Backup(args) => cli_backup::backup(args),

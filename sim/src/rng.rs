@@ -14,6 +14,20 @@ pub const STREAM_SETTINGS: u64 = 3;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 
+/// The seed a run's streams are re-seeded from at a fork (`sim localize`):
+/// suffix `suffix` of the run of `seed`. Mixed (splitmix64) so that nearby
+/// suffixes give unrelated streams.
+pub fn suffix_seed(seed: u64, suffix: u64) -> u64 {
+    splitmix64(seed ^ splitmix64(suffix.wrapping_add(0x5EED_F0C5)))
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Derives an independent RNG stream for one purpose from the run seed.
 pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

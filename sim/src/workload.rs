@@ -42,6 +42,11 @@ impl Workload {
         key_name(self.rng.random_range(0..self.key_space)).into_bytes()
     }
 
+    /// Draws from `rng` from now on (a fork of the run, `sim localize`).
+    pub fn reseed(&mut self, rng: ChaCha8Rng) {
+        self.rng = rng;
+    }
+
     /// Every key this workload may touch.
     pub fn key_names(&self) -> Vec<String> {
         (0..self.key_space).map(key_name).collect()

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sweep", 5),
     ("report_merge", 5),
     ("floor", 5),
+    ("localize", 5),
     ("shrink", 5),
     ("main", 6),
     ("cli_run", 6),
@@ -36,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli_shrink", 6),
     ("cli_merge", 6),
     ("cli_scaling", 6),
+    ("cli_localize", 6),
     ("demo", 6),
     ("chrome_trace", 6),
     // The crate root only lists the modules.

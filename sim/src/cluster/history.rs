@@ -133,6 +133,11 @@ impl ClientHistory {
         &self.deletes
     }
 
+    /// The workload draws from `rng` from now on (a fork of the run).
+    pub fn reseed_workload(&mut self, rng: rand_chacha::ChaCha8Rng) {
+        self.workload.reseed(rng);
+    }
+
     pub fn stop(&mut self) {
         self.stopped = true;
     }

@@ -112,6 +112,11 @@ impl Slot {
         tick_ms + self.jitter.random_range(0..=tick_ms / 2)
     }
 
+    /// Tick jitter draws from `rng` from now on (a fork of the run).
+    pub(super) fn reseed_jitter(&mut self, rng: ChaCha8Rng) {
+        self.jitter = rng;
+    }
+
     /// Its process runs and it is still a member.
     pub fn is_running(&self) -> bool {
         self.node.is_some() && !self.removed

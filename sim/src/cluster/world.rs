@@ -148,6 +148,17 @@ impl WorldState {
         self.history.ack(req, resp);
     }
 
+    /// Every stream the world draws from (the workload, each member's tick
+    /// jitter) is re-seeded from `seed` (a fork of the run, `sim
+    /// localize`).
+    pub fn reseed(&mut self, now_ms: u64, seed: u64) {
+        self.history.reseed_workload(stream(seed, STREAM_WORKLOAD));
+        for (id, slot) in &mut self.members {
+            slot.reseed_jitter(stream(seed, crate::rng::STREAM_JITTER_BASE + id));
+        }
+        self.event(now_ms, None, format_args!("fork: random streams re-seeded"));
+    }
+
     /// Members that are not running or are cut off (for the fault budget).
     pub fn unavailable(&self) -> usize {
         self.members

@@ -171,14 +171,34 @@ pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> RunRuntime {
 
 /// Runs one seed of the random workload to completion.
 pub fn run(cfg: &RunConfig) -> RunReport {
+    run_forked(cfg, None)
+}
+
+/// Where a run's randomness forks (`sim localize`): at the first
+/// supervisor step at or after `at_ms`, every random stream is re-seeded as
+/// suffix `suffix`. Before that step the run is the seed's own, event for
+/// event; a fork at or after the end of the random phase changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fork {
+    pub at_ms: u64,
+    pub suffix: u64,
+}
+
+/// [`run`], forked at `fork` if given.
+pub fn run_forked(cfg: &RunConfig, fork: Option<Fork>) -> RunReport {
     let rt = runtime(cfg, 0);
     let _quiet = crate::panic_guard::QuietPanics::new();
     let cfg = cfg.clone();
+    let mut fork = fork;
     rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
+            if let Some(f) = fork.take_if(|f| sup.now_ms() >= f.at_ms && f.at_ms < cfg.duration_ms)
+            {
+                sup.fork(f.suffix);
+            }
             sup.poll();
         }
         sup.quiesce().await;

@@ -109,6 +109,21 @@ impl Supervisor {
         }
     }
 
+    /// Forks the run: the fault stream, the world's streams and madsim's
+    /// (network delays and losses) draw differently from now on, as
+    /// suffix `suffix` of this seed. madsim's generator cannot be re-seeded,
+    /// so it is advanced by a suffix-chosen number of draws: a different,
+    /// still deterministic continuation.
+    pub(crate) fn fork(&mut self, suffix: u64) {
+        let (seed, now) = (self.world.lock().cfg.seed, self.now_ms());
+        let forked = crate::rng::suffix_seed(seed, suffix);
+        self.rng = stream(forked, STREAM_FAULTS);
+        self.world.lock().reseed(now, forked);
+        for _ in 0..1 + forked % 1024 {
+            let _: u64 = madsim::rand::random();
+        }
+    }
+
     /// Stops the faults and the random clients, heals, restarts everything,
     /// and waits until the cluster is quiet. Returns whether it converged.
     pub(crate) async fn quiesce(&mut self) -> bool {
