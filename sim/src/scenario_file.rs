@@ -40,6 +40,11 @@ pub struct Scenario {
     /// The network model (default: lossless with 1–3 ms latency, or lossy
     /// with up to 15 ms when `[random]` injects `net` faults).
     pub network: Option<crate::config::NetworkModel>,
+    /// Disk operations cost virtual time from the start (the latency model
+    /// of the `slow` fault class; a recorded random run with that class
+    /// sets it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_time: bool,
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
     /// Where the file was read from (set by [`Scenario::load`]).
@@ -383,6 +388,26 @@ pub enum Step {
         #[serde(default = "default_xor")]
         xor: u8,
     },
+    /// A misdirected write: the member's next write to its WAL (a live
+    /// segment) or backend file lands `shift` bytes past where it was
+    /// aimed, in the same file; once it has landed, the member's process
+    /// crashes so its boot reads the damage. The member stays down until
+    /// `restart` (which waits for the write); one that then cannot boot is
+    /// quarantined.
+    Misdirect {
+        member: Target,
+        file: DamagedFile,
+        shift: u64,
+    },
+    /// The member's disk becomes `factor` times slower for `ms`. Disk
+    /// operations then cost virtual time (the run's seeded model, which the
+    /// `slow` fault class gives every disk from the start), and the member
+    /// sleeps it off before its messages and replies leave.
+    Slow {
+        member: Target,
+        factor: u64,
+        ms: u64,
+    },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -567,6 +592,23 @@ impl Scenario {
                     _ => Ok(()),
                 }
             }
+            Step::Misdirect {
+                member,
+                file,
+                shift,
+            } => {
+                self.validate_target(member)?;
+                validate_misdirect(*file, *shift)
+            }
+            Step::Slow { member, factor, ms } => {
+                self.validate_target(member)?;
+                match (factor, ms) {
+                    (1..=1000, 1..=60_000) => Ok(()),
+                    _ => Err(format!(
+                        "slow: factor {factor} (1 to 1000), ms {ms} (1 to 60000)"
+                    )),
+                }
+            }
             Step::Isolate { member }
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
@@ -657,6 +699,19 @@ fn validate_crash_trigger(
     }
     if hit == 0 {
         return Err("hit must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// A misdirected write hits a WAL segment or the backend file (snapshots
+/// are written whole under a temporary name), at least a length word (8
+/// bytes) and at most 1 MiB away.
+fn validate_misdirect(file: DamagedFile, shift: u64) -> Result<(), String> {
+    if file == DamagedFile::Snapshot {
+        return Err("misdirect: file is wal or backend".into());
+    }
+    if !(8..=1 << 20).contains(&shift) {
+        return Err(format!("misdirect: shift = {shift}: 8 to 1048576 bytes"));
     }
     Ok(())
 }

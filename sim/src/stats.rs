@@ -37,6 +37,11 @@ pub struct RunStats {
     pub quarantined: u64,
     /// Members that stopped on a full disk (ENOSPC).
     pub enospc_stops: u64,
+    /// Misdirected writes that landed (a write at a wrong offset of its
+    /// file).
+    pub misdirected_writes: u64,
+    /// Slow-disk episodes (one member's disk 10-100x slower for a while).
+    pub slow_disks: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
@@ -48,7 +53,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 21] = [
+const NAMED: [(&str, Reader); 23] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -70,6 +75,8 @@ const NAMED: [(&str, Reader); 21] = [
     ("torn_writes", |s| s.torn_writes),
     ("replayed", |s| s.replayed),
     ("applied_twice", |s| s.applied_twice),
+    ("misdirected_writes", |s| s.misdirected_writes),
+    ("slow_disks", |s| s.slow_disks),
 ];
 
 impl RunStats {
@@ -115,10 +122,12 @@ mod tests {
             torn_writes: 19,
             replayed: 20,
             applied_twice: 21,
+            misdirected_writes: 22,
+            slow_disks: 23,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=21).collect::<Vec<_>>());
+        assert_eq!(read, (1..=23).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

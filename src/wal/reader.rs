@@ -97,6 +97,7 @@ pub(crate) fn scan(
         let is_last = i + 1 == segments.len();
         let mut reader = SegmentReader::new(disk, segment.path(dir), chain, previous.take())?;
         reader.check_crc = !bugs.has(Bug::WalCrcUnchecked);
+        reader.zero_word_ends = bugs.has(Bug::WalZeroWordAsEnd);
         loop {
             let step = match reader.next() {
                 // Known bug: a read error reads as the end of the segment.
@@ -222,6 +223,9 @@ struct SegmentReader<'a> {
     /// Whether each record's CRC is checked against its bytes (only the
     /// known bug `wal-crc-unchecked` turns this off).
     check_crc: bool,
+    /// Whether a zero length word ends the records without a look at what
+    /// follows (only the known bug `wal-zero-word-as-end` turns this on).
+    zero_word_ends: bool,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -244,6 +248,7 @@ impl<'a> SegmentReader<'a> {
             records: 0,
             previous,
             check_crc: true,
+            zero_word_ends: false,
         })
     }
 
@@ -293,11 +298,13 @@ impl<'a> SegmentReader<'a> {
         let word = u64::from_le_bytes(word);
         let body_start = offset + LEN_WORD;
         if word == 0 {
-            return Ok(Self::bad(
-                offset,
-                "zero length word",
-                TornIf::ZerosFrom(body_start),
-            ));
+            // Known bug: a zero word is taken for preallocated space.
+            let torn = if self.zero_word_ends {
+                TornIf::CutShort
+            } else {
+                TornIf::ZerosFrom(body_start)
+            };
+            return Ok(Self::bad(offset, "zero length word", torn));
         }
         let (len, pad) = match decode_len_word(word) {
             Ok(lp) => lp,

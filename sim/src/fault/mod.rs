@@ -99,12 +99,14 @@
 //! one-member cluster and gets it quarantined cannot quiesce, and fails.
 
 mod hook;
+mod latency;
 mod power;
 mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
+pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
-pub use sim_disk::{DiskFault, SimDisk, SyncObserver};
+pub use sim_disk::{DiskFault, SimDisk, SyncObserver, WriteTarget};
 
 use std::fmt;
 use std::str::FromStr;
@@ -137,6 +139,13 @@ pub enum FaultClass {
     /// snapshot or backend file fail with EIO, then a process crash so the
     /// boot reads it.
     ReadError,
+    /// A misdirected write: the next write to a WAL segment or the backend
+    /// file lands at a wrong offset in the same file, then a process crash
+    /// so the boot reads it.
+    Misdirect,
+    /// Disk time: every operation costs seeded virtual time, and one
+    /// member's disk at a time becomes 10 to 100 times slower for a while.
+    Slow,
 }
 
 /// The members that make a quorum in a cluster of `nodes` voters.
@@ -151,12 +160,14 @@ impl FaultClass {
     pub fn applies_to(self, nodes: u64) -> bool {
         match self {
             FaultClass::Net => nodes >= 2,
-            FaultClass::Bitrot | FaultClass::ReadError => nodes.saturating_sub(1) >= quorum(nodes),
+            FaultClass::Bitrot | FaultClass::ReadError | FaultClass::Misdirect => {
+                nodes.saturating_sub(1) >= quorum(nodes)
+            }
             _ => true,
         }
     }
 
-    pub const ALL: [FaultClass; 10] = [
+    pub const ALL: [FaultClass; 12] = [
         FaultClass::Crash,
         FaultClass::Power,
         FaultClass::Torn,
@@ -167,6 +178,8 @@ impl FaultClass {
         FaultClass::Bitrot,
         FaultClass::Enospc,
         FaultClass::ReadError,
+        FaultClass::Misdirect,
+        FaultClass::Slow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -181,6 +194,8 @@ impl FaultClass {
             FaultClass::Bitrot => "bitrot",
             FaultClass::Enospc => "enospc",
             FaultClass::ReadError => "read-error",
+            FaultClass::Misdirect => "misdirect",
+            FaultClass::Slow => "slow",
         }
     }
 }

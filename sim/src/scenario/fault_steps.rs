@@ -1,10 +1,11 @@
 //! The script's fault steps: `crash` (now, at a named point, or at the k-th
-//! disk operation), `eio`, and `restart` (optionally crashing its boot).
-//! Each targets a member that then stays down until the script restarts it.
+//! disk operation), `eio`, `misdirect`, `slow`, and `restart` (optionally
+//! crashing its boot). Each stopping fault targets a member that then stays
+//! down until the script restarts it.
 
 use super::script::{STEP_LIMIT_MS, Script, count};
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
-use crate::scenario_file::{EioOn, Mode, Step, Target};
+use crate::scenario_file::{DamagedFile, EioOn, Mode, Step, Target};
 use replica::crash_point::CrashPoint;
 
 /// What a `restart` step does to the boot it starts.
@@ -78,6 +79,27 @@ impl Script<'_> {
         };
         self.sup.arm_disk(id, fault, false);
         Ok(())
+    }
+
+    /// A `misdirect` step: the member's next write to `file` lands `shift`
+    /// bytes off; the supervisor then crashes it, and it stays down until
+    /// `restart` (which waits for the write to land).
+    pub(super) fn misdirect(
+        &mut self,
+        member: &Target,
+        file: DamagedFile,
+        shift: u64,
+    ) -> Result<(), String> {
+        let id = self.resolve(member)?;
+        self.crashed = Some(id);
+        self.sup.hold_down(id);
+        self.sup.arm_misdirect(id, file, shift)
+    }
+
+    /// A `slow` step: the member's disk is `factor` times slower for `ms`.
+    pub(super) fn slow(&mut self, member: &Target, factor: u64, ms: u64) -> Result<(), String> {
+        let id = self.resolve(member)?;
+        self.sup.slow_disk(id, factor, ms)
     }
 
     /// A `restart` step: waits for an armed crash to fire (or stops the

@@ -261,6 +261,12 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.bad_sector(id, *file, *at)
             }
+            Step::Misdirect {
+                member,
+                file,
+                shift,
+            } => self.misdirect(member, *file, *shift),
+            Step::Slow { member, factor, ms } => self.slow(member, *factor, *ms),
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
