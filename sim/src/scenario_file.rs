@@ -388,15 +388,18 @@ pub enum Step {
         #[serde(default = "default_xor")]
         xor: u8,
     },
-    /// A misdirected write: the member's next write to its WAL (a live
-    /// segment) or backend file lands `shift` bytes past where it was
-    /// aimed, in the same file; once it has landed, the member's process
+    /// A misdirected write: the member's `nth` next write (default 1: the
+    /// next one) to its WAL (a live segment) or backend file lands `shift`
+    /// bytes past where it was aimed, in the same file; once it has
+    /// landed, the member's process
     /// crashes so its boot reads the damage. The member stays down until
     /// `restart` (which waits for the write); one that then cannot boot is
     /// quarantined.
     Misdirect {
         member: Target,
         file: DamagedFile,
+        #[serde(default = "default_hit")]
+        nth: u32,
         shift: u64,
     },
     /// The member's disk becomes `factor` times slower for `ms`. Disk
@@ -595,10 +598,11 @@ impl Scenario {
             Step::Misdirect {
                 member,
                 file,
+                nth,
                 shift,
             } => {
                 self.validate_target(member)?;
-                validate_misdirect(*file, *shift)
+                validate_misdirect(*file, *nth, *shift)
             }
             Step::Slow { member, factor, ms } => {
                 self.validate_target(member)?;
@@ -704,11 +708,14 @@ fn validate_crash_trigger(
 }
 
 /// A misdirected write hits a WAL segment or the backend file (snapshots
-/// are written whole under a temporary name), at least a length word (8
-/// bytes) and at most 1 MiB away.
-fn validate_misdirect(file: DamagedFile, shift: u64) -> Result<(), String> {
+/// are written whole under a temporary name), one of the next 64 writes
+/// there, at least a length word (8 bytes) and at most 1 MiB away.
+fn validate_misdirect(file: DamagedFile, nth: u32, shift: u64) -> Result<(), String> {
     if file == DamagedFile::Snapshot {
         return Err("misdirect: file is wal or backend".into());
+    }
+    if !(1..=64).contains(&nth) {
+        return Err(format!("misdirect: nth = {nth}: 1 to 64"));
     }
     if !(8..=1 << 20).contains(&shift) {
         return Err(format!("misdirect: shift = {shift}: 8 to 1048576 bytes"));
@@ -810,6 +817,8 @@ mod tests {
             "\"corrupt\"",
             "\"disk_full\"",
             "\"read_error\"",
+            "\"misdirect\"",
+            "\"slow\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

@@ -31,6 +31,16 @@ pub enum WriteTarget {
     Backend,
 }
 
+/// Which write goes astray, and how far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Misdirection {
+    pub target: WriteTarget,
+    /// The `nth` next write to a `target` file (1 = the next one).
+    pub nth: u32,
+    /// How many bytes past its offset it lands.
+    pub shift: u64,
+}
+
 impl WriteTarget {
     fn matches(self, path: &Path) -> bool {
         match self {
@@ -60,9 +70,9 @@ pub enum DiskFault {
     /// The disk holds at most this many bytes: a write or `set_len` that
     /// would grow past it fails with `StorageFull` (ENOSPC).
     Capacity(u64),
-    /// The next write to a `target` file lands `shift` bytes past its
-    /// offset, in the same file: the aimed-at bytes keep what they held.
-    Misdirect { target: WriteTarget, shift: u64 },
+    /// A write to a `target` file lands `shift` bytes past its offset, in
+    /// the same file: the aimed-at bytes keep what they held.
+    Misdirect(Misdirection),
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +90,7 @@ struct Gate {
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
     eio_returned: bool,
-    misdirect: Option<(WriteTarget, u64)>,
+    misdirect: Option<Misdirection>,
     /// A misdirected write landed; what it did (taken by the supervisor).
     misdirected: Option<String>,
     ops: u64,
@@ -218,7 +228,7 @@ impl SimDisk {
             DiskFault::FailNextSyncDir => g.fail_next_sync_dir = true,
             DiskFault::FailNextMeta => g.fail_next_meta = true,
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
-            DiskFault::Misdirect { target, shift } => g.misdirect = Some((target, shift)),
+            DiskFault::Misdirect(m) => g.misdirect = Some(m),
         }
     }
 
@@ -255,15 +265,19 @@ impl SimDisk {
     }
 
     /// Where a write of `len` bytes to `path` aimed at `offset` lands: at
-    /// `offset`, or `shift` bytes further if an armed misdirection targets
-    /// this file (it then fires once).
+    /// `offset`, or `shift` bytes further if it is the `nth` write to the
+    /// file an armed misdirection targets (which then fires, once).
     fn aim(&self, path: &Path, offset: u64, len: usize) -> u64 {
         let mut g = self.gate();
-        let Some((_, shift)) = g.misdirect.filter(|(t, _)| t.matches(path)) else {
+        let Some(m) = g.misdirect.as_mut().filter(|m| m.target.matches(path)) else {
             return offset;
         };
+        if m.nth > 1 {
+            m.nth -= 1;
+            return offset;
+        }
+        let landed = offset + m.shift;
         g.misdirect = None;
-        let landed = offset + shift;
         g.misdirected = Some(format!(
             "{} write of {len} bytes aimed at offset {offset} landed at {landed}",
             path.display()

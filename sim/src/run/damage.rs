@@ -5,7 +5,7 @@
 //! from what is intact; the fault contract is in `fault/mod.rs`.
 
 use super::supervisor::Supervisor;
-use crate::fault::{DiskFault, SECTOR, WriteTarget};
+use crate::fault::{DiskFault, Misdirection, SECTOR, WriteTarget};
 use crate::scenario_file::DamagedFile;
 use replica::disk::{Disk, MemDisk};
 use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
@@ -109,13 +109,14 @@ impl Supervisor {
             .any(|s| s.damaged || s.disk.misdirect_armed())
     }
 
-    /// Arms a misdirected write: member `id`'s next write to its WAL or
-    /// backend `file` lands `shift` bytes past where it was aimed. Once it
-    /// has landed, [`Supervisor::handle_misdirected`] crashes the member.
+    /// Arms a misdirected write: member `id`'s `nth` next write to its WAL
+    /// or backend `file` lands `shift` bytes past where it was aimed. Once
+    /// it has landed, [`Supervisor::handle_misdirected`] crashes the member.
     pub(crate) fn arm_misdirect(
         &mut self,
         id: u64,
         file: DamagedFile,
+        nth: u32,
         shift: u64,
     ) -> Result<(), String> {
         let target = match file {
@@ -126,11 +127,12 @@ impl Supervisor {
         let now = self.now_ms();
         let mut w = self.world.lock();
         let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
-        slot.disk.arm(DiskFault::Misdirect { target, shift });
+        slot.disk
+            .arm(DiskFault::Misdirect(Misdirection { target, nth, shift }));
         w.event(
             now,
             Some(id),
-            format_args!("armed a misdirected {target:?} write (+{shift} bytes)"),
+            format_args!("armed a misdirected {target:?} write (write {nth}, +{shift} bytes)"),
         );
         Ok(())
     }

@@ -71,32 +71,40 @@ impl Supervisor {
         }
     }
 
-    /// Arms a misdirected write on the member's WAL (two in three) or
-    /// backend file: its next write there lands 1 to 8 sectors (WAL) or 1
-    /// to 4 pages (backend) past where it was aimed, and the member then
+    /// Arms a misdirected write on the member's WAL (two in three: its next
+    /// save) or backend file (one of its next 8 writes, so data pages as
+    /// well as the header): it lands 1 to 8 sectors (WAL) or 1 to 4 pages
+    /// (backend) past where it was aimed, and the member then
     /// crashes so its boot reads the damage. Bounded as bit rot is (one
     /// damaged member per run, late, every other member up; three members
     /// or more) and only on a member with nothing else armed, for 3 s at
     /// most. A shift past the aimed-at offset always leaves the aimed-at
     /// bytes as they were (zeros at a WAL's end) with the record after
     /// them: a hole the WAL's torn-tail rule can tell from a torn write.
-    /// Draws the file and the shift (only once the bound holds).
+    /// Draws the file, (for the backend) which write, and the shift (only
+    /// once the bound holds).
     fn inject_misdirect(&mut self, now: u64, id: u64) {
         // Every member up and nothing armed on any (`may_damage`).
         if !self.may_damage(now) {
             return;
         }
-        let (file, shift) = if self.rng.random_ratio(2, 3) {
-            (DamagedFile::Wal, 512 * self.rng.random_range(1..=8u64))
+        let (file, nth, shift) = if self.rng.random_ratio(2, 3) {
+            (DamagedFile::Wal, 1, 512 * self.rng.random_range(1..=8u64))
         } else {
-            (DamagedFile::Backend, 4096 * self.rng.random_range(1..=4u64))
+            let nth = self.rng.random_range(1..=8);
+            (
+                DamagedFile::Backend,
+                nth,
+                4096 * self.rng.random_range(1..=4u64),
+            )
         };
-        if self.arm_misdirect(id, file, shift).is_err() {
+        if self.arm_misdirect(id, file, nth, shift).is_err() {
             return;
         }
         let step = Step::Misdirect {
             member: id.into(),
             file,
+            nth,
             shift,
         };
         self.record(now, id, true, step);

@@ -81,19 +81,20 @@ impl Script<'_> {
         Ok(())
     }
 
-    /// A `misdirect` step: the member's next write to `file` lands `shift`
-    /// bytes off; the supervisor then crashes it, and it stays down until
-    /// `restart` (which waits for the write to land).
+    /// A `misdirect` step: the member's `nth` next write to `file` lands
+    /// `shift` bytes off; the supervisor then crashes it, and it stays down
+    /// until `restart` (which waits for the write to land).
     pub(super) fn misdirect(
         &mut self,
         member: &Target,
         file: DamagedFile,
+        nth: u32,
         shift: u64,
     ) -> Result<(), String> {
         let id = self.resolve(member)?;
         self.crashed = Some(id);
         self.sup.hold_down(id);
-        self.sup.arm_misdirect(id, file, shift)
+        self.sup.arm_misdirect(id, file, nth, shift)
     }
 
     /// A `slow` step: the member's disk is `factor` times slower for `ms`.

@@ -264,8 +264,9 @@ impl Script<'_> {
             Step::Misdirect {
                 member,
                 file,
+                nth,
                 shift,
-            } => self.misdirect(member, *file, *shift),
+            } => self.misdirect(member, *file, *nth, *shift),
             Step::Slow { member, factor, ms } => self.slow(member, *factor, *ms),
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
