@@ -581,6 +581,38 @@ impl Scenario {
                     _ => Ok(()),
                 }
             }
+            Step::ReadError { .. }
+            | Step::Corrupt { .. }
+            | Step::Misdirect { .. }
+            | Step::Slow { .. } => self.validate_disk_step(step),
+            Step::Isolate { member }
+            | Step::DiskFull { member, .. }
+            | Step::PutsTo { member, .. }
+            | Step::Partition { member, .. }
+            | Step::ForceSnapshot { member } => self.validate_target(member),
+            Step::Eio { member, mode, .. } => {
+                self.validate_target(member)?;
+                if *mode == Mode::Process {
+                    return Err(
+                        "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
+                    );
+                }
+                Ok(())
+            }
+            Step::AddMember { id, .. } => self.validate_spare_slot(*id),
+            Step::PromoteMember { id }
+            | Step::RemoveMember { id }
+            | Step::MemberAttrs { member: id, .. } => self.validate_member_id(*id),
+            Step::Puts {
+                count, value_bytes, ..
+            } => validate_puts(*count, *value_bytes),
+            _ => Ok(()),
+        }
+    }
+
+    /// The steps that damage or slow a member's disk.
+    fn validate_disk_step(&self, step: &Step) -> Result<(), String> {
+        match step {
             Step::ReadError { member, at, .. } => {
                 self.validate_target(member)?;
                 validate_fraction(*at)
@@ -613,27 +645,6 @@ impl Scenario {
                     )),
                 }
             }
-            Step::Isolate { member }
-            | Step::DiskFull { member, .. }
-            | Step::PutsTo { member, .. }
-            | Step::Partition { member, .. }
-            | Step::ForceSnapshot { member } => self.validate_target(member),
-            Step::Eio { member, mode, .. } => {
-                self.validate_target(member)?;
-                if *mode == Mode::Process {
-                    return Err(
-                        "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
-                    );
-                }
-                Ok(())
-            }
-            Step::AddMember { id, .. } => self.validate_spare_slot(*id),
-            Step::PromoteMember { id }
-            | Step::RemoveMember { id }
-            | Step::MemberAttrs { member: id, .. } => self.validate_member_id(*id),
-            Step::Puts {
-                count, value_bytes, ..
-            } => validate_puts(*count, *value_bytes),
             _ => Ok(()),
         }
     }

@@ -96,8 +96,7 @@ pub(crate) fn scan(
     for (i, segment) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let mut reader = SegmentReader::new(disk, segment.path(dir), chain, previous.take())?;
-        reader.check_crc = !bugs.has(Bug::WalCrcUnchecked);
-        reader.zero_word_ends = bugs.has(Bug::WalZeroWordAsEnd);
+        reader.switch_known_bugs(bugs);
         loop {
             let step = match reader.next() {
                 // Known bug: a read error reads as the end of the segment.
@@ -298,13 +297,11 @@ impl<'a> SegmentReader<'a> {
         let word = u64::from_le_bytes(word);
         let body_start = offset + LEN_WORD;
         if word == 0 {
-            // Known bug: a zero word is taken for preallocated space.
-            let torn = if self.zero_word_ends {
-                TornIf::CutShort
-            } else {
-                TornIf::ZerosFrom(body_start)
-            };
-            return Ok(Self::bad(offset, "zero length word", torn));
+            return Ok(Self::bad(
+                offset,
+                "zero length word",
+                self.torn_if_zero_word(body_start),
+            ));
         }
         let (len, pad) = match decode_len_word(word) {
             Ok(lp) => lp,
@@ -400,6 +397,23 @@ impl<'a> SegmentReader<'a> {
             kind,
             data: record.data,
         })
+    }
+
+    /// Turns on the reader's known-bug switches.
+    fn switch_known_bugs(&mut self, bugs: KnownBugs) {
+        self.check_crc = !bugs.has(Bug::WalCrcUnchecked);
+        self.zero_word_ends = bugs.has(Bug::WalZeroWordAsEnd);
+    }
+
+    /// When a zero length word is a torn tail: when only zeros follow it
+    /// (a hole with data after it is what a misdirected write leaves).
+    fn torn_if_zero_word(&self, body_start: u64) -> TornIf {
+        // Known bug: a zero word is taken for preallocated space.
+        if self.zero_word_ends {
+            TornIf::CutShort
+        } else {
+            TornIf::ZerosFrom(body_start)
+        }
     }
 
     /// Whether `body` starts with a complete record, shorter than the `claimed`

@@ -5,7 +5,7 @@
 
 use super::script::{STEP_LIMIT_MS, Script, count};
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
-use crate::scenario_file::{DamagedFile, EioOn, Mode, Step, Target};
+use crate::scenario_file::{EioOn, Mode, Step, Target};
 use replica::crash_point::CrashPoint;
 
 /// What a `restart` step does to the boot it starts.
@@ -81,26 +81,29 @@ impl Script<'_> {
         Ok(())
     }
 
-    /// A `misdirect` step: the member's `nth` next write to `file` lands
+    /// A `misdirect` step (the member's `nth` next write to `file` lands
     /// `shift` bytes off; the supervisor then crashes it, and it stays down
-    /// until `restart` (which waits for the write to land).
-    pub(super) fn misdirect(
-        &mut self,
-        member: &Target,
-        file: DamagedFile,
-        nth: u32,
-        shift: u64,
-    ) -> Result<(), String> {
-        let id = self.resolve(member)?;
-        self.crashed = Some(id);
-        self.sup.hold_down(id);
-        self.sup.arm_misdirect(id, file, nth, shift)
-    }
-
-    /// A `slow` step: the member's disk is `factor` times slower for `ms`.
-    pub(super) fn slow(&mut self, member: &Target, factor: u64, ms: u64) -> Result<(), String> {
-        let id = self.resolve(member)?;
-        self.sup.slow_disk(id, factor, ms)
+    /// until `restart`, which waits for the write to land), or a `slow`
+    /// step (the member's disk is `factor` times slower for `ms`).
+    pub(super) fn disk_step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Misdirect {
+                member,
+                file,
+                nth,
+                shift,
+            } => {
+                let id = self.resolve(member)?;
+                self.crashed = Some(id);
+                self.sup.hold_down(id);
+                self.sup.arm_misdirect(id, *file, *nth, *shift)
+            }
+            Step::Slow { member, factor, ms } => {
+                let id = self.resolve(member)?;
+                self.sup.slow_disk(id, *factor, *ms)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A `restart` step: waits for an armed crash to fire (or stops the

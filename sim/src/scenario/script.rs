@@ -261,13 +261,7 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.bad_sector(id, *file, *at)
             }
-            Step::Misdirect {
-                member,
-                file,
-                nth,
-                shift,
-            } => self.misdirect(member, *file, *nth, *shift),
-            Step::Slow { member, factor, ms } => self.slow(member, *factor, *ms),
+            Step::Misdirect { .. } | Step::Slow { .. } => self.disk_step(step),
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
