@@ -52,11 +52,17 @@ pub enum Bug {
     /// The WAL reader takes a read error for the end of the segment, so a
     /// latent sector error silently cuts the log there.
     WalReadErrorAsEof,
+    /// The WAL reader takes a zero length word for the end of the last
+    /// segment's records (preallocated space, as etcd's decoder does)
+    /// without checking that only zeros follow it, so the hole a
+    /// misdirected write leaves where a record belonged cuts the log there:
+    /// the synced records after it are dropped as a torn tail.
+    WalZeroWordAsEnd,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -72,6 +78,7 @@ impl Bug {
         Bug::IgnoreStorageFull,
         Bug::SyncDirErrorIgnored,
         Bug::WalReadErrorAsEof,
+        Bug::WalZeroWordAsEnd,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -92,6 +99,7 @@ impl Bug {
             Bug::IgnoreStorageFull => "ignore-storage-full",
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
+            Bug::WalZeroWordAsEnd => "wal-zero-word-as-end",
         }
     }
 

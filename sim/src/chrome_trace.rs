@@ -3,7 +3,8 @@
 //! member on virtual time, plus track 0 for the supervisor and the client.
 //!
 //! Most events are instants; a member's time down (from its crash or stop
-//! to its next boot) and its time partitioned become spans.
+//! to its next boot) and its time partitioned become spans, and so does a
+//! slow-disk episode (its event says how long it lasts).
 
 use crate::trace::TraceRecord;
 use serde_json::{Map, Value, json};
@@ -37,6 +38,14 @@ fn span_of(name: &str) -> Span {
         "partition healed" => Span::Close("partitioned"),
         _ => Span::None,
     }
+}
+
+/// The length of a slow-disk episode, from its event ("slow disk: 40x for
+/// 1200 ms").
+fn slow_disk_ms(what: &str) -> Option<u64> {
+    let rest = what.strip_prefix("slow disk: ")?;
+    let (_, ms) = rest.split_once(" for ")?;
+    ms.strip_suffix(" ms")?.parse().ok()
 }
 
 fn track(member: Option<u64>) -> u64 {
@@ -93,6 +102,12 @@ pub fn to_json(records: &[TraceRecord], members: &[u64]) -> Value {
             }
             Span::None => {}
         }
+        if let Some(ms) = slow_disk_ms(&r.what) {
+            events.push(json!({
+                "name": "slow disk", "ph": "X", "pid": PID, "tid": tid,
+                "ts": ts, "dur": ms * 1000,
+            }));
+        }
         events.push(json!({
             "name": name, "cat": if r.numbers.is_empty() { "event" } else { "apply" },
             "ph": "i", "s": "t", "pid": PID, "tid": tid, "ts": ts, "args": args,
@@ -147,5 +162,19 @@ mod tests {
         assert_eq!(open["args"]["detail"], "open: snapshot 0, replayed 3");
         let names = events.iter().filter(|e| e["name"] == "thread_name").count();
         assert_eq!(names, 4);
+    }
+
+    #[test]
+    fn a_slow_disk_episode_is_a_span_of_its_length() {
+        let records = vec![rec(7, Some(3), "slow disk: 40x for 1200 ms")];
+        let doc = to_json(&records, &[1, 2, 3]);
+        let events = doc["traceEvents"].as_array().unwrap();
+        let span = events
+            .iter()
+            .find(|e| e["name"] == "slow disk" && e["ph"] == "X")
+            .unwrap();
+        assert_eq!(span["tid"], 3);
+        assert_eq!(span["ts"], 7000);
+        assert_eq!(span["dur"], 1_200_000);
     }
 }

@@ -26,11 +26,11 @@ pub struct RunSettings {
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Fault classes to inject: any of crash, power, torn, eio, net, point,
-    /// cluster-power, bitrot, enospc, read-error (comma separated), or
-    /// `none`.
+    /// cluster-power, bitrot, enospc, read-error, misdirect, slow (comma
+    /// separated), or `none`.
     #[arg(
         long,
-        default_value = "crash,power,torn,eio,net,point,cluster-power,bitrot,enospc,read-error",
+        default_value = "crash,power,torn,eio,net,point,cluster-power,bitrot,enospc,read-error,misdirect,slow",
         value_parser = parse_faults
     )]
     pub faults: BTreeSet<FaultClass>,

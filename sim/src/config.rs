@@ -58,6 +58,9 @@ pub struct RunConfig {
     /// The network model, when set explicitly (a scenario's `[network]`);
     /// else [`RunConfig::network`] derives it from the fault classes.
     pub network: Option<NetworkModel>,
+    /// Disk operations cost virtual time from the start even without the
+    /// `slow` class (a scenario's `disk_time`, e.g. a replayed schedule).
+    pub disk_time: bool,
 }
 
 /// Packet loss and latency of the simulated network.
@@ -128,6 +131,7 @@ impl RunConfig {
             request_interval_ms: 15,
             faults_per_second: 1.0,
             network: None,
+            disk_time: false,
         }
     }
 

@@ -11,8 +11,12 @@ pub const STREAM_WORKLOAD: u64 = 1;
 pub const STREAM_FAULTS: u64 = 2;
 /// Store settings drawn per seed.
 pub const STREAM_SETTINGS: u64 = 3;
+/// The run's disk latency model (the base cost of each operation kind).
+pub const STREAM_DISK_MODEL: u64 = 4;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
+/// Member `id`'s disk latency jitter is stream `STREAM_DISK_JITTER_BASE + id`.
+pub const STREAM_DISK_JITTER_BASE: u64 = 200;
 
 /// The seed a run's streams are re-seeded from at a fork (`sim localize`):
 /// suffix `suffix` of the run of `seed`. Mixed (splitmix64) so that nearby

@@ -40,6 +40,11 @@ pub struct Scenario {
     /// The network model (default: lossless with 1–3 ms latency, or lossy
     /// with up to 15 ms when `[random]` injects `net` faults).
     pub network: Option<crate::config::NetworkModel>,
+    /// Disk operations cost virtual time from the start (the latency model
+    /// of the `slow` fault class; a recorded random run with that class
+    /// sets it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_time: bool,
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
     /// Where the file was read from (set by [`Scenario::load`]).
@@ -383,6 +388,29 @@ pub enum Step {
         #[serde(default = "default_xor")]
         xor: u8,
     },
+    /// A misdirected write: the member's `nth` next write (default 1: the
+    /// next one) to its WAL (a live segment) or backend file lands `shift`
+    /// bytes past where it was aimed, in the same file; once it has
+    /// landed, the member's process
+    /// crashes so its boot reads the damage. The member stays down until
+    /// `restart` (which waits for the write); one that then cannot boot is
+    /// quarantined.
+    Misdirect {
+        member: Target,
+        file: DamagedFile,
+        #[serde(default = "default_hit")]
+        nth: u32,
+        shift: u64,
+    },
+    /// The member's disk becomes `factor` times slower for `ms`. Disk
+    /// operations then cost virtual time (the run's seeded model, which the
+    /// `slow` fault class gives every disk from the start), and the member
+    /// sleeps it off before its messages and replies leave.
+    Slow {
+        member: Target,
+        factor: u64,
+        ms: u64,
+    },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -553,20 +581,10 @@ impl Scenario {
                     _ => Ok(()),
                 }
             }
-            Step::ReadError { member, at, .. } => {
-                self.validate_target(member)?;
-                validate_fraction(*at)
-            }
-            Step::Corrupt {
-                member, at, xor, ..
-            } => {
-                self.validate_target(member)?;
-                validate_fraction(*at)?;
-                match xor {
-                    0 => Err("xor = 0 changes nothing".into()),
-                    _ => Ok(()),
-                }
-            }
+            Step::ReadError { .. }
+            | Step::Corrupt { .. }
+            | Step::Misdirect { .. }
+            | Step::Slow { .. } => self.validate_disk_step(step),
             Step::Isolate { member }
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
@@ -588,6 +606,45 @@ impl Scenario {
             Step::Puts {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
+            _ => Ok(()),
+        }
+    }
+
+    /// The steps that damage or slow a member's disk.
+    fn validate_disk_step(&self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::ReadError { member, at, .. } => {
+                self.validate_target(member)?;
+                validate_fraction(*at)
+            }
+            Step::Corrupt {
+                member, at, xor, ..
+            } => {
+                self.validate_target(member)?;
+                validate_fraction(*at)?;
+                match xor {
+                    0 => Err("xor = 0 changes nothing".into()),
+                    _ => Ok(()),
+                }
+            }
+            Step::Misdirect {
+                member,
+                file,
+                nth,
+                shift,
+            } => {
+                self.validate_target(member)?;
+                validate_misdirect(*file, *nth, *shift)
+            }
+            Step::Slow { member, factor, ms } => {
+                self.validate_target(member)?;
+                match (factor, ms) {
+                    (1..=1000, 1..=60_000) => Ok(()),
+                    _ => Err(format!(
+                        "slow: factor {factor} (1 to 1000), ms {ms} (1 to 60000)"
+                    )),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -657,6 +714,22 @@ fn validate_crash_trigger(
     }
     if hit == 0 {
         return Err("hit must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// A misdirected write hits a WAL segment or the backend file (snapshots
+/// are written whole under a temporary name), one of the next 64 writes
+/// there, at least a length word (8 bytes) and at most 1 MiB away.
+fn validate_misdirect(file: DamagedFile, nth: u32, shift: u64) -> Result<(), String> {
+    if file == DamagedFile::Snapshot {
+        return Err("misdirect: file is wal or backend".into());
+    }
+    if !(1..=64).contains(&nth) {
+        return Err(format!("misdirect: nth = {nth}: 1 to 64"));
+    }
+    if !(8..=1 << 20).contains(&shift) {
+        return Err(format!("misdirect: shift = {shift}: 8 to 1048576 bytes"));
     }
     Ok(())
 }
@@ -755,6 +828,8 @@ mod tests {
             "\"corrupt\"",
             "\"disk_full\"",
             "\"read_error\"",
+            "\"misdirect\"",
+            "\"slow\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

@@ -341,6 +341,7 @@ pub fn scenario_of_random_run(report: &RunReport) -> Scenario {
             workload: true,
         }),
         network: Some(cfg.network()),
+        disk_time: cfg.disk_time || cfg.has(crate::fault::FaultClass::Slow),
         steps,
         path: Default::default(),
     }

@@ -37,6 +37,11 @@ pub struct RunStats {
     pub quarantined: u64,
     /// Members that stopped on a full disk (ENOSPC).
     pub enospc_stops: u64,
+    /// Misdirected writes that landed (a write at a wrong offset of its
+    /// file).
+    pub misdirected_writes: u64,
+    /// Slow-disk episodes (one member's disk 10-100x slower for a while).
+    pub slow_disks: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
@@ -75,6 +80,8 @@ const NAMED: &[(&str, Reader)] = &[
     ("torn_writes", |s| s.torn_writes),
     ("replayed", |s| s.replayed),
     ("applied_twice", |s| s.applied_twice),
+    ("misdirected_writes", |s| s.misdirected_writes),
+    ("slow_disks", |s| s.slow_disks),
 ];
 
 impl RunStats {
@@ -120,10 +127,12 @@ mod tests {
             torn_writes: 19,
             replayed: 20,
             applied_twice: 21,
+            misdirected_writes: 22,
+            slow_disks: 23,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=21).collect::<Vec<_>>());
+        assert_eq!(read, (1..=23).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -160,3 +160,16 @@ fn wal_read_error_as_eof_boots_behind_its_own_log() {
         Invariant::MemberFailure,
     );
 }
+
+/// A WAL reader that takes a zero length word for the end of the log cuts
+/// it at the hole a misdirected write left, dropping the records the
+/// follower synced and acknowledged after it: raft panics on the leader's
+/// commit index.
+#[test]
+fn wal_zero_word_as_end_cuts_the_log_at_a_misdirected_write() {
+    caught(
+        Bug::WalZeroWordAsEnd,
+        "28-misdirected-wal-write",
+        Invariant::MemberFailure,
+    );
+}

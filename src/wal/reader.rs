@@ -96,7 +96,7 @@ pub(crate) fn scan(
     for (i, segment) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let mut reader = SegmentReader::new(disk, segment.path(dir), chain, previous.take())?;
-        reader.check_crc = !bugs.has(Bug::WalCrcUnchecked);
+        reader.switch_known_bugs(bugs);
         loop {
             let step = match reader.next() {
                 // Known bug: a read error reads as the end of the segment.
@@ -222,6 +222,9 @@ struct SegmentReader<'a> {
     /// Whether each record's CRC is checked against its bytes (only the
     /// known bug `wal-crc-unchecked` turns this off).
     check_crc: bool,
+    /// Whether a zero length word ends the records without a look at what
+    /// follows (only the known bug `wal-zero-word-as-end` turns this on).
+    zero_word_ends: bool,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -244,6 +247,7 @@ impl<'a> SegmentReader<'a> {
             records: 0,
             previous,
             check_crc: true,
+            zero_word_ends: false,
         })
     }
 
@@ -296,7 +300,7 @@ impl<'a> SegmentReader<'a> {
             return Ok(Self::bad(
                 offset,
                 "zero length word",
-                TornIf::ZerosFrom(body_start),
+                self.torn_if_zero_word(body_start),
             ));
         }
         let (len, pad) = match decode_len_word(word) {
@@ -393,6 +397,23 @@ impl<'a> SegmentReader<'a> {
             kind,
             data: record.data,
         })
+    }
+
+    /// Turns on the reader's known-bug switches.
+    fn switch_known_bugs(&mut self, bugs: KnownBugs) {
+        self.check_crc = !bugs.has(Bug::WalCrcUnchecked);
+        self.zero_word_ends = bugs.has(Bug::WalZeroWordAsEnd);
+    }
+
+    /// When a zero length word is a torn tail: when only zeros follow it
+    /// (a hole with data after it is what a misdirected write leaves).
+    fn torn_if_zero_word(&self, body_start: u64) -> TornIf {
+        // Known bug: a zero word is taken for preallocated space.
+        if self.zero_word_ends {
+            TornIf::CutShort
+        } else {
+            TornIf::ZerosFrom(body_start)
+        }
     }
 
     /// Whether `body` starts with a complete record, shorter than the `claimed`

@@ -19,6 +19,7 @@ pub async fn member_main(world: Arc<World>, id: u64) {
     if !world.lock().open_member(id, now) {
         return;
     }
+    disk_time(&world, id).await;
     let ep = match Endpoint::bind(member_addr(id)).await {
         Ok(ep) => Arc::new(ep),
         Err(e) => {
@@ -51,6 +52,7 @@ pub async fn member_main(world: Arc<World>, id: u64) {
             StepOutcome::Running(out) => (out, true),
             StepOutcome::Stopped(out) => (out, false),
         };
+        disk_time(&world, id).await;
         for (dst, wire) in out {
             // A send to an unreachable peer is the network's business.
             let _ = ep.send_to_raw(dst, TAG, Box::new(wire)).await;
@@ -58,6 +60,22 @@ pub async fn member_main(world: Arc<World>, id: u64) {
         if !running {
             return;
         }
+    }
+}
+
+/// Sleeps off the virtual time the member's disk operations since the last
+/// call cost (none without disk time). The store is synchronous, so they
+/// all took effect when it stepped; what waits is what follows them: its
+/// messages and replies, its next step, and its next tick. A crash that
+/// lands meanwhile finds their effects on the disk and its outputs unsent.
+async fn disk_time(world: &World, id: u64) {
+    let now = world.now_ms();
+    let owed = world
+        .lock()
+        .slot(id)
+        .map_or(Duration::ZERO, |s| s.disk.take_owed(now));
+    if !owed.is_zero() {
+        madsim::time::sleep(owed).await;
     }
 }
 

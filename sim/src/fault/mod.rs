@@ -22,7 +22,12 @@
 //!   or remove (EIO). The store must stop (fail-stop: never carry on after a
 //!   failed fsync, nor count on a name whose directory sync failed); a
 //!   failed file sync drops that file's dirty pages, as Linux does, and the
-//!   member's restart after an EIO is preceded by a power loss of its disk;
+//!   member's restart after an EIO is preceded by a power loss of its disk.
+//!   Errors on entry changes (create, rename, remove: nothing changes) are
+//!   part of the `eio` class, not a class of their own: they have the same
+//!   contract (stop), the same bound (one armed fault per member, a
+//!   minority down, forgotten after 3 s) and the same restart as every other
+//!   EIO;
 //! - *network faults*: latency jitter, packet loss, partitions of one member.
 //!
 //! Faults the store must only **detect**: *bit rot* ([`FaultClass::Bitrot`],
@@ -46,9 +51,28 @@
 //! then on (a platter defect: it outlives restarts), and the process
 //! crashes so the boot reads it. Same bound and same quarantine as bit rot;
 //! a store that takes the read error for the end of its data instead of
-//! failing is the bug this catches. Misdirected writes and lost fsyncs are
-//! not injected yet (the offline corruption suite, `tests/corrupt.rs`,
-//! covers their detection).
+//! failing is the bug this catches. *Misdirected writes*
+//! ([`FaultClass::Misdirect`], scenario step `misdirect`): the member's next
+//! write to a live WAL segment or to its backend file lands `shift` bytes
+//! past where it was aimed, in the same file (1 to 8 sectors in the WAL, 1
+//! to 4 pages in the backend); the aimed-at bytes keep what they held, the
+//! bytes it lands on are overwritten, and once it has landed the member's
+//! process crashes so its boot reads the damage. Same bound and quarantine
+//! as bit rot (at most one damaged member per run, every other member up
+//! and nothing armed, three members or more, so a fully connected majority
+//! never holds a misdirected write and can always recover). The shift is
+//! always forward, and that is part of the bound: in the WAL it leaves a
+//! zero length word followed by data, which no torn write leaves, so the
+//! torn-tail rule can always call it corruption. A backward shift could
+//! overwrite the segment's last synced records with a record that fails its
+//! CRC and has nothing after it, which is byte for byte a torn tail (the
+//! WAL_TAIL_GUARD limit of bit rot). In the backend, redb's page checksums
+//! (verified at the unclean open the crash causes) must find the stale page
+//! and roll back to the previous commit or refuse to open. A store that
+//! takes a zero length word for the end of its log (preallocated space) is
+//! the bug this catches (`wal-zero-word-as-end`). Lost fsyncs are not
+//! injected (the offline corruption suite, `tests/corrupt.rs`, covers their
+//! detection).
 //!
 //! *A full disk* ([`FaultClass::Enospc`], scenario step `disk_full`): the
 //! member's disk gets a capacity a little above what it holds; a write or
@@ -78,6 +102,29 @@
 //! boundary of its file (a disk persists whole sectors), and each unsynced
 //! directory entry (created, renamed, removed) survives or not on its own.
 //!
+//! **Disk time** ([`FaultClass::Slow`], scenario step `slow`, scenario field
+//! `disk_time`). With the class, every disk operation costs seeded virtual
+//! time ([`DiskLatency`]: one model per run, a sync 0.2 to 3 ms, a write 5
+//! to 30 µs, a read 2 to 20 µs, a create, rename or remove 20 to 100 µs, plus
+//! 1 ns per byte moved, each times a jitter of 0.5 to 1.5), and the random
+//! run makes one member's disk at a time 10 to 100 times slower for 0.5 to
+//! 5 s (ending before the random phase does). The model: the store is
+//! synchronous, so the operations of a member's step take effect on the
+//! disk at the instant it steps; what they cost accumulates on its
+//! `SimDisk`, and the member's task sleeps that long in virtual time
+//! before its outputs (raft messages, client replies) leave and before it
+//! steps or ticks again (`cluster/member.rs`; a boot's operations are slept
+//! off before the member joins the network). So a slow disk delays
+//! everything a member says and does next, ticks and messages of the other
+//! members interleave with its Ready batches, and a crash (its own, or a
+//! peer's) can land while its outputs are unsent. The limit: a crash in
+//! that window finds every operation of the step done, synced data durable
+//! (it is a crash after the step's last operation, before its outputs),
+//! never one half-way through a slow fsync; crash points and crashes at the
+//! k-th disk operation cover the windows between operations. A slow disk
+//! is not a failure: the store may assume nothing about disk speed, and the
+//! invariants are the same.
+//!
 //! **Cluster sizes.** A cluster has 1 to 7 members, even sizes included.
 //! With *n* members a minority, `(n - 1) / 2`, may be down at once
 //! ([`quorum`] stays up). For *n* = 1 and *n* = 2 that minority is empty,
@@ -99,12 +146,14 @@
 //! one-member cluster and gets it quarantined cannot quiesce, and fails.
 
 mod hook;
+mod latency;
 mod power;
 mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
+pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
-pub use sim_disk::{DiskFault, SimDisk, SyncObserver};
+pub use sim_disk::{DiskFault, Misdirection, SimDisk, SyncObserver, WriteTarget};
 
 use std::fmt;
 use std::str::FromStr;
@@ -137,6 +186,13 @@ pub enum FaultClass {
     /// snapshot or backend file fail with EIO, then a process crash so the
     /// boot reads it.
     ReadError,
+    /// A misdirected write: the next write to a WAL segment or the backend
+    /// file lands at a wrong offset in the same file, then a process crash
+    /// so the boot reads it.
+    Misdirect,
+    /// Disk time: every operation costs seeded virtual time, and one
+    /// member's disk at a time becomes 10 to 100 times slower for a while.
+    Slow,
 }
 
 /// The members that make a quorum in a cluster of `nodes` voters.
@@ -151,12 +207,14 @@ impl FaultClass {
     pub fn applies_to(self, nodes: u64) -> bool {
         match self {
             FaultClass::Net => nodes >= 2,
-            FaultClass::Bitrot | FaultClass::ReadError => nodes.saturating_sub(1) >= quorum(nodes),
+            FaultClass::Bitrot | FaultClass::ReadError | FaultClass::Misdirect => {
+                nodes.saturating_sub(1) >= quorum(nodes)
+            }
             _ => true,
         }
     }
 
-    pub const ALL: [FaultClass; 10] = [
+    pub const ALL: [FaultClass; 12] = [
         FaultClass::Crash,
         FaultClass::Power,
         FaultClass::Torn,
@@ -167,6 +225,8 @@ impl FaultClass {
         FaultClass::Bitrot,
         FaultClass::Enospc,
         FaultClass::ReadError,
+        FaultClass::Misdirect,
+        FaultClass::Slow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -181,6 +241,8 @@ impl FaultClass {
             FaultClass::Bitrot => "bitrot",
             FaultClass::Enospc => "enospc",
             FaultClass::ReadError => "read-error",
+            FaultClass::Misdirect => "misdirect",
+            FaultClass::Slow => "slow",
         }
     }
 }

@@ -7,13 +7,50 @@
 //! freezes the disk at the k-th operation; an armed EIO fails the next
 //! `sync` or `write`. A failed file `sync` also drops that file's unsynced
 //! writes, as Linux does: a store that retries the fsync gets a success
-//! that persisted nothing.
+//! that persisted nothing. An armed misdirection sends the next write to a
+//! WAL segment or the backend file `shift` bytes past where it was aimed.
+//! With a [`DiskLatency`], every operation that passes also costs virtual
+//! time, which the member's task sleeps off.
 
+use super::latency::{Cost, DiskLatency};
 use super::power::SECTOR;
 use replica::disk::{Disk, MemDisk, PowerLossPlan};
+use replica::member::{BACKEND_FILE, WAL_DIR};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The files a misdirected write can hit: those the store overwrites or
+/// appends to in place (snapshots are written whole under a temporary name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// A live WAL segment (`*.wal`).
+    Wal,
+    /// The backend (redb) file.
+    Backend,
+}
+
+/// Which write goes astray, and how far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Misdirection {
+    pub target: WriteTarget,
+    /// The `nth` next write to a `target` file (1 = the next one).
+    pub nth: u32,
+    /// How many bytes past its offset it lands.
+    pub shift: u64,
+}
+
+impl WriteTarget {
+    fn matches(self, path: &Path) -> bool {
+        match self {
+            WriteTarget::Wal => {
+                path.starts_with(WAL_DIR) && path.extension().is_some_and(|e| e == "wal")
+            }
+            WriteTarget::Backend => path == Path::new(BACKEND_FILE),
+        }
+    }
+}
 
 /// An I/O fault armed on a disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +70,9 @@ pub enum DiskFault {
     /// The disk holds at most this many bytes: a write or `set_len` that
     /// would grow past it fails with `StorageFull` (ENOSPC).
     Capacity(u64),
+    /// A write to a `target` file lands `shift` bytes past its offset, in
+    /// the same file: the aimed-at bytes keep what they held.
+    Misdirect(Misdirection),
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +90,12 @@ struct Gate {
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
     eio_returned: bool,
+    misdirect: Option<Misdirection>,
+    /// A misdirected write landed; what it did (taken by the supervisor).
+    misdirected: Option<String>,
     ops: u64,
+    /// Virtual time the operations cost (`None`: they cost nothing).
+    latency: Option<DiskLatency>,
 }
 
 /// Sees a member's disk just before each file `sync` (crash-state
@@ -82,6 +127,22 @@ enum OpKind {
     SyncDir,
     /// create, create_dir_all, rename, remove.
     Meta,
+    /// exists, len: a read for the gate, free of disk time (the inode is
+    /// in memory).
+    Stat,
+}
+
+impl OpKind {
+    fn cost(self) -> Option<Cost> {
+        match self {
+            OpKind::Read => Some(Cost::Read),
+            OpKind::Write => Some(Cost::Write),
+            OpKind::Sync => Some(Cost::Sync),
+            OpKind::SyncDir => Some(Cost::SyncDir),
+            OpKind::Meta => Some(Cost::Meta),
+            OpKind::Stat => None,
+        }
+    }
 }
 
 fn crashed() -> io::Error {
@@ -106,12 +167,17 @@ impl SimDisk {
         self.gate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pass(&self, kind: OpKind) -> io::Result<()> {
+    /// The gate of an operation moving `bytes`: a frozen disk refuses it,
+    /// an armed fault may fail it, and a disk with latency charges it.
+    fn pass(&self, kind: OpKind, bytes: usize) -> io::Result<()> {
         let mut g = self.gate();
         if g.frozen {
             return Err(crashed());
         }
         g.ops += 1;
+        if let (Some(latency), Some(cost)) = (g.latency.as_mut(), kind.cost()) {
+            latency.charge(cost, bytes);
+        }
         if let Some(left) = g.countdown.as_mut() {
             *left = left.saturating_sub(1);
             if *left == 0 {
@@ -162,6 +228,7 @@ impl SimDisk {
             DiskFault::FailNextSyncDir => g.fail_next_sync_dir = true,
             DiskFault::FailNextMeta => g.fail_next_meta = true,
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
+            DiskFault::Misdirect(m) => g.misdirect = Some(m),
         }
     }
 
@@ -176,6 +243,7 @@ impl SimDisk {
         g.fail_next_sync_dir = false;
         g.fail_next_meta = false;
         g.capacity = None;
+        g.misdirect = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
@@ -188,6 +256,70 @@ impl SimDisk {
             || g.fail_next_sync_dir
             || g.fail_next_meta
             || g.capacity.is_some()
+            || g.misdirect.is_some()
+    }
+
+    /// Whether a misdirected write is armed and has not landed yet.
+    pub fn misdirect_armed(&self) -> bool {
+        self.gate().misdirect.is_some()
+    }
+
+    /// Where a write of `len` bytes to `path` aimed at `offset` lands: at
+    /// `offset`, or `shift` bytes further if it is the `nth` write to the
+    /// file an armed misdirection targets (which then fires, once).
+    fn aim(&self, path: &Path, offset: u64, len: usize) -> u64 {
+        let mut g = self.gate();
+        let Some(m) = g.misdirect.as_mut().filter(|m| m.target.matches(path)) else {
+            return offset;
+        };
+        if m.nth > 1 {
+            m.nth -= 1;
+            return offset;
+        }
+        let landed = offset + m.shift;
+        g.misdirect = None;
+        g.misdirected = Some(format!(
+            "{} write of {len} bytes aimed at offset {offset} landed at {landed}",
+            path.display()
+        ));
+        landed
+    }
+
+    /// What a misdirected write that landed did, once.
+    pub fn take_misdirected(&self) -> Option<String> {
+        self.gate().misdirected.take()
+    }
+
+    /// Makes every operation cost virtual time, as `latency` says.
+    pub fn set_latency(&self, latency: DiskLatency) {
+        self.gate().latency = Some(latency);
+    }
+
+    /// A `slow` episode: operations cost `factor` times more until
+    /// `until_ms` (no effect on a disk without latency).
+    pub fn slow_down(&self, factor: u64, until_ms: u64) {
+        if let Some(latency) = self.gate().latency.as_mut() {
+            latency.slow_down(factor, until_ms);
+        }
+    }
+
+    /// Whether operations cost virtual time.
+    pub fn has_latency(&self) -> bool {
+        self.gate().latency.is_some()
+    }
+
+    /// Whether a slow episode is on.
+    pub fn is_slow(&self) -> bool {
+        self.gate().latency.as_ref().is_some_and(|l| l.is_slow())
+    }
+
+    /// The virtual time the operations since the last call cost, for the
+    /// member's task to sleep off (ends a slow episode past `now_ms`).
+    pub fn take_owed(&self, now_ms: u64) -> Duration {
+        self.gate()
+            .latency
+            .as_mut()
+            .map_or(Duration::ZERO, |l| l.take_owed(now_ms))
     }
 
     /// Stops every further operation (the process died here).
@@ -259,9 +391,14 @@ impl SimDisk {
 
     /// Clears every armed fault and unfreezes: a new process starts.
     pub fn reset_for_restart(&self) {
-        let ops = self.gate().ops;
-        *self.gate() = Gate {
-            ops,
+        let mut g = self.gate();
+        let mut latency = g.latency.take();
+        if let Some(l) = latency.as_mut() {
+            l.forgive();
+        }
+        *g = Gate {
+            ops: g.ops,
+            latency,
             ..Gate::default()
         };
     }
@@ -285,38 +422,39 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta)?;
+        self.pass(OpKind::Meta, 0)?;
         self.mem.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta)?;
+        self.pass(OpKind::Meta, 0)?;
         self.mem.create(path)
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.pass(OpKind::Read)?;
+        self.pass(OpKind::Stat, 0)?;
         self.mem.exists(path)
     }
     fn len(&self, path: &Path) -> io::Result<u64> {
-        self.pass(OpKind::Read)?;
+        self.pass(OpKind::Stat, 0)?;
         self.mem.len(path)
     }
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.pass(OpKind::Read)?;
+        self.pass(OpKind::Read, buf.len())?;
         self.readable(path, offset, buf.len())?;
         self.mem.read_at(path, offset, buf)
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.pass(OpKind::Write)?;
+        self.pass(OpKind::Write, data.len())?;
+        let offset = self.aim(path, offset, data.len());
         self.room_for(path, offset + data.len() as u64)?;
         self.mem.write_at(path, offset, data)
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.pass(OpKind::Write)?;
+        self.pass(OpKind::Write, 0)?;
         self.room_for(path, len)?;
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
-        if let Err(e) = self.pass(OpKind::Sync) {
+        if let Err(e) = self.pass(OpKind::Sync, 0) {
             // Linux semantics of a failed fsync: the writes it would have
             // persisted are lost, not kept pending for a retry.
             if !self.is_frozen() {
@@ -335,19 +473,19 @@ impl Disk for SimDisk {
         self.mem.sync(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.pass(OpKind::SyncDir)?;
+        self.pass(OpKind::SyncDir, 0)?;
         self.mem.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta)?;
+        self.pass(OpKind::Meta, 0)?;
         self.mem.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta)?;
+        self.pass(OpKind::Meta, 0)?;
         self.mem.remove(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.pass(OpKind::Read)?;
+        self.pass(OpKind::Read, 0)?;
         self.mem.list(dir)
     }
 }

@@ -1,10 +1,11 @@
-//! Damage to a member's platter: bit rot (a byte of a durable file changes)
-//! and latent sector errors (reads of a sector fail). The store must detect
-//! it (CRCs, redb's checksums, the read error itself) and fail-stop or
-//! repair from what is intact; the fault contract is in `fault/mod.rs`.
+//! Damage to a member's platter: bit rot (a byte of a durable file changes),
+//! latent sector errors (reads of a sector fail) and misdirected writes (a
+//! write lands at a wrong offset of its file). The store must detect it
+//! (CRCs, redb's checksums, the read error itself) and fail-stop or repair
+//! from what is intact; the fault contract is in `fault/mod.rs`.
 
 use super::supervisor::Supervisor;
-use crate::fault::SECTOR;
+use crate::fault::{DiskFault, Misdirection, SECTOR, WriteTarget};
 use crate::scenario_file::DamagedFile;
 use replica::disk::{Disk, MemDisk};
 use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
@@ -99,9 +100,73 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Whether any member's platter was damaged in this run.
+    /// Whether any member's platter was damaged in this run, or a
+    /// misdirected write is armed to damage it.
     pub(crate) fn any_damaged(&self) -> bool {
-        self.world.lock().members.values().any(|s| s.damaged)
+        let w = self.world.lock();
+        w.members
+            .values()
+            .any(|s| s.damaged || s.disk.misdirect_armed())
+    }
+
+    /// Arms a misdirected write: member `id`'s `nth` next write to its WAL
+    /// or backend `file` lands `shift` bytes past where it was aimed. Once
+    /// it has landed, [`Supervisor::handle_misdirected`] crashes the member.
+    pub(crate) fn arm_misdirect(
+        &mut self,
+        id: u64,
+        file: DamagedFile,
+        nth: u32,
+        shift: u64,
+    ) -> Result<(), String> {
+        let target = match file {
+            DamagedFile::Wal => WriteTarget::Wal,
+            DamagedFile::Backend => WriteTarget::Backend,
+            DamagedFile::Snapshot => return Err("no misdirected snapshot writes".into()),
+        };
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
+        slot.disk
+            .arm(DiskFault::Misdirect(Misdirection { target, nth, shift }));
+        w.event(
+            now,
+            Some(id),
+            format_args!("armed a misdirected {target:?} write (write {nth}, +{shift} bytes)"),
+        );
+        Ok(())
+    }
+
+    /// Members whose misdirected write landed: each is marked damaged and
+    /// its process crashes, so that its boot reads the damage (a running
+    /// member never reads its WAL back, and redb checks its pages only when
+    /// it opens). The crash belongs to the misdirect step, which the
+    /// schedule now counts as fired.
+    pub(crate) fn handle_misdirected(&mut self) {
+        let now = self.now_ms();
+        let landed: Vec<(u64, String, bool)> = {
+            let mut w = self.world.lock();
+            let mut landed = Vec::new();
+            for (id, slot) in w.members.iter_mut() {
+                if let Some(what) = slot.disk.take_misdirected() {
+                    slot.damaged = true;
+                    landed.push((*id, what, slot.node.is_some()));
+                }
+            }
+            for (id, what, _) in &landed {
+                w.stats.misdirected_writes += 1;
+                w.event(now, Some(*id), format_args!("misdirected write: {what}"));
+            }
+            landed
+        };
+        for (id, _, running) in landed {
+            if let Some(s) = &mut self.schedule {
+                s.misdirect_landed(id);
+            }
+            if running {
+                self.kill(id, false);
+            }
+        }
     }
 }
 

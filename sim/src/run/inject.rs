@@ -66,7 +66,72 @@ impl Supervisor {
             FaultClass::Bitrot => self.inject_bitrot(now, id),
             FaultClass::Enospc => self.inject_full_disk(now, id),
             FaultClass::ReadError => self.inject_bad_sector(now, id),
+            FaultClass::Misdirect => self.inject_misdirect(now, id),
+            FaultClass::Slow => self.inject_slow(now, id),
         }
+    }
+
+    /// Arms a misdirected write on the member's WAL (two in three: its next
+    /// save) or backend file (one of its next 8 writes, so data pages as
+    /// well as the header): it lands 1 to 8 sectors (WAL) or 1 to 4 pages
+    /// (backend) past where it was aimed, and the member then
+    /// crashes so its boot reads the damage. Bounded as bit rot is (one
+    /// damaged member per run, late, every other member up; three members
+    /// or more) and only on a member with nothing else armed, for 3 s at
+    /// most. A shift past the aimed-at offset always leaves the aimed-at
+    /// bytes as they were (zeros at a WAL's end) with the record after
+    /// them: a hole the WAL's torn-tail rule can tell from a torn write.
+    /// Draws the file, (for the backend) which write, and the shift (only
+    /// once the bound holds).
+    fn inject_misdirect(&mut self, now: u64, id: u64) {
+        // Every member up and nothing armed on any (`may_damage`).
+        if !self.may_damage(now) {
+            return;
+        }
+        let (file, nth, shift) = if self.rng.random_ratio(2, 3) {
+            (DamagedFile::Wal, 1, 512 * self.rng.random_range(1..=8u64))
+        } else {
+            let nth = self.rng.random_range(1..=8);
+            (
+                DamagedFile::Backend,
+                nth,
+                4096 * self.rng.random_range(1..=4u64),
+            )
+        };
+        if self.arm_misdirect(id, file, nth, shift).is_err() {
+            return;
+        }
+        let step = Step::Misdirect {
+            member: id.into(),
+            file,
+            nth,
+            shift,
+        };
+        self.record(now, id, true, step);
+        self.arm_deadline(id);
+    }
+
+    /// Makes the member's disk 10 to 100 times slower for 0.5 to 5 s (cut
+    /// to end before the random phase does). One slow disk at a time.
+    /// Draws the factor and the length (only if no disk is slow).
+    fn inject_slow(&mut self, now: u64, id: u64) {
+        if self.any_slow() {
+            return;
+        }
+        let factor = self.rng.random_range(10..=100);
+        let ms = self
+            .rng
+            .random_range(500..=5_000)
+            .min(self.random_until.saturating_sub(now));
+        if ms == 0 || self.slow_disk(id, factor, ms).is_err() {
+            return;
+        }
+        let step = Step::Slow {
+            member: id.into(),
+            factor,
+            ms,
+        };
+        self.record(now, id, false, step);
     }
 
     /// A latent sector error in the member's WAL, snapshot or backend file,
@@ -98,8 +163,7 @@ impl Supervisor {
     /// member per run, late in the random phase, every other member up);
     /// when it holds, draws which file is damaged.
     fn draw_damaged_file(&mut self, now: u64) -> Option<DamagedFile> {
-        let late = now * 4 >= self.random_until * 3;
-        if !late || self.any_damaged() || self.world.lock().unavailable() > 0 {
+        if !self.may_damage(now) {
             return None;
         }
         let files = [
@@ -108,6 +172,14 @@ impl Supervisor {
             DamagedFile::Backend,
         ];
         Some(*files.choose(&mut self.rng).unwrap_or(&DamagedFile::Wal))
+    }
+
+    /// The bound of every fault that damages a platter: no member damaged
+    /// (or armed to be) yet in this run, the last quarter of the random
+    /// phase, and every member up with nothing armed on it.
+    fn may_damage(&self, now: u64) -> bool {
+        let late = now * 4 >= self.random_until * 3;
+        late && !self.any_damaged() && self.world.lock().unavailable() == 0
     }
 
     /// Fills the member's disk: it can hold 0 to 256 KiB more than it does

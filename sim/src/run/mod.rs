@@ -3,6 +3,7 @@
 //! cluster to quiesce, and checks the invariants.
 
 mod damage;
+mod disk_time;
 mod inject;
 mod lifecycle;
 mod network;
@@ -58,7 +59,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -81,8 +82,10 @@ impl RunReport {
             s.reboot_power_losses,
             s.corruptions,
             s.bad_sectors,
+            s.misdirected_writes,
             s.quarantined,
             s.enospc_stops,
+            s.slow_disks,
             s.replayed,
             s.replay_skipped_v3,
             self.trace_hash,

@@ -91,11 +91,28 @@ impl ScheduleRecorder {
         self.push(at_ms, member, step, State::Armed);
     }
 
+    /// The latest armed fault of `member` that fires by stopping it (a
+    /// misdirected write fires when it lands, see `misdirect_landed`).
     fn latest_armed(&mut self, member: u64) -> Option<&mut Entry> {
-        self.entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.member == member && e.state == State::Armed)
+        self.entries.iter_mut().rev().find(|e| {
+            e.member == member
+                && e.state == State::Armed
+                && !matches!(e.timed.step, Step::Misdirect { .. })
+        })
+    }
+
+    /// `member`'s armed misdirected write landed.
+    pub(crate) fn misdirect_landed(&mut self, member: u64) {
+        if self.stopped {
+            return;
+        }
+        if let Some(entry) = self.entries.iter_mut().rev().find(|e| {
+            e.member == member
+                && e.state == State::Armed
+                && matches!(e.timed.step, Step::Misdirect { .. })
+        }) {
+            entry.state = State::Happened;
+        }
     }
 
     /// The latest restart of `member`, while recording.

@@ -50,6 +50,7 @@ impl Supervisor {
     /// until `cfg.duration_ms`.
     pub(crate) async fn start(cfg: RunConfig, random_clients: bool) -> Supervisor {
         let world = World::new(cfg.clone());
+        super::disk_time::enable_disk_time(&world);
         world
             .lock()
             .event(0, None, format_args!("settings: {}", cfg.settings_line()));
@@ -101,6 +102,7 @@ impl Supervisor {
     /// expired faults, and (while random faults are on) new faults.
     pub(crate) fn poll(&mut self) {
         self.handle_stopped(true);
+        self.handle_misdirected();
         self.restart_due();
         self.heal_due(false);
         self.expire_armed();
@@ -140,6 +142,7 @@ impl Supervisor {
         while self.now_ms() < deadline {
             madsim::time::sleep(Duration::from_millis(50)).await;
             self.handle_stopped(false);
+            self.handle_misdirected();
             let down: Vec<u64> = self.stopped_waiting();
             for id in down {
                 self.restarts_due.entry(id).or_insert(0);

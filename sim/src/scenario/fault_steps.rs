@@ -1,6 +1,7 @@
 //! The script's fault steps: `crash` (now, at a named point, or at the k-th
-//! disk operation), `eio`, and `restart` (optionally crashing its boot).
-//! Each targets a member that then stays down until the script restarts it.
+//! disk operation), `eio`, `misdirect`, `slow`, and `restart` (optionally
+//! crashing its boot). Each stopping fault targets a member that then stays
+//! down until the script restarts it.
 
 use super::script::{STEP_LIMIT_MS, Script, count};
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
@@ -78,6 +79,31 @@ impl Script<'_> {
         };
         self.sup.arm_disk(id, fault, false);
         Ok(())
+    }
+
+    /// A `misdirect` step (the member's `nth` next write to `file` lands
+    /// `shift` bytes off; the supervisor then crashes it, and it stays down
+    /// until `restart`, which waits for the write to land), or a `slow`
+    /// step (the member's disk is `factor` times slower for `ms`).
+    pub(super) fn disk_step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Misdirect {
+                member,
+                file,
+                nth,
+                shift,
+            } => {
+                let id = self.resolve(member)?;
+                self.crashed = Some(id);
+                self.sup.hold_down(id);
+                self.sup.arm_misdirect(id, *file, *nth, *shift)
+            }
+            Step::Slow { member, factor, ms } => {
+                let id = self.resolve(member)?;
+                self.sup.slow_disk(id, *factor, *ms)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A `restart` step: waits for an armed crash to fire (or stops the

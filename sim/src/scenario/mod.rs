@@ -68,6 +68,7 @@ impl Scenario {
         cfg.batch_interval_ms = self.store.batch_interval_ms.unwrap_or(100);
         cfg.wal_segment_size = self.store.wal_segment_size.unwrap_or(64 * 1024);
         cfg.network = self.network;
+        cfg.disk_time = self.disk_time;
         match &self.random {
             Some(r) => {
                 cfg.duration_ms = r.duration_ms;

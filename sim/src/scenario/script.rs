@@ -261,6 +261,7 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.bad_sector(id, *file, *at)
             }
+            Step::Misdirect { .. } | Step::Slow { .. } => self.disk_step(step),
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
