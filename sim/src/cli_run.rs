@@ -106,6 +106,10 @@ pub struct SweepArgs {
     /// Write a JUnit XML report here: one test case per (scenario, seed).
     #[arg(long)]
     pub junit: Option<std::path::PathBuf>,
+    /// Write the coverage table as JSON here (default: beside the JUnit
+    /// report, `NAME.coverage.json`).
+    #[arg(long)]
+    pub coverage_json: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -311,6 +315,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let (result, cases_written) = sweep_with_progress(&plan, args.jobs, started, deadline, cases);
     print!("{}", sweep::summary_table(&result.rows));
     print!("{}", sweep::fired_table(&result.fired));
+    print!("{}", result.coverage.table());
+    write_coverage_json(&args, &result)?;
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
         result.runs,
@@ -340,6 +346,19 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Writes the sweep's coverage as JSON where `--coverage-json` says, or
+/// beside the JUnit report.
+fn write_coverage_json(args: &SweepArgs, result: &SweepResult) -> anyhow::Result<()> {
+    let path = match (&args.coverage_json, &args.junit) {
+        (Some(path), _) => path.clone(),
+        (None, Some(junit)) => sim::coverage::json_path_beside(junit),
+        (None, None) => return Ok(()),
+    };
+    let json = serde_json::to_string_pretty(&result.coverage.to_json(result.runs))?;
+    std::fs::write(&path, json + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@ pub mod checker;
 pub mod chrome_trace;
 pub mod cluster;
 pub mod config;
+pub mod coverage;
 pub mod demo;
 pub mod diff;
 pub mod explore;

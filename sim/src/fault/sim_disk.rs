@@ -10,7 +10,10 @@
 //! that persisted nothing.
 
 use super::power::SECTOR;
+use crate::coverage::ProbeHits;
 use replica::disk::{Disk, MemDisk, PowerLossPlan};
+use replica::member::BACKEND_FILE;
+use replica::probe::Probe;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +54,34 @@ struct Gate {
     /// then expected, not a bug).
     eio_returned: bool,
     ops: u64,
+    /// Inside a redb commit (between `backend.commit.before` and
+    /// `backend.commit.after`): how far the backend file has got.
+    commit: Option<CommitPhase>,
+}
+
+/// How far a redb commit has got, as the backend file's operations show:
+/// redb buffers the commit's pages and header (offset 0), writes them out,
+/// then fsyncs the file once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommitPhase {
+    /// No header write yet (page writes may have landed).
+    BeforeHeader,
+    /// The header write landed.
+    HeaderWritten,
+    /// The backend file was fsynced.
+    Synced,
+}
+
+impl CommitPhase {
+    /// The probe of a crash at an operation of kind `op` in this phase.
+    fn crash_probe(self, op: OpKind) -> Probe {
+        match (self, op) {
+            (CommitPhase::BeforeHeader, _) => Probe::RedbCrashBeforeHeader,
+            (CommitPhase::HeaderWritten, OpKind::Sync | OpKind::SyncDir) => Probe::RedbCrashAtSync,
+            (CommitPhase::HeaderWritten, _) => Probe::RedbCrashBetweenHeaderAndPages,
+            (CommitPhase::Synced, _) => Probe::RedbCrashAfterSync,
+        }
+    }
 }
 
 /// Sees a member's disk just before each file `sync` (crash-state
@@ -70,6 +101,8 @@ pub struct SimDisk {
     /// Where `sync`s are captured for crash-state exploration (`sim
     /// explore`); `None` in normal runs.
     capture: Mutex<Option<Arc<dyn SyncObserver>>>,
+    /// Coverage probes this disk observed (crashes inside a redb commit).
+    probes: Mutex<ProbeHits>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,6 +132,7 @@ impl SimDisk {
             gate: Mutex::new(Gate::default()),
             bad_sectors: Mutex::new(Vec::new()),
             capture: Mutex::new(None),
+            probes: Mutex::new(ProbeHits::default()),
         })
     }
 
@@ -117,6 +151,7 @@ impl SimDisk {
             if *left == 0 {
                 g.countdown = None;
                 g.frozen = true;
+                self.probe_commit_crash(&mut g, kind);
                 return Err(crashed());
             }
         }
@@ -125,6 +160,7 @@ impl SimDisk {
             _ if is_sync && g.crash_at_next_sync => {
                 g.crash_at_next_sync = false;
                 g.frozen = true;
+                self.probe_commit_crash(&mut g, kind);
                 Err(crashed())
             }
             OpKind::SyncDir if g.fail_next_sync_dir => {
@@ -149,6 +185,47 @@ impl SimDisk {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A crash froze the disk at an operation of kind `op`: inside a redb
+    /// commit, that is a probe of the commit's phase.
+    fn probe_commit_crash(&self, g: &mut Gate, op: OpKind) {
+        if let Some(phase) = g.commit.take() {
+            let probe = phase.crash_probe(op);
+            self.probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .hit(probe.name());
+        }
+    }
+
+    /// A redb commit starts (`true`) or returned (`false`); the crash hook
+    /// tells the disk, which follows the commit's phase from then on.
+    pub fn commit_window(&self, open: bool) {
+        self.gate().commit = open.then_some(CommitPhase::BeforeHeader);
+    }
+
+    /// Follows an open commit window past a backend-file operation that
+    /// landed.
+    fn advance_commit(&self, path: &Path, op: OpKind, offset: u64) {
+        let mut g = self.gate();
+        let Some(phase) = g.commit else { return };
+        if path != Path::new(BACKEND_FILE) {
+            return;
+        }
+        g.commit = Some(match (phase, op) {
+            (_, OpKind::Sync) => CommitPhase::Synced,
+            (CommitPhase::BeforeHeader, OpKind::Write) if offset == 0 => CommitPhase::HeaderWritten,
+            (phase, _) => phase,
+        });
+    }
+
+    /// The probes this disk observed over the run.
+    pub fn probe_hits(&self) -> ProbeHits {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Arms a fault.
@@ -192,7 +269,9 @@ impl SimDisk {
 
     /// Stops every further operation (the process died here).
     pub fn freeze(&self) {
-        self.gate().frozen = true;
+        let mut g = self.gate();
+        g.frozen = true;
+        g.commit = None;
     }
 
     pub fn is_frozen(&self) -> bool {
@@ -308,7 +387,9 @@ impl Disk for SimDisk {
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write)?;
         self.room_for(path, offset + data.len() as u64)?;
-        self.mem.write_at(path, offset, data)
+        self.mem.write_at(path, offset, data)?;
+        self.advance_commit(path, OpKind::Write, offset);
+        Ok(())
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write)?;
@@ -332,7 +413,9 @@ impl Disk for SimDisk {
         {
             sink.before_sync(&self.mem, path);
         }
-        self.mem.sync(path)
+        self.mem.sync(path)?;
+        self.advance_commit(path, OpKind::Sync, 0);
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.pass(OpKind::SyncDir)?;
