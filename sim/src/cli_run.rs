@@ -106,6 +106,15 @@ pub struct SweepArgs {
     /// Write a JUnit XML report here: one test case per (scenario, seed).
     #[arg(long)]
     pub junit: Option<std::path::PathBuf>,
+    /// Probe-guided scheduling: run `--budget-runs` consecutive seeds from
+    /// the start of `--seeds` (random runs only), each with the knobs the
+    /// guidance policy chooses from the coverage seen so far.
+    #[arg(long, requires = "budget_runs")]
+    pub guided: bool,
+    /// Runs of a guided sweep (its budget is in runs, not wall time, so it
+    /// is deterministic).
+    #[arg(long)]
+    pub budget_runs: Option<usize>,
     /// Write the coverage table as JSON here (default: beside the JUnit
     /// report, `NAME.coverage.json`).
     #[arg(long)]
@@ -301,6 +310,9 @@ fn sweep_with_progress(
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    if args.guided {
+        return guided_sweep(&args);
+    }
     let plan = sweep_plan(&args)?;
     let mut junit = args.junit.as_deref().map(JunitFile::create);
     let mut no_junit = std::io::sink();
@@ -340,6 +352,44 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     }
     for f in &result.failed {
         println!("  {} seed {} failed: {}", f.scenario, f.seed, f.reproduce);
+    }
+    Ok(if result.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `sweep --guided`: the policy chooses each run's knobs; prints the
+/// coverage table and the runs per arm.
+fn guided_sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
+    let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let settings = args.settings.clone();
+    let base = move |seed| settings.config_with(seed, bugs);
+    let budget = args.budget_runs.unwrap_or(0);
+    let started = Instant::now();
+    let result = sim::guided::run_guided(&base, args.seeds.start, budget, args.jobs, false);
+    print!("{}", result.coverage.table());
+    let arms: Vec<String> = result
+        .arm_runs
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    println!("guided: runs per arm: {}", arms.join(", "));
+    println!(
+        "guided sweep: {} runs from seed {}, {} probes hit, {} failed, {:.1}s wall",
+        result.runs,
+        args.seeds.start,
+        result.coverage.probes_hit(),
+        result.failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.coverage_json {
+        let json = serde_json::to_string_pretty(&result.coverage.to_json(result.runs))?;
+        std::fs::write(path, json + "\n")?;
+    }
+    for (seed, arm, reproduce) in &result.failed {
+        println!("  random seed {seed} (arm {arm}) failed: {reproduce}");
     }
     Ok(if result.failed.is_empty() {
         ExitCode::SUCCESS

@@ -10,7 +10,7 @@
 use crate::stats::RunStats;
 use replica::crash_point::CrashPoint;
 use replica::probe::Probe;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// One probe: its name and what reaching it means.
@@ -234,6 +234,60 @@ impl Coverage {
     }
 }
 
+/// The probes a coverage JSON document (see [`Coverage::to_json`]) says
+/// were hit by at least one run.
+pub fn hit_in_json(doc: &serde_json::Value) -> Result<BTreeSet<String>, String> {
+    let probes = doc
+        .get("probes")
+        .and_then(|p| p.as_array())
+        .ok_or("no \"probes\" array")?;
+    let mut hit = BTreeSet::new();
+    for p in probes {
+        let name = p
+            .get("name")
+            .and_then(|n| n.as_str())
+            .ok_or("a probe without a name")?;
+        let runs = p
+            .get("runs")
+            .and_then(|r| r.as_u64())
+            .ok_or("a probe without runs")?;
+        if runs > 0 {
+            hit.insert(name.to_string());
+        }
+    }
+    Ok(hit)
+}
+
+/// The probe names of an expected-hits file: one per line; `#` starts a
+/// comment; blank lines are ignored.
+pub fn parse_expected(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// An expected-hits file listing `hit` (sorted, one per line), under
+/// `header` (comment lines).
+pub fn expected_file(header: &str, hit: &BTreeSet<String>) -> String {
+    let mut out: String = header.lines().map(|l| format!("# {l}\n")).collect();
+    for name in hit {
+        out.push_str(name);
+        out.push('\n');
+    }
+    out
+}
+
+/// The expected probes that `hit` lacks: each one a lost coverage.
+pub fn missing<'e>(expected: &'e [String], hit: &BTreeSet<String>) -> Vec<&'e str> {
+    expected
+        .iter()
+        .filter(|p| !hit.contains(*p))
+        .map(String::as_str)
+        .collect()
+}
+
 /// Where a sweep writes its coverage: next to its JUnit report
 /// (`sim-random.xml` → `sim-random.coverage.json`).
 pub fn json_path_beside(junit: &std::path::Path) -> std::path::PathBuf {
@@ -243,6 +297,21 @@ pub fn json_path_beside(junit: &std::path::Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_expected_but_not_hit_is_missing() {
+        let mut cov = Coverage::new();
+        let mut hits = ProbeHits::default();
+        hits.hit("wal.torn_tail_repaired");
+        cov.add(0, "random", 1, &hits);
+        let hit = hit_in_json(&cov.to_json(1)).unwrap();
+        let expected =
+            parse_expected("# header\nwal.torn_tail_repaired\nreplay.v3_skipped # why\n\n");
+        assert_eq!(missing(&expected, &hit), vec!["replay.v3_skipped"]);
+        let file = expected_file("h", &hit);
+        assert_eq!(parse_expected(&file), vec!["wal.torn_tail_repaired"]);
+        assert!(missing(&parse_expected(&file), &hit).is_empty());
+    }
 
     #[test]
     fn catalogue_names_are_unique() {

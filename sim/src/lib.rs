@@ -11,6 +11,7 @@ pub mod demo;
 pub mod diff;
 pub mod explore;
 pub mod fault;
+pub mod guided;
 pub mod panic_guard;
 pub mod pool;
 pub mod rng;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level module → layer (0 is the bottom). Keep in step with the table
 /// in docs/ARCHITECTURE.md.
-const LAYERS: [(&str, u8); 27] = [
+const LAYERS: [(&str, u8); 30] = [
     ("rng", 0),
     ("trace", 0),
     ("diff", 0),
@@ -16,6 +16,7 @@ const LAYERS: [(&str, u8); 27] = [
     ("workload", 0),
     ("pool", 0),
     ("stats", 0),
+    ("coverage", 0),
     ("fault", 1),
     ("config", 1),
     ("checker", 1),
@@ -27,11 +28,13 @@ const LAYERS: [(&str, u8); 27] = [
     ("explore", 4),
     ("sweep", 5),
     ("shrink", 5),
+    ("guided", 5),
     ("main", 6),
     ("cli_run", 6),
     ("cli_backup", 6),
     ("cli_explore", 6),
     ("cli_shrink", 6),
+    ("cli_coverage", 6),
     ("demo", 6),
     ("chrome_trace", 6),
     // The crate root only lists the modules.

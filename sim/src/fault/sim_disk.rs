@@ -88,6 +88,45 @@ impl CommitPhase {
 /// exploration forks it there). It must not touch the disk.
 pub trait SyncObserver: Send + Sync + std::fmt::Debug {
     fn before_sync(&self, disk: &MemDisk, path: &Path);
+
+    /// Sees the disk just before each operation that changes it (create,
+    /// write, set_len, rename, remove, sync, sync_dir) and that the gate let
+    /// through: a process crash there leaves the disk as it is now.
+    fn before_op(&self, _disk: &MemDisk, _op: DiskOp, _path: &Path) {}
+}
+
+/// An operation that changes a disk, as [`SyncObserver::before_op`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    Create,
+    CreateDir,
+    Write,
+    SetLen,
+    Rename,
+    Remove,
+    Sync,
+    SyncDir,
+}
+
+impl DiskOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskOp::Create => "create",
+            DiskOp::CreateDir => "create_dir",
+            DiskOp::Write => "write",
+            DiskOp::SetLen => "set_len",
+            DiskOp::Rename => "rename",
+            DiskOp::Remove => "remove",
+            DiskOp::Sync => "sync",
+            DiskOp::SyncDir => "sync_dir",
+        }
+    }
+
+    /// Whether it leaves what a process reads unchanged (a crash just after
+    /// it is a crash just before it).
+    pub fn keeps_view(self) -> bool {
+        matches!(self, DiskOp::Sync | DiskOp::SyncDir)
+    }
 }
 
 /// One member's disk.
@@ -218,6 +257,19 @@ impl SimDisk {
             (CommitPhase::BeforeHeader, OpKind::Write) if offset == 0 => CommitPhase::HeaderWritten,
             (phase, _) => phase,
         });
+    }
+
+    /// Shows the disk to the capture sink, if any, before a changing
+    /// operation that passed the gate.
+    fn observe(&self, op: DiskOp, path: &Path) {
+        if let Some(sink) = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            sink.before_op(&self.mem, op, path);
+        }
     }
 
     /// The probes this disk observed over the run.
@@ -365,10 +417,12 @@ impl SimDisk {
 impl Disk for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta)?;
+        self.observe(DiskOp::CreateDir, dir);
         self.mem.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta)?;
+        self.observe(DiskOp::Create, path);
         self.mem.create(path)
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -387,6 +441,7 @@ impl Disk for SimDisk {
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write)?;
         self.room_for(path, offset + data.len() as u64)?;
+        self.observe(DiskOp::Write, path);
         self.mem.write_at(path, offset, data)?;
         self.advance_commit(path, OpKind::Write, offset);
         Ok(())
@@ -394,6 +449,7 @@ impl Disk for SimDisk {
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write)?;
         self.room_for(path, len)?;
+        self.observe(DiskOp::SetLen, path);
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
@@ -405,6 +461,7 @@ impl Disk for SimDisk {
             }
             return Err(e);
         }
+        self.observe(DiskOp::Sync, path);
         if let Some(sink) = self
             .capture
             .lock()
@@ -419,14 +476,17 @@ impl Disk for SimDisk {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.pass(OpKind::SyncDir)?;
+        self.observe(DiskOp::SyncDir, dir);
         self.mem.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta)?;
+        self.observe(DiskOp::Rename, from);
         self.mem.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta)?;
+        self.observe(DiskOp::Remove, path);
         self.mem.remove(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
