@@ -102,6 +102,11 @@ pub struct DetectArgs {
     /// Worker threads.
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     pub jobs: usize,
+    /// Search with probe-guided scheduling (`sweep --guided`) instead of
+    /// the default random run: the figure is then the number of runs to
+    /// the first failure.
+    #[arg(long)]
+    pub guided: bool,
 }
 
 /// One line of the thresholds file.
@@ -134,9 +139,23 @@ fn parse_thresholds(path: &Path) -> anyhow::Result<Vec<Threshold>> {
 
 /// The first random seed in `1..=max_seed` that fails with `bug` on,
 /// running `jobs` seeds at a time in order.
-fn first_failing_seed(bug: Bug, max_seed: u64, jobs: usize) -> anyhow::Result<Option<u64>> {
+fn first_failing_seed(
+    bug: Bug,
+    max_seed: u64,
+    jobs: usize,
+    guided: bool,
+) -> anyhow::Result<Option<u64>> {
     let mut bugs = replica::bugs::KnownBugs::NONE;
     bugs.enable(bug)?;
+    if guided {
+        let base = move |seed| {
+            let mut cfg = RunConfig::new(seed);
+            cfg.bugs = bugs;
+            cfg
+        };
+        let result = sim::guided::run_guided(&base, 1, max_seed as usize, jobs, true);
+        return Ok(result.first_failure_run.map(|n| n as u64));
+    }
     let mut start = 1;
     while start <= max_seed {
         let end = (start + jobs.max(1) as u64).min(max_seed + 1);
@@ -164,7 +183,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .filter(|b| !matches!(b, Bug::BackupShiftIndexes | Bug::BackupNoCindexUpdate));
         for bug in random_bugs {
-            match first_failing_seed(bug, limit, args.jobs)? {
+            match first_failing_seed(bug, limit, args.jobs, args.guided)? {
                 Some(first) => println!(
                     "{} {}  # measured first failing seed: {first}",
                     bug.name(),
@@ -178,7 +197,7 @@ pub fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut regressed = 0;
     println!("| switch | threshold | first failing seed | |\n| --- | --- | --- | --- |");
     for t in parse_thresholds(&args.thresholds)? {
-        let first = first_failing_seed(t.bug, t.max_seed, args.jobs)?;
+        let first = first_failing_seed(t.bug, t.max_seed, args.jobs, args.guided)?;
         let verdict = if first.is_some() { "ok" } else { "REGRESSED" };
         regressed += usize::from(first.is_none());
         let shown = first.map_or_else(|| format!("none within {}", t.max_seed), |s| s.to_string());
