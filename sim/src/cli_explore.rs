@@ -5,8 +5,10 @@
 use clap::Args;
 use replica::bugs::KnownBugs;
 use sim::explore::{CaptureSink, ExploreReport, explore};
+use sim::pool::run_pool;
 use sim::scenario::{self, Scenario};
 use sim::sweep::catalogue_matching;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -43,28 +45,34 @@ pub struct ExploreArgs {
     /// known-bugs` only).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
+    /// Worker threads: (scenario, member) pairs explored at once.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    pub jobs: usize,
 }
 
 /// The scenarios `name` selects: a glob over the catalogue, or one file.
 fn scenarios(name: &str) -> anyhow::Result<Vec<Scenario>> {
     if name.contains(['*', '?']) {
-        return Ok(catalogue_matching(name)?);
+        let found = catalogue_matching(name)?;
+        anyhow::ensure!(!found.is_empty(), "no catalogue scenario matches {name:?}");
+        return Ok(found);
     }
     Ok(vec![Scenario::load(&scenario::find(name)?)?])
 }
 
-/// Totals over every explored (scenario, member).
+/// What exploring one (scenario, member) found: its report lines, and
+/// its counts for the totals.
 #[derive(Default)]
-struct Totals {
+struct Explored {
+    text: String,
     power_states: u64,
     process_states: u64,
     failures: usize,
-    wall: f64,
 }
 
 pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let bugs = crate::parse_bugs(&args.bugs)?;
-    let mut totals = Totals::default();
+    let mut jobs = Vec::new();
     for sc in scenarios(&args.scenario)? {
         let seed = args.seed.unwrap_or(sc.seed);
         let cfg = sc.config(seed, bugs, false);
@@ -73,17 +81,36 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         } else {
             vec![args.member]
         };
-        for member in members {
-            explore_member(&args, bugs, (&sc, seed, member), &mut totals);
-        }
+        let sc = std::sync::Arc::new(sc);
+        jobs.extend(members.into_iter().map(|m| (sc.clone(), seed, m)));
     }
+    // Wall-clock time, outside any simulation.
+    let started = Instant::now();
+    let found: std::sync::Mutex<Vec<Option<Explored>>> =
+        std::sync::Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let work = |i: usize| {
+        let (sc, seed, member) = &jobs[i];
+        explore_member(&args, bugs, (sc, *seed, *member))
+    };
+    run_pool(jobs.len(), args.jobs, None, work, |i, explored| {
+        found.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(explored);
+    });
+    let found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut totals = Explored::default();
+    for e in found.into_iter().flatten() {
+        print!("{}", e.text);
+        totals.power_states += e.power_states;
+        totals.process_states += e.process_states;
+        totals.failures += e.failures;
+    }
+    let wall = started.elapsed().as_secs_f64();
     println!(
-        "explore total: {} power-loss states, {} process-crash states, {} failed, {:.1}s wall ({:.0} states/s)",
+        "explore total: {} power-loss states, {} process-crash states, {} failed, {wall:.1}s wall on {} jobs ({:.0} states/s)",
         totals.power_states,
         totals.process_states,
         totals.failures,
-        totals.wall,
-        (totals.power_states + totals.process_states) as f64 / totals.wall.max(1e-9)
+        args.jobs,
+        (totals.power_states + totals.process_states) as f64 / wall.max(1e-9)
     );
     Ok(if totals.failures == 0 {
         ExitCode::SUCCESS
@@ -92,14 +119,13 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs `sc` capturing `member`'s disk, explores its crash states, prints
-/// one line (and the failures), and adds to `totals`.
+/// Runs `sc` capturing `member`'s disk, explores its crash states, and
+/// reports one line (and the failures).
 fn explore_member(
     args: &ExploreArgs,
     bugs: KnownBugs,
     (sc, seed, member): (&Scenario, u64, u64),
-    totals: &mut Totals,
-) {
+) -> Explored {
     let mut cfg = sc.config(seed, bugs, false);
     let sink = if args.max_process_states > 0 {
         let store = cfg.node_config(member).store;
@@ -122,8 +148,8 @@ fn explore_member(
     let wall = started.elapsed().as_secs_f64();
     let process = report.process.clone().unwrap_or_default();
     let failures = report.failures.len() + process.failures.len();
-    println!(
-        "explore {} seed {seed} member {member}: run {}; power loss: {} syncs, {} states ({} compared), {} failed; process crash: {} states ({} booted, {} distinct compared), {} failed; {:.2}s, {:.0} states/s",
+    let mut text = format!(
+        "explore {} seed {seed} member {member}: run {}; power loss: {} syncs, {} states ({} compared), {} failed; process crash: {} states ({} booted, {} distinct compared), {} failed; {:.2}s, {:.0} states/s\n",
         sc.display_name(),
         if run.passed() { "ok" } else { "VIOLATION" },
         report.sync_points,
@@ -137,7 +163,7 @@ fn explore_member(
         wall,
         (report.states + process.states) as f64 / wall.max(1e-9),
     );
-    print_failures(&report);
+    print_failures(&mut text, &report);
     if failures > 0 {
         let bug_args: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
         let features = if args.bugs.is_empty() {
@@ -145,7 +171,8 @@ fn explore_member(
         } else {
             " --features known-bugs"
         };
-        println!(
+        let _ = writeln!(
+            text,
             "reproduce: cargo run --release -p sim{features} -- explore --scenario {} --seed {seed} --member {member} --max-states {} --max-syncs {} --max-process-states {}{bug_args}",
             sc.display_name(),
             args.max_states,
@@ -153,15 +180,18 @@ fn explore_member(
             args.max_process_states
         );
     }
-    totals.power_states += report.states;
-    totals.process_states += process.states;
-    totals.failures += failures;
-    totals.wall += wall;
+    Explored {
+        text,
+        power_states: report.states,
+        process_states: process.states,
+        failures,
+    }
 }
 
-fn print_failures(report: &ExploreReport) {
+fn print_failures(out: &mut String, report: &ExploreReport) {
     for f in report.failures.iter().take(10) {
-        println!(
+        let _ = writeln!(
+            out,
             "CRASH STATE sync #{} of {}: keep {} pending ops{}: {}",
             f.point,
             f.path.display(),
@@ -172,11 +202,12 @@ fn print_failures(report: &ExploreReport) {
             f.detail
         );
         for d in f.diffs.iter().take(10) {
-            println!("    {d}");
+            let _ = writeln!(out, "    {d}");
         }
     }
     if report.failures.len() > 10 {
-        println!(
+        let _ = writeln!(
+            out,
             "… {} more failing power-loss states",
             report.failures.len() - 10
         );
@@ -185,7 +216,8 @@ fn print_failures(report: &ExploreReport) {
         return;
     };
     for f in process.failures.iter().take(10) {
-        println!(
+        let _ = writeln!(
+            out,
             "PROCESS CRASH before disk operation #{} ({} {}): {}",
             f.at.op_index,
             f.at.op.name(),
@@ -193,11 +225,12 @@ fn print_failures(report: &ExploreReport) {
             f.detail
         );
         for d in f.diffs.iter().take(10) {
-            println!("    {d}");
+            let _ = writeln!(out, "    {d}");
         }
     }
     if process.failures.len() > 10 {
-        println!(
+        let _ = writeln!(
+            out,
             "… {} more failing process-crash states",
             process.failures.len() - 10
         );
