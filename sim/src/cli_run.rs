@@ -203,6 +203,7 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
     let report = execute(trace);
     let cfg = report.config.clone();
     println!("{}", report.summary());
+    println!("probes: {}", report.probes.summary());
     if let Some(path) = &args.trace_out {
         let members: Vec<u64> = (1..=cfg.nodes + cfg.spares).collect();
         let doc = sim::chrome_trace::to_json(&report.trace_records, &members);
