@@ -20,7 +20,7 @@ SMALL_SEEDS="${SMALL_SEEDS:-1..41}"
 LARGE_SEEDS="${LARGE_SEEDS:-1..1001}"
 DURATION="${DURATION:-100ms}"
 MAX_GROWTH_KB="${MAX_GROWTH_KB:-4096}"
-cargo build --quiet --release -p sim
+cargo build --quiet --release -p sim --all-features
 sim="${CARGO_TARGET_DIR:-target}/release/sim"
 
 # Peak RSS in KB of a sweep of the seeds $1 (the sweep must pass).

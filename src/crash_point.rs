@@ -7,6 +7,7 @@
 //! every further operation, so no write after the point can ever land. The
 //! store propagates the error and the driver discards the member.
 
+use crate::probe::Probe;
 use std::fmt;
 
 /// A place in the store where a crash is interesting.
@@ -76,10 +77,14 @@ pub struct Crashed {
     pub point: CrashPoint,
 }
 
-/// Called by the store at every crash point.
+/// Called by the store at every crash point and coverage probe.
 pub trait CrashHook: Send + Sync + fmt::Debug {
     /// Returns `Err` to stop the member here.
     fn at(&self, point: CrashPoint) -> Result<(), Crashed>;
+
+    /// The store reached a probe's state (see [`crate::probe`]). A real
+    /// member's hook ignores it; the simulator counts it.
+    fn probe(&self, _probe: Probe) {}
 }
 
 /// The hook of a real member: never crashes.

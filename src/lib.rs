@@ -14,6 +14,7 @@ pub mod member;
 pub mod membership;
 pub mod mvcc;
 pub mod node;
+pub mod probe;
 pub mod proto;
 pub mod snap;
 pub mod v2store;

@@ -81,6 +81,7 @@ fn print_summary(merged: &SweepSummary) -> anyhow::Result<u64> {
     let result = merged.to_result().map_err(anyhow::Error::msg)?;
     print!("{}", sweep::summary_table(&result.rows));
     print!("{}", sweep::fired_table(&result.fired));
+    print!("{}", result.coverage.table());
     println!(
         "merged {} partitions ({}): {} runs, {} failed, {} not started, {:.0}s simulated",
         merged.partitions.len(),

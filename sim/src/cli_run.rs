@@ -116,6 +116,19 @@ pub struct SweepArgs {
     /// partitions are disjoint and together are the whole sweep.
     #[arg(long, default_value = "count:1/1")]
     pub partition: Partition,
+    /// Probe-guided scheduling: run `--budget-runs` consecutive seeds from
+    /// the start of `--seeds` (random runs only), each with the knobs the
+    /// guidance policy chooses from the coverage seen so far.
+    #[arg(long, requires = "budget_runs")]
+    pub guided: bool,
+    /// Runs of a guided sweep (its budget is in runs, not wall time, so it
+    /// is deterministic).
+    #[arg(long)]
+    pub budget_runs: Option<usize>,
+    /// Write the coverage table as JSON here (default: beside the JUnit
+    /// report, `NAME.coverage.json`).
+    #[arg(long)]
+    pub coverage_json: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -205,6 +218,7 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
     let report = execute(trace);
     let cfg = report.config.clone();
     println!("{}", report.summary());
+    println!("probes: {}", report.probes.summary());
     if let Some(path) = &args.trace_out {
         let members: Vec<u64> = (1..=cfg.nodes + cfg.spares).collect();
         let doc = sim::chrome_trace::to_json(&report.trace_records, &members);
@@ -314,6 +328,13 @@ fn sweep_with_progress(
 }
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !(args.guided && args.partition != Partition::default()),
+        "--guided chooses each run from the coverage of the runs before it: it cannot be partitioned"
+    );
+    if args.guided {
+        return guided_sweep(&args);
+    }
     let plan = sweep_plan(&args)?;
     let mut junit = args.junit.as_deref().map(JunitFile::create);
     let mut no_junit = std::io::sink();
@@ -335,6 +356,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             plan.unpartitioned_len()
         );
     }
+    print!("{}", result.coverage.table());
+    write_coverage_json(&args, &result)?;
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
         result.runs,
@@ -357,7 +380,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.summary {
-        let summary = SweepSummary::of(&result, &args.partition.to_string());
+        let summary = SweepSummary::of(&result, args.partition);
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
@@ -369,6 +392,57 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `sweep --guided`: the policy chooses each run's knobs; prints the
+/// coverage table and the runs per arm.
+fn guided_sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
+    let bugs = crate::parse_bugs(&args.settings.bugs)?;
+    let settings = args.settings.clone();
+    let base = move |seed| settings.config_with(seed, bugs);
+    let budget = args.budget_runs.unwrap_or(0);
+    let started = Instant::now();
+    let result = sim::guided::run_guided(&base, args.seeds.start, budget, args.jobs, false);
+    print!("{}", result.coverage.table());
+    let arms: Vec<String> = result
+        .arm_runs
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect();
+    println!("guided: runs per arm: {}", arms.join(", "));
+    println!(
+        "guided sweep: {} runs from seed {}, {} probes hit, {} failed, {:.1}s wall",
+        result.runs,
+        args.seeds.start,
+        result.coverage.probes_hit(),
+        result.failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.coverage_json {
+        let json = serde_json::to_string_pretty(&result.coverage.to_json(result.runs))?;
+        std::fs::write(path, json + "\n")?;
+    }
+    for (seed, arm, reproduce) in &result.failed {
+        println!("  random seed {seed} (arm {arm}) failed: {reproduce}");
+    }
+    Ok(if result.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes the sweep's coverage as JSON where `--coverage-json` says, or
+/// beside the JUnit report.
+fn write_coverage_json(args: &SweepArgs, result: &SweepResult) -> anyhow::Result<()> {
+    let path = match (&args.coverage_json, &args.junit) {
+        (Some(path), _) => path.clone(),
+        (None, Some(junit)) => sim::coverage::json_path_beside(junit),
+        (None, None) => return Ok(()),
+    };
+    let json = serde_json::to_string_pretty(&result.coverage.to_json(result.runs))?;
+    std::fs::write(&path, json + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! `sim`: the deterministic simulation harness's command line.
 
 mod cli_backup;
+mod cli_coverage;
 mod cli_explore;
 mod cli_localize;
 mod cli_merge;
@@ -58,6 +59,15 @@ enum Command {
     /// and writes the result as a scenario file that reproduces the failure
     /// with no random fault left.
     Shrink(cli_shrink::ShrinkArgs),
+    /// The sensitivity gate's coverage check: the probes a seed range used
+    /// to hit (the committed expected-hits file) against sweeps' coverage
+    /// JSON files.
+    #[command(subcommand)]
+    Coverage(cli_coverage::CoverageCommand),
+    /// The sensitivity gate's detection check: each known-bug switch's first
+    /// failing random seed must stay within its committed threshold (needs
+    /// `--features known-bugs`).
+    Detect(cli_coverage::DetectArgs),
     /// Offline backup of a stopped member's data directory into a new
     /// one-member cluster (etcd's `backup --with-v3`).
     Backup(cli_backup::BackupArgs),
@@ -115,6 +125,8 @@ fn main() -> ExitCode {
         Command::Localize(args) => cli_localize::run(args),
         Command::Explore(args) => cli_explore::run(args),
         Command::Shrink(args) => cli_shrink::run(args),
+        Command::Coverage(command) => cli_coverage::coverage(command),
+        Command::Detect(args) => cli_coverage::detect(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::BenchBackup(args) => cli_backup::bench(args),
         Command::Demo {

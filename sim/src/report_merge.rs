@@ -8,7 +8,8 @@
 //! the merged tables equal those of the unpartitioned sweep except for
 //! wall times and the order of JUnit cases.
 
-use crate::sweep::{FailedRun, Row, StatCount, SweepResult, xml_escape};
+use crate::coverage::{Coverage, FirstHit, ProbeRow};
+use crate::sweep::{FailedRun, Partition, Row, StatCount, SweepResult, xml_escape};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -28,6 +29,20 @@ pub struct SweepSummary {
     /// Run statistics: runs in which each happened, and its total.
     pub fired: Vec<SummaryCount>,
     pub failed: Vec<SummaryFailure>,
+    /// Coverage probes: runs that hit each, hits, and the first run in the
+    /// order of the whole (unpartitioned) plan.
+    pub coverage: Vec<SummaryProbe>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryProbe {
+    pub name: String,
+    pub description: String,
+    pub runs: u64,
+    pub hits: u64,
+    /// (index in the whole plan, label, seed) of the first run that hit it.
+    pub first: Option<(usize, String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,7 +73,9 @@ pub struct SummaryFailure {
 
 impl SweepSummary {
     /// The summary of one sweep over `partition`.
-    pub fn of(result: &SweepResult, partition: &str) -> SweepSummary {
+    pub fn of(result: &SweepResult, partition: Partition) -> SweepSummary {
+        // A run's index in its partition, as an index in the whole plan.
+        let global = |local: usize| partition.index - 1 + local * partition.count;
         SweepSummary {
             partitions: vec![partition.to_string()],
             runs: result.runs,
@@ -92,6 +109,21 @@ impl SweepSummary {
                     scenario: f.scenario.clone(),
                     seed: f.seed,
                     reproduce: f.reproduce.clone(),
+                })
+                .collect(),
+            coverage: result
+                .coverage
+                .rows()
+                .iter()
+                .map(|r| SummaryProbe {
+                    name: r.name.clone(),
+                    description: r.description.clone(),
+                    runs: r.runs,
+                    hits: r.hits,
+                    first: r
+                        .first
+                        .as_ref()
+                        .map(|f| (global(f.index), f.label.clone(), f.seed)),
                 })
                 .collect(),
         }
@@ -128,6 +160,19 @@ impl SweepSummary {
             }
         }
         self.rows.sort_by(|a, b| a.label.cmp(&b.label));
+        for probe in &other.coverage {
+            match self.coverage.iter_mut().find(|p| p.name == probe.name) {
+                Some(p) => {
+                    p.runs += probe.runs;
+                    p.hits += probe.hits;
+                    p.first = match (p.first.take(), probe.first.clone()) {
+                        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => self.coverage.push(probe.clone()),
+            }
+        }
         self.failed.extend(other.failed.iter().cloned());
         self.failed
             .sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
@@ -183,6 +228,22 @@ impl SweepSummary {
             simulated_ms: self.simulated_ms,
             wall: Duration::from_secs_f64(self.wall_s.max(0.0)),
             fired,
+            coverage: Coverage::from_rows(
+                self.coverage
+                    .iter()
+                    .map(|p| ProbeRow {
+                        name: p.name.clone(),
+                        description: p.description.clone(),
+                        runs: p.runs,
+                        hits: p.hits,
+                        first: p.first.clone().map(|(index, label, seed)| FirstHit {
+                            index,
+                            label,
+                            seed,
+                        }),
+                    })
+                    .collect(),
+            )?,
         })
     }
 }
@@ -329,6 +390,7 @@ mod tests {
                     reproduce: format!("sim run --seed {seed}"),
                 })
                 .collect(),
+            coverage: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! says how to reproduce it.
 
 use crate::config::RunConfig;
+use crate::coverage::Coverage;
 use crate::pool::run_pool;
 use crate::run::{RunReport, run as run_random};
 use crate::scenario::{self, Scenario, ScenarioError};
@@ -275,6 +276,8 @@ pub struct SweepResult {
     /// Per run statistic (in `RunStats::names` order): how many runs it
     /// happened in, and its total over all runs — what the sweep exercised.
     pub fired: Vec<StatCount>,
+    /// Which coverage probes the runs reached.
+    pub coverage: Coverage,
 }
 
 /// How often one run statistic happened over a sweep.
@@ -294,6 +297,7 @@ struct Tally<'w> {
     simulated_ms: u64,
     wall: Duration,
     fired: Vec<StatCount>,
+    coverage: Coverage,
     cases: CaseStream<'w>,
 }
 
@@ -311,6 +315,7 @@ impl<'w> Tally<'w> {
                     ..StatCount::default()
                 })
                 .collect(),
+            coverage: Coverage::new(),
             cases: CaseStream::new(cases),
         }
     }
@@ -337,6 +342,8 @@ impl<'w> Tally<'w> {
             count.runs += u64::from(n > 0);
             count.total += n;
         }
+        self.coverage
+            .add(index, &outcome.label, report.config.seed, &report.probes);
         if !report.passed() {
             self.failed.push((
                 index,
@@ -360,6 +367,7 @@ impl<'w> Tally<'w> {
             simulated_ms: self.simulated_ms,
             wall: self.wall,
             fired: self.fired,
+            coverage: self.coverage,
         };
         (result, self.cases.finish())
     }

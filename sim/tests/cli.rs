@@ -20,12 +20,14 @@ fn text(out: &Output) -> String {
     )
 }
 
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 11] = [
     "run",
     "replay",
     "sweep",
     "bench",
     "explore",
+    "coverage",
+    "detect",
     "shrink",
     "backup",
     "bench-backup",

@@ -36,3 +36,41 @@ fn explore_finds_the_consistent_index_bugs() {
         assert!(!report.failures.is_empty(), "{bug:?}: {report:?}");
     }
 }
+
+/// Explores `name`'s member 2 with a process crash before every disk
+/// operation (power-loss states off).
+fn explore_process_crashes(name: &str, bugs: KnownBugs) -> sim::explore::ProcessReport {
+    let sc = Scenario::load(&scenario::find(name).unwrap()).unwrap();
+    let mut cfg = sc.config(sc.seed, bugs, false);
+    let store = cfg.node_config(2).store;
+    let sink = CaptureSink::with_process_crashes(2, 0, false, store, 5_000);
+    cfg.capture = Some(sink.clone());
+    sc.run_config(cfg.clone());
+    explore(&cfg, &sink, 0)
+        .process
+        .expect("process crashes were asked for")
+}
+
+#[test]
+fn every_process_crash_state_of_a_correct_store_boots_to_the_runs_state() {
+    let report = explore_process_crashes("12-crash-during-replay", KnownBugs::NONE);
+    assert!(report.states > 100, "{report:?}");
+    assert!(
+        report.booted > 50 && report.booted < report.states,
+        "{report:?}"
+    );
+    assert!(report.compared > 5, "{report:?}");
+    assert!(report.failures.is_empty(), "{:?}", report.failures.first());
+}
+
+#[cfg(feature = "known-bugs")]
+#[test]
+fn process_crash_states_find_the_consistent_index_bugs() {
+    use replica::bugs::Bug;
+    for bug in [Bug::CindexBeforeApply, Bug::CindexOnlyOnExplicitCommit] {
+        let mut bugs = KnownBugs::NONE;
+        bugs.enable(bug).unwrap();
+        let report = explore_process_crashes("12-crash-during-replay", bugs);
+        assert!(!report.failures.is_empty(), "{bug:?}: {report:?}");
+    }
+}

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("workload", 0),
     ("pool", 0),
     ("stats", 0),
+    ("coverage", 0),
     ("fault", 1),
     ("config", 1),
     ("checker", 1),
@@ -30,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("floor", 5),
     ("localize", 5),
     ("shrink", 5),
+    ("guided", 5),
     ("main", 6),
     ("cli_run", 6),
     ("cli_backup", 6),
@@ -38,6 +40,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli_merge", 6),
     ("cli_scaling", 6),
     ("cli_localize", 6),
+    ("cli_coverage", 6),
     ("demo", 6),
     ("chrome_trace", 6),
     // The crate root only lists the modules.

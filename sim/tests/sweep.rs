@@ -202,7 +202,7 @@ fn partitions_are_disjoint_cover_the_sweep_and_their_reports_merge_to_its_report
         let (result, xml, part_seen) = sweep(&plan, 2, None);
         assert_eq!(part_seen.len(), plan.len(), "{partition}");
         seen.extend(part_seen);
-        let part = SweepSummary::of(&result, &partition.to_string());
+        let part = SweepSummary::of(&result, partition);
         let text = serde_json::to_string(&part).unwrap();
         let part: SweepSummary = serde_json::from_str(&text).unwrap();
         match &mut summary {
@@ -235,6 +235,7 @@ fn partitions_are_disjoint_cover_the_sweep_and_their_reports_merge_to_its_report
     };
     assert_eq!(rows(&merged), rows(&all));
     assert_eq!(merged.fired, all.fired);
+    assert_eq!(merged.coverage, all.coverage);
     let junit = junit.unwrap();
     let all_junit = JunitReport::parse("all.xml", &all_xml).unwrap();
     assert_eq!(junit.tests, all_junit.tests);

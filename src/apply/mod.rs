@@ -23,6 +23,7 @@ use crate::bugs::{Bug, KnownBugs};
 use crate::crash_point::{CrashHook, CrashPoint, Crashed};
 use crate::membership::{Cluster, DowngradeInfo, MembershipError};
 use crate::mvcc::{Mvcc, MvccError};
+use crate::probe::Probe;
 use crate::proto::{
     ConfChangeKind, ConfChangeRequest, Entry, EntryType, Request, Response, request,
 };
@@ -156,6 +157,9 @@ pub fn apply_entry(
                     reason: format!("conf change context: {e}"),
                 }
             })?;
+            if !apply_v3 {
+                ctx.hook.probe(Probe::ReplayConfChangeOverBackend);
+            }
             let apply_cc_v3 = apply_v3 || ctx.bugs.has(Bug::ConfchangeDoubleApply);
             let outcome = apply_conf_change(stores, &cc, apply_cc_v3, index, ctx)?;
             let mut response = Response {

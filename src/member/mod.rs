@@ -26,6 +26,7 @@ use crate::crash_point::{CrashHook, CrashPoint};
 use crate::disk::Disk;
 use crate::membership::{Cluster, read_backend_membership};
 use crate::mvcc::Mvcc;
+use crate::probe::Probe;
 use crate::proto::{
     ConfChangeKind, ConfChangeRequest, Entry, EntryType, HardState, Member as MemberInfo,
     SnapshotMarker,
@@ -209,7 +210,10 @@ impl Member {
         let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;
         let metadata = decode_wal_metadata(&contents.metadata)?;
         let marker = snapshot.marker;
-        recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
+        if recover_received_backend(disk.as_ref(), &mut backend, &marker)? {
+            hook.probe(Probe::BootInstallFinished);
+        }
+        probe_boot_state(hook.as_ref(), &backend, &marker, &contents.hard_state);
         let hard_state = effective_hard_state(contents.hard_state, &marker);
         if config.verify.enabled() {
             let facts = boot_facts(&backend, &marker, hard_state, &contents.entries);
@@ -258,7 +262,10 @@ impl Member {
             }
             let applied = self.apply(entry, now_ms)?;
             replay.replayed += 1;
-            if !applied.applied_v3 {
+            if applied.applied_v3 {
+                self.hook.probe(Probe::ReplayV3Applied);
+            } else {
+                self.hook.probe(Probe::ReplayV3Skipped);
                 replay.skipped_v3 += 1;
             }
         }
@@ -436,6 +443,12 @@ impl Member {
         self.applied_term = marker.term;
         self.snapshot_index = marker.index;
         Ok(())
+    }
+
+    /// Reports a coverage probe through the member's hook (for the raft
+    /// layer, which holds no hook of its own).
+    pub fn probe(&self, probe: Probe) {
+        self.hook.probe(probe);
     }
 
     /// The index of the last applied entry.
@@ -632,17 +645,18 @@ fn received_backend_path(index: u64) -> PathBuf {
 
 /// Finishes an install of a leader snapshot that a crash interrupted: the
 /// WAL marker names the snapshot, but the live backend is still behind it.
+/// Returns whether it did.
 fn recover_received_backend(
     disk: &dyn Disk,
     backend: &mut Backend,
     marker: &SnapshotMarker,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if marker.index == 0 || backend.consistent_index().index >= marker.index {
-        return Ok(());
+        return Ok(false);
     }
     let path = received_backend_path(marker.index);
     if !disk.exists(&path)? {
-        return Ok(());
+        return Ok(false);
     }
     tracing::warn!(
         file = %path.display(),
@@ -653,7 +667,24 @@ fn recover_received_backend(
     let bytes = disk.read_all(&path)?;
     backend.restore_from_bytes(&bytes)?;
     disk.remove(&path)?;
-    Ok(())
+    Ok(true)
+}
+
+/// Coverage probes of what boot found before replay: the backend ahead of
+/// the snapshot, and the consistent index exactly at the saved commit.
+fn probe_boot_state(
+    hook: &dyn CrashHook,
+    backend: &Backend,
+    marker: &SnapshotMarker,
+    saved: &HardState,
+) {
+    let ci = backend.consistent_index().index;
+    if ci > marker.index {
+        hook.probe(Probe::BootBackendAheadOfSnapshot);
+        if ci == saved.commit {
+            hook.probe(Probe::BootConsistentIndexAtCommit);
+        }
+    }
 }
 
 /// Everything up to a snapshot the WAL has a marker for is committed, and

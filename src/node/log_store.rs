@@ -137,6 +137,11 @@ impl LogStore {
         std::mem::take(&mut self.write().snapshot_requested)
     }
 
+    /// Whether the log holds no entry past its snapshot.
+    pub fn has_no_entries(&self) -> bool {
+        self.read().entries.is_empty()
+    }
+
     /// The newest snapshot's index.
     pub fn snapshot_index(&self) -> u64 {
         self.read().snapshot.get_metadata().index

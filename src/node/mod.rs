@@ -24,6 +24,7 @@ use crate::bugs::Bug;
 use crate::crash_point::CrashHook;
 use crate::disk::Disk;
 use crate::member::{Member, Recovered, StoreConfig, StoreError, WalMetadata};
+use crate::probe::Probe;
 use crate::proto::{ConfChangeRequest, Member as MemberInfo, Request};
 use convert::{
     conf_change_to_raft, conf_state_to_raft, hard_state_to_raft, hard_state_to_store,
@@ -371,6 +372,9 @@ impl Node {
 
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), NodeError> {
         let marker = marker_to_store(snapshot.get_metadata());
+        if self.log.has_no_entries() {
+            self.member.probe(Probe::SnapshotToEmptyLog);
+        }
         self.member.install_snapshot(&marker, &snapshot.data)?;
         self.log.apply_snapshot(snapshot);
         Ok(())

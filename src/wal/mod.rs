@@ -37,6 +37,7 @@ pub use segment::SegmentName;
 use crate::bugs::KnownBugs;
 use crate::crash_point::{CrashHook, CrashPoint};
 use crate::disk::{Disk, parent_dir};
+use crate::probe::Probe;
 use crate::proto::{Entry, HardState, SnapshotMarker};
 use prost::Message;
 use reader::{Payload, Visit, scan};
@@ -309,6 +310,7 @@ impl Wal {
                     dropped_bytes = repair.dropped_bytes,
                     "wal: truncated a torn tail left by an unsynced save"
                 );
+                hook.probe(Probe::WalTornTailRepaired);
                 Some(repair)
             }
             None => None,

@@ -2,7 +2,9 @@
 //! point; an armed hook freezes the member's disk and stops the member there.
 
 use super::SimDisk;
+use crate::coverage::{ProbeHits, crash_point_probe};
 use replica::crash_point::{CrashHook, CrashPoint, Crashed};
+use replica::probe::Probe;
 use std::sync::{Arc, Mutex};
 
 /// What happens to the disk when an armed crash fires.
@@ -29,6 +31,9 @@ pub struct ArmedCrash {
 struct HookState {
     armed: Option<ArmedCrash>,
     fired: Option<ArmedCrash>,
+    /// Probes the store reported and crashes that fired, over every process
+    /// of the member.
+    probes: ProbeHits,
 }
 
 /// One member's crash hook; it lives as long as the member's disk.
@@ -64,6 +69,12 @@ impl SimCrashHook {
         self.lock().armed.is_some()
     }
 
+    /// The probes the member's processes reached, and the crash points at
+    /// which a crash fired (the disk's own probes not included).
+    pub fn probe_hits(&self) -> ProbeHits {
+        self.lock().probes.clone()
+    }
+
     /// Forgets an armed crash that did not fire, and a fired one.
     pub fn disarm(&self) {
         let mut s = self.lock();
@@ -74,6 +85,23 @@ impl SimCrashHook {
 
 impl CrashHook for SimCrashHook {
     fn at(&self, point: CrashPoint) -> Result<(), Crashed> {
+        if point == CrashPoint::BackendCommitAfter {
+            self.disk.commit_window(false);
+        }
+        let result = self.fire_if_armed(point);
+        if point == CrashPoint::BackendCommitBefore && result.is_ok() {
+            self.disk.commit_window(true);
+        }
+        result
+    }
+
+    fn probe(&self, probe: Probe) {
+        self.lock().probes.hit(probe.name());
+    }
+}
+
+impl SimCrashHook {
+    fn fire_if_armed(&self, point: CrashPoint) -> Result<(), Crashed> {
         let mut s = self.lock();
         let Some(armed) = s.armed.as_mut() else {
             return Ok(());
@@ -88,6 +116,7 @@ impl CrashHook for SimCrashHook {
         let fired = *armed;
         s.armed = None;
         s.fired = Some(fired);
+        s.probes.hit(&crash_point_probe(point));
         drop(s);
         if fired.after_ops > 0 {
             self.disk

@@ -153,7 +153,7 @@ mod sim_disk;
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
 pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
-pub use sim_disk::{DiskFault, Misdirection, SimDisk, SyncObserver, WriteTarget};
+pub use sim_disk::{DiskFault, DiskOp, Misdirection, SimDisk, SyncObserver, WriteTarget};
 
 use std::fmt;
 use std::str::FromStr;

@@ -14,8 +14,10 @@
 
 use super::latency::{Cost, DiskLatency};
 use super::power::SECTOR;
+use crate::coverage::ProbeHits;
 use replica::disk::{Disk, MemDisk, PowerLossPlan};
 use replica::member::{BACKEND_FILE, WAL_DIR};
+use replica::probe::Probe;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,12 +98,79 @@ struct Gate {
     ops: u64,
     /// Virtual time the operations cost (`None`: they cost nothing).
     latency: Option<DiskLatency>,
+    /// Inside a redb commit (between `backend.commit.before` and
+    /// `backend.commit.after`): how far the backend file has got.
+    commit: Option<CommitPhase>,
+}
+
+/// How far a redb commit has got, as the backend file's operations show:
+/// redb buffers the commit's pages and header (offset 0), writes them out,
+/// then fsyncs the file once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommitPhase {
+    /// No header write yet (page writes may have landed).
+    BeforeHeader,
+    /// The header write landed.
+    HeaderWritten,
+    /// The backend file was fsynced.
+    Synced,
+}
+
+impl CommitPhase {
+    /// The probe of a crash at an operation of kind `op` in this phase.
+    fn crash_probe(self, op: OpKind) -> Probe {
+        match (self, op) {
+            (CommitPhase::BeforeHeader, _) => Probe::RedbCrashBeforeHeader,
+            (CommitPhase::HeaderWritten, OpKind::Sync | OpKind::SyncDir) => Probe::RedbCrashAtSync,
+            (CommitPhase::HeaderWritten, _) => Probe::RedbCrashBetweenHeaderAndPages,
+            (CommitPhase::Synced, _) => Probe::RedbCrashAfterSync,
+        }
+    }
 }
 
 /// Sees a member's disk just before each file `sync` (crash-state
 /// exploration forks it there). It must not touch the disk.
 pub trait SyncObserver: Send + Sync + std::fmt::Debug {
     fn before_sync(&self, disk: &MemDisk, path: &Path);
+
+    /// Sees the disk just before each operation that changes it (create,
+    /// write, set_len, rename, remove, sync, sync_dir) and that the gate let
+    /// through: a process crash there leaves the disk as it is now.
+    fn before_op(&self, _disk: &MemDisk, _op: DiskOp, _path: &Path) {}
+}
+
+/// An operation that changes a disk, as [`SyncObserver::before_op`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    Create,
+    CreateDir,
+    Write,
+    SetLen,
+    Rename,
+    Remove,
+    Sync,
+    SyncDir,
+}
+
+impl DiskOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskOp::Create => "create",
+            DiskOp::CreateDir => "create_dir",
+            DiskOp::Write => "write",
+            DiskOp::SetLen => "set_len",
+            DiskOp::Rename => "rename",
+            DiskOp::Remove => "remove",
+            DiskOp::Sync => "sync",
+            DiskOp::SyncDir => "sync_dir",
+        }
+    }
+
+    /// Whether it leaves what a process reads unchanged (a crash just after
+    /// it is a crash just before it).
+    pub fn keeps_view(self) -> bool {
+        matches!(self, DiskOp::Sync | DiskOp::SyncDir)
+    }
 }
 
 /// One member's disk.
@@ -115,6 +184,8 @@ pub struct SimDisk {
     /// Where `sync`s are captured for crash-state exploration (`sim
     /// explore`); `None` in normal runs.
     capture: Mutex<Option<Arc<dyn SyncObserver>>>,
+    /// Coverage probes this disk observed (crashes inside a redb commit).
+    probes: Mutex<ProbeHits>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,6 +231,7 @@ impl SimDisk {
             gate: Mutex::new(Gate::default()),
             bad_sectors: Mutex::new(Vec::new()),
             capture: Mutex::new(None),
+            probes: Mutex::new(ProbeHits::default()),
         })
     }
 
@@ -183,6 +255,7 @@ impl SimDisk {
             if *left == 0 {
                 g.countdown = None;
                 g.frozen = true;
+                self.probe_commit_crash(&mut g, kind);
                 return Err(crashed());
             }
         }
@@ -191,6 +264,7 @@ impl SimDisk {
             _ if is_sync && g.crash_at_next_sync => {
                 g.crash_at_next_sync = false;
                 g.frozen = true;
+                self.probe_commit_crash(&mut g, kind);
                 Err(crashed())
             }
             OpKind::SyncDir if g.fail_next_sync_dir => {
@@ -215,6 +289,60 @@ impl SimDisk {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A crash froze the disk at an operation of kind `op`: inside a redb
+    /// commit, that is a probe of the commit's phase.
+    fn probe_commit_crash(&self, g: &mut Gate, op: OpKind) {
+        if let Some(phase) = g.commit.take() {
+            let probe = phase.crash_probe(op);
+            self.probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .hit(probe.name());
+        }
+    }
+
+    /// A redb commit starts (`true`) or returned (`false`); the crash hook
+    /// tells the disk, which follows the commit's phase from then on.
+    pub fn commit_window(&self, open: bool) {
+        self.gate().commit = open.then_some(CommitPhase::BeforeHeader);
+    }
+
+    /// Follows an open commit window past a backend-file operation that
+    /// landed.
+    fn advance_commit(&self, path: &Path, op: OpKind, offset: u64) {
+        let mut g = self.gate();
+        let Some(phase) = g.commit else { return };
+        if path != Path::new(BACKEND_FILE) {
+            return;
+        }
+        g.commit = Some(match (phase, op) {
+            (_, OpKind::Sync) => CommitPhase::Synced,
+            (CommitPhase::BeforeHeader, OpKind::Write) if offset == 0 => CommitPhase::HeaderWritten,
+            (phase, _) => phase,
+        });
+    }
+
+    /// Shows the disk to the capture sink, if any, before a changing
+    /// operation that passed the gate.
+    fn observe(&self, op: DiskOp, path: &Path) {
+        if let Some(sink) = self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            sink.before_op(&self.mem, op, path);
+        }
+    }
+
+    /// The probes this disk observed over the run.
+    pub fn probe_hits(&self) -> ProbeHits {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Arms a fault.
@@ -324,7 +452,9 @@ impl SimDisk {
 
     /// Stops every further operation (the process died here).
     pub fn freeze(&self) {
-        self.gate().frozen = true;
+        let mut g = self.gate();
+        g.frozen = true;
+        g.commit = None;
     }
 
     pub fn is_frozen(&self) -> bool {
@@ -423,10 +553,12 @@ impl SimDisk {
 impl Disk for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta, 0)?;
+        self.observe(DiskOp::CreateDir, dir);
         self.mem.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta, 0)?;
+        self.observe(DiskOp::Create, path);
         self.mem.create(path)
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -446,11 +578,15 @@ impl Disk for SimDisk {
         self.pass(OpKind::Write, data.len())?;
         let offset = self.aim(path, offset, data.len());
         self.room_for(path, offset + data.len() as u64)?;
-        self.mem.write_at(path, offset, data)
+        self.observe(DiskOp::Write, path);
+        self.mem.write_at(path, offset, data)?;
+        self.advance_commit(path, OpKind::Write, offset);
+        Ok(())
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write, 0)?;
         self.room_for(path, len)?;
+        self.observe(DiskOp::SetLen, path);
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
@@ -462,6 +598,7 @@ impl Disk for SimDisk {
             }
             return Err(e);
         }
+        self.observe(DiskOp::Sync, path);
         if let Some(sink) = self
             .capture
             .lock()
@@ -470,18 +607,23 @@ impl Disk for SimDisk {
         {
             sink.before_sync(&self.mem, path);
         }
-        self.mem.sync(path)
+        self.mem.sync(path)?;
+        self.advance_commit(path, OpKind::Sync, 0);
+        Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.pass(OpKind::SyncDir, 0)?;
+        self.observe(DiskOp::SyncDir, dir);
         self.mem.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta, 0)?;
+        self.observe(DiskOp::Rename, from);
         self.mem.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.pass(OpKind::Meta, 0)?;
+        self.observe(DiskOp::Remove, path);
         self.mem.remove(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

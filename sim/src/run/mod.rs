@@ -48,6 +48,8 @@ pub struct RunReport {
     /// The random faults that took effect, as scenario steps at their
     /// virtual times (random runs only; empty for scenarios).
     pub schedule: Vec<TimedStep>,
+    /// The coverage probes the run reached (not in the trace hash).
+    pub probes: crate::coverage::ProbeHits,
 }
 
 impl RunReport {

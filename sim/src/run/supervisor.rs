@@ -191,6 +191,7 @@ impl Supervisor {
                 .as_ref()
                 .map(|s| s.steps())
                 .unwrap_or_default(),
+            probes: run_probes(&w),
         }
     }
 
@@ -203,4 +204,16 @@ impl Supervisor {
     pub(crate) fn madsim_id(&self, id: u64) -> Option<madsim::task::NodeId> {
         self.world.lock().members.get(&id).and_then(|s| s.madsim_id)
     }
+}
+
+/// Every probe the run reached: the store's and the crash hooks' (per
+/// member), the disks' (redb commit phases), and one per non-zero statistic.
+fn run_probes(w: &crate::cluster::world::WorldState) -> crate::coverage::ProbeHits {
+    let mut hits = crate::coverage::ProbeHits::default();
+    for slot in w.members.values() {
+        hits.merge(&slot.hook.probe_hits());
+        hits.merge(&slot.disk.probe_hits());
+    }
+    hits.add_stats(&w.stats);
+    hits
 }

@@ -1,7 +1,9 @@
 //! Crash-state enumeration (`sim explore`): instead of one seeded power
 //! loss, the power-loss states of each sync of one member: every prefix of
 //! the synced file's pending operations (not every subset, and not other
-//! files' writes).
+//! files' writes); and, with [`CaptureSink::with_process_crashes`], a
+//! process crash before every disk operation of that member
+//! ([`process`]).
 //!
 //! A run of a scenario captures, at each successful file `sync` of the
 //! chosen member (the end of a backend commit or of a WAL save), a fork of
@@ -13,9 +15,14 @@
 //! are kept (the journal committed them). Each state must boot, and its
 //! state must equal the reference at the applied index it boots to.
 
+mod process;
+
+pub use process::{OpPoint, ProcessFailure, ProcessReport};
+
 use crate::config::{Capture, RunConfig};
-use crate::fault::SyncObserver;
+use crate::fault::{DiskOp, SyncObserver};
 use crate::panic_guard::guard;
+use process::ProcessCrashes;
 use replica::crash_point::NoCrash;
 use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan, Survival};
 use replica::member::{Member, StoreConfig, StoreError};
@@ -48,6 +55,8 @@ pub struct CaptureSink {
     active: std::sync::atomic::AtomicBool,
     /// By applied index: the first state dump any member reported there.
     references: Mutex<BTreeMap<u64, serde_json::Value>>,
+    /// Process-crash states before every disk operation, if asked for.
+    process: Option<ProcessCrashes>,
 }
 
 impl CaptureSink {
@@ -58,13 +67,41 @@ impl CaptureSink {
             points: Mutex::new(Vec::new()),
             active: std::sync::atomic::AtomicBool::new(include_bootstrap),
             references: Mutex::new(BTreeMap::new()),
+            process: None,
         })
+    }
+
+    /// Like [`CaptureSink::new`], and also boots a process-crash state
+    /// before each of the member's disk operations (at most `max_states`),
+    /// with the member's store settings `store`.
+    pub fn with_process_crashes(
+        member: u64,
+        max_points: usize,
+        include_bootstrap: bool,
+        store: StoreConfig,
+        max_states: u64,
+    ) -> Arc<CaptureSink> {
+        let mut sink = CaptureSink::new(member, max_points, include_bootstrap);
+        if let Some(s) = Arc::get_mut(&mut sink) {
+            s.process = Some(ProcessCrashes::new(store, max_states));
+        }
+        sink
+    }
+
+    fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
 impl SyncObserver for CaptureSink {
+    fn before_op(&self, mem: &MemDisk, op: DiskOp, path: &Path) {
+        if let Some(process) = self.process.as_ref().filter(|_| self.is_active()) {
+            process.before_op(mem, op, path);
+        }
+    }
+
     fn before_sync(&self, mem: &MemDisk, path: &Path) {
-        if !self.active.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.is_active() {
             return;
         }
         let mut points = self.points.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,6 +210,8 @@ pub struct ExploreReport {
     /// States whose applied index had a reference to compare with.
     pub compared: u64,
     pub failures: Vec<ExploreFailure>,
+    /// The process-crash states, if the sink enumerated them.
+    pub process: Option<ProcessReport>,
 }
 
 /// Explores the crash states of every captured sync, at most `max_states`.
@@ -186,6 +225,7 @@ pub fn explore(cfg: &RunConfig, sink: &CaptureSink, max_states: u64) -> ExploreR
     let store = cfg.node_config(sink.member).store;
     let mut report = ExploreReport {
         sync_points: points.len(),
+        process: sink.process.as_ref().map(|p| p.finish(&refs)),
         ..ExploreReport::default()
     };
     let _quiet = crate::panic_guard::QuietPanics::new();
@@ -254,6 +294,13 @@ fn boot_crash_state(
         keep: state.keep,
         torn_last: state.torn_last,
     });
+    boot_forked(disk, store)
+}
+
+/// Boots a member from `disk` (a fork in a crash state): `Ok(None)` when
+/// there is no member to boot yet, `Err` when it does not boot or panics
+/// while booting.
+fn boot_forked(disk: MemDisk, store: &StoreConfig) -> Result<Option<Member>, String> {
     let disk: Arc<dyn Disk> = Arc::new(disk);
     match guard(|| Member::open(disk, store.clone(), Arc::new(NoCrash), 0)) {
         Ok(Ok((member, _))) => Ok(Some(member)),
@@ -278,12 +325,21 @@ fn compare_with_reference(
             .map_err(|e| Mismatch::detail(format!("state dump cannot be serialised: {e}")))?,
         Err(e) => return Err(Mismatch::detail(format!("no state dump: {e}"))),
     };
-    if dump == *reference {
+    compare_dumps(&dump, index, reference)
+}
+
+/// Compares a crash state's dump with the run's state after entry `index`.
+fn compare_dumps(
+    dump: &serde_json::Value,
+    index: u64,
+    reference: &serde_json::Value,
+) -> Result<(), Mismatch> {
+    if *dump == *reference {
         return Ok(());
     }
     Err(Mismatch {
         detail: format!("state after entry {index} differs from the run's"),
-        diffs: crate::diff::diff(&dump, reference)
+        diffs: crate::diff::diff(dump, reference)
             .iter()
             .map(ToString::to_string)
             .collect(),
