@@ -129,12 +129,12 @@ fn store_probes_are_reached_by_their_scenarios() {
 fn the_detection_gate_fails_when_a_switch_is_caught_later_than_its_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let thresholds = dir.path().join("thresholds.txt");
-    // Seed 1 catches cindex-before-apply; v2-put-writes-v3-on-replay's
-    // first failing seed is 2, past a threshold of 1: a detection
-    // regression as the gate sees one.
+    // cindex-before-apply is caught well within 60 seeds (which seed
+    // depends on the fault model); no switch can be caught within 0: a
+    // detection regression as the gate sees one.
     std::fs::write(
         &thresholds,
-        "cindex-before-apply 1\nv2-put-writes-v3-on-replay 1 # measured: 2\n",
+        "cindex-before-apply 60\nv2-put-writes-v3-on-replay 0 # measured: 2\n",
     )
     .unwrap();
     let out = sim(&[
@@ -145,13 +145,12 @@ fn the_detection_gate_fails_when_a_switch_is_caught_later_than_its_threshold() {
         thresholds.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let caught = text(&out)
+        .lines()
+        .any(|l| l.starts_with("| cindex-before-apply | 60 | ") && l.ends_with("| ok |"));
+    assert!(caught, "{}", text(&out));
     assert!(
-        text(&out).contains("| cindex-before-apply | 1 | 1 | ok |"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("| v2-put-writes-v3-on-replay | 1 | none within 1 | REGRESSED |"),
+        text(&out).contains("| v2-put-writes-v3-on-replay | 0 | none within 0 | REGRESSED |"),
         "{}",
         text(&out)
     );
