@@ -52,11 +52,17 @@ pub enum Bug {
     /// The WAL reader takes a read error for the end of the segment, so a
     /// latent sector error silently cuts the log there.
     WalReadErrorAsEof,
+    /// The consistent index may only grow: a restore from a backend
+    /// snapshot cannot lower it to the new cluster's snapshot index, and
+    /// the copied backend keeps the old cluster's higher index (the shape of
+    /// etcd #13514's "consistent index must not decrease" rule applied to
+    /// the one path that must lower it).
+    CindexOnlyGrows,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -72,6 +78,7 @@ impl Bug {
         Bug::IgnoreStorageFull,
         Bug::SyncDirErrorIgnored,
         Bug::WalReadErrorAsEof,
+        Bug::CindexOnlyGrows,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -92,6 +99,7 @@ impl Bug {
             Bug::IgnoreStorageFull => "ignore-storage-full",
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
+            Bug::CindexOnlyGrows => "cindex-only-grows",
         }
     }
 
