@@ -383,6 +383,14 @@ pub enum Step {
         #[serde(default = "default_xor")]
         xor: u8,
     },
+    /// etcdutl's `snapshot restore`: stops every member, takes `from`'s
+    /// backend file as the snapshot, restores each member from it onto a
+    /// fresh disk (a new cluster of the same member ids, its log starting
+    /// at the member count), checks each restored member's key space and
+    /// consistent index against the snapshot, and starts them.
+    SnapshotRestore {
+        from: Target,
+    },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -571,7 +579,8 @@ impl Scenario {
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
-            | Step::ForceSnapshot { member } => self.validate_target(member),
+            | Step::ForceSnapshot { member }
+            | Step::SnapshotRestore { from: member } => self.validate_target(member),
             Step::Eio { member, mode, .. } => {
                 self.validate_target(member)?;
                 if *mode == Mode::Process {
@@ -755,6 +764,7 @@ mod tests {
             "\"corrupt\"",
             "\"disk_full\"",
             "\"read_error\"",
+            "\"snapshot_restore\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

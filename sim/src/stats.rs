@@ -40,6 +40,12 @@ pub struct RunStats {
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
+    /// Clusters restored from a member's backend snapshot alone (etcdutl
+    /// `snapshot restore`).
+    pub snapshot_restores: u64,
+    /// Clusters restored from a member's `backup --with-v3` and grown back
+    /// to their size.
+    pub backup_restores: u64,
 }
 
 /// Reads one counter.
@@ -48,7 +54,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 21] = [
+const NAMED: [(&str, Reader); 23] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -70,6 +76,8 @@ const NAMED: [(&str, Reader); 21] = [
     ("torn_writes", |s| s.torn_writes),
     ("replayed", |s| s.replayed),
     ("applied_twice", |s| s.applied_twice),
+    ("snapshot_restores", |s| s.snapshot_restores),
+    ("backup_restores", |s| s.backup_restores),
 ];
 
 impl RunStats {
@@ -115,10 +123,12 @@ mod tests {
             torn_writes: 19,
             replayed: 20,
             applied_twice: 21,
+            snapshot_restores: 22,
+            backup_restores: 23,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=21).collect::<Vec<_>>());
+        assert_eq!(read, (1..=23).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

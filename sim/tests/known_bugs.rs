@@ -160,3 +160,15 @@ fn wal_read_error_as_eof_boots_behind_its_own_log() {
         Invariant::MemberFailure,
     );
 }
+
+/// The restore from a backend snapshot cannot lower the consistent index to
+/// the new log's snapshot: the restored members keep the old cluster's
+/// index, past their commit, and the boot check refuses them.
+#[test]
+fn cindex_only_grows_keeps_the_old_clusters_index_after_a_snapshot_restore() {
+    caught(
+        Bug::CindexOnlyGrows,
+        "24-snapshot-restore",
+        Invariant::Recovery,
+    );
+}

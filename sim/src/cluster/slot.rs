@@ -107,6 +107,20 @@ impl Slot {
         }
     }
 
+    /// A fresh disk in place of the member's (a restore writes a new data
+    /// directory onto it); what was armed or damaged on the old one goes
+    /// with it.
+    pub fn wipe(&mut self, cfg: &RunConfig, id: u64) {
+        let disk = SimDisk::new();
+        if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
+            disk.capture_syncs(sink.clone());
+        }
+        self.hook = SimCrashHook::new(disk.clone());
+        self.disk = disk;
+        self.damaged = false;
+        self.armed = ArmedFaults::default();
+    }
+
     /// The delay before the next tick: the period plus seeded jitter.
     pub(super) fn tick_delay_ms(&mut self, tick_ms: u64) -> u64 {
         tick_ms + self.jitter.random_range(0..=tick_ms / 2)

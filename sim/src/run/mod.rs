@@ -6,6 +6,7 @@ mod damage;
 mod inject;
 mod lifecycle;
 mod network;
+mod restore;
 mod schedule;
 mod script_api;
 mod supervisor;
@@ -13,6 +14,7 @@ mod verdict;
 
 pub use schedule::TimedStep;
 
+pub(crate) use restore::DRAIN_MS;
 pub(crate) use supervisor::Supervisor;
 
 use crate::checker::Violation;
@@ -58,7 +60,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -85,6 +87,8 @@ impl RunReport {
             s.enospc_stops,
             s.replayed,
             s.replay_skipped_v3,
+            s.snapshot_restores,
+            s.backup_restores,
             self.trace_hash,
         )
     }

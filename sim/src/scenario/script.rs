@@ -281,6 +281,7 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.force_snapshot(id)
             }
+            Step::SnapshotRestore { .. } => self.restore_step(step).await,
             // Request and control steps are dispatched by `step`.
             _ => Ok(()),
         }
