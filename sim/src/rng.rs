@@ -11,6 +11,8 @@ pub const STREAM_WORKLOAD: u64 = 1;
 pub const STREAM_FAULTS: u64 = 2;
 /// Store settings drawn per seed.
 pub const STREAM_SETTINGS: u64 = 3;
+/// Cluster events of a random run (a backup restored and grown back).
+pub const STREAM_CLUSTER_EVENTS: u64 = 40;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 

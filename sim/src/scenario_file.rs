@@ -391,6 +391,15 @@ pub enum Step {
     SnapshotRestore {
         from: Target,
     },
+    /// `backup --with-v3` inside the run: stops every member, backs up
+    /// `member`'s data dir, restores it as a one-member cluster on a fresh
+    /// disk (same id, new cluster id), checks it against the source at the
+    /// same applied index (outside membership), then grows it back to the
+    /// cluster's size by conf changes (the others join with empty disks and
+    /// catch up from a leader snapshot); the step ends once it has.
+    BackupRestore {
+        member: Target,
+    },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
         member: Target,
@@ -580,7 +589,8 @@ impl Scenario {
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
             | Step::ForceSnapshot { member }
-            | Step::SnapshotRestore { from: member } => self.validate_target(member),
+            | Step::SnapshotRestore { from: member }
+            | Step::BackupRestore { member } => self.validate_target(member),
             Step::Eio { member, mode, .. } => {
                 self.validate_target(member)?;
                 if *mode == Mode::Process {
@@ -765,6 +775,7 @@ mod tests {
             "\"disk_full\"",
             "\"read_error\"",
             "\"snapshot_restore\"",
+            "\"backup_restore\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

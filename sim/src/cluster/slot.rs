@@ -77,6 +77,9 @@ pub struct Slot {
     /// stopping on the damage is what the store must do, not a violation.
     pub damaged: bool,
     pub armed: ArmedFaults,
+    /// The cluster id its WAL is created with (a restore makes a new
+    /// cluster: 1 + the restores before it).
+    pub cluster_id: u64,
 }
 
 impl Slot {
@@ -104,6 +107,7 @@ impl Slot {
             boots: 0,
             damaged: false,
             armed: ArmedFaults::default(),
+            cluster_id: 1,
         }
     }
 

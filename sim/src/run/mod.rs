@@ -2,6 +2,7 @@
 //! faults for the configured duration, heals everything, waits for the
 //! cluster to quiesce, and checks the invariants.
 
+mod backup;
 mod damage;
 mod inject;
 mod lifecycle;
@@ -181,6 +182,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
     rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
+        sup.draw_cluster_events();
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
             sup.poll();

@@ -209,6 +209,10 @@ impl From<String> for RestoreCheck {
 }
 
 impl RestoreCheck {
+    pub(super) fn new(detail: String, diffs: Vec<crate::diff::FieldDiff>) -> Self {
+        RestoreCheck { detail, diffs }
+    }
+
     pub(super) fn into_violation(self, time_ms: u64, id: u64) -> Violation {
         Violation {
             invariant: Invariant::Recovery,

@@ -281,7 +281,9 @@ impl Script<'_> {
                 let id = self.resolve(member)?;
                 self.sup.force_snapshot(id)
             }
-            Step::SnapshotRestore { .. } => self.restore_step(step).await,
+            Step::SnapshotRestore { .. } | Step::BackupRestore { .. } => {
+                self.restore_step(step).await
+            }
             // Request and control steps are dispatched by `step`.
             _ => Ok(()),
         }
