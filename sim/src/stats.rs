@@ -46,6 +46,15 @@ pub struct RunStats {
     /// Clusters restored from a member's `backup --with-v3` and grown back
     /// to their size.
     pub backup_restores: u64,
+    /// Members added by a conf change (learners included), removed, and
+    /// replaced (removed, then a new id with an empty data dir added).
+    pub members_added: u64,
+    pub learners_added: u64,
+    pub promotions: u64,
+    pub members_removed: u64,
+    pub members_replaced: u64,
+    /// Leadership handed to a chosen follower (raft-rs `transfer_leader`).
+    pub leader_transfers: u64,
 }
 
 /// Reads one counter.
@@ -54,7 +63,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 23] = [
+const NAMED: [(&str, Reader); 29] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -78,6 +87,12 @@ const NAMED: [(&str, Reader); 23] = [
     ("applied_twice", |s| s.applied_twice),
     ("snapshot_restores", |s| s.snapshot_restores),
     ("backup_restores", |s| s.backup_restores),
+    ("members_added", |s| s.members_added),
+    ("learners_added", |s| s.learners_added),
+    ("promotions", |s| s.promotions),
+    ("members_removed", |s| s.members_removed),
+    ("members_replaced", |s| s.members_replaced),
+    ("leader_transfers", |s| s.leader_transfers),
 ];
 
 impl RunStats {
@@ -125,10 +140,16 @@ mod tests {
             applied_twice: 21,
             snapshot_restores: 22,
             backup_restores: 23,
+            members_added: 24,
+            learners_added: 25,
+            promotions: 26,
+            members_removed: 27,
+            members_replaced: 28,
+            leader_transfers: 29,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=23).collect::<Vec<_>>());
+        assert_eq!(read, (1..=29).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -85,7 +85,7 @@ pub struct Slot {
 impl Slot {
     /// Member `id`'s slot at the start of a run: an empty disk, and a
     /// process only if it is one of the first `cfg.nodes` members.
-    pub(super) fn new(cfg: &RunConfig, id: u64) -> Slot {
+    pub fn new(cfg: &RunConfig, id: u64) -> Slot {
         let disk = SimDisk::new();
         if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
             disk.capture_syncs(sink.clone());

@@ -131,7 +131,11 @@ impl Supervisor {
         }
         self.grow_back_step();
         let due = self.backup_event.as_ref().and_then(|e| e.at_ms);
-        if due.is_some_and(|at| now >= at) && now < self.random_until && !self.restoring() {
+        if due.is_some_and(|at| now >= at)
+            && now < self.random_until
+            && !self.restoring()
+            && !self.churning()
+        {
             if let Some(e) = &mut self.backup_event {
                 e.at_ms = None;
             }

@@ -3,6 +3,7 @@
 //! cluster to quiesce, and checks the invariants.
 
 mod backup;
+mod churn;
 mod damage;
 mod inject;
 mod lifecycle;
@@ -61,7 +62,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -90,6 +91,12 @@ impl RunReport {
             s.replay_skipped_v3,
             s.snapshot_restores,
             s.backup_restores,
+            s.members_added,
+            s.learners_added,
+            s.promotions,
+            s.members_removed,
+            s.members_replaced,
+            s.leader_transfers,
             self.trace_hash,
         )
     }
@@ -183,6 +190,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
         sup.draw_cluster_events();
+        sup.draw_churn();
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
             sup.poll();

@@ -48,6 +48,8 @@ pub(crate) struct Supervisor {
     pub(super) grow_back: Option<super::backup::GrowBack>,
     /// The random run's backup event (random runs only).
     pub(super) backup_event: Option<super::backup::BackupEvent>,
+    /// The random run's membership churn (random runs only).
+    pub(super) churn: Option<super::churn::Churn>,
 }
 
 impl Supervisor {
@@ -99,6 +101,7 @@ impl Supervisor {
             pending_backup: None,
             grow_back: None,
             backup_event: None,
+            churn: None,
         }
     }
 
@@ -114,9 +117,11 @@ impl Supervisor {
         self.heal_due(false);
         self.expire_armed();
         self.poll_backup();
-        // No random fault while a restored cluster grows back: it is below
-        // its size, and a fault could leave it without a quorum.
-        if self.now_ms() < self.random_until && !self.restoring() {
+        self.poll_churn();
+        // No random fault while a restored cluster grows back or a
+        // membership change is under way: the cluster is not at its size,
+        // and a fault could leave it without a quorum.
+        if self.now_ms() < self.random_until && !self.restoring() && !self.churning() {
             self.maybe_inject();
         }
     }
@@ -143,7 +148,8 @@ impl Supervisor {
             }
             self.restart_due();
             self.poll_backup();
-            if self.converged() && !self.restoring() {
+            self.poll_churn();
+            if self.converged() && !self.restoring() && !self.churning() {
                 // Quiet for a while: no stragglers still to apply.
                 let since = *quiet_since.get_or_insert(self.now_ms());
                 if self.now_ms() >= since + 500 {
