@@ -163,17 +163,30 @@ impl Supervisor {
         }
     }
 
-    /// Lets the restored members (those that did not break) boot now.
+    /// Boots the restored members (those that did not break) now. Not a
+    /// restart: nothing is armed for the boot, and it is not recorded (the
+    /// restore step that replays the run starts them the same way).
     pub(crate) fn start_restored(&mut self, members: &[u64]) {
+        let now = self.now_ms();
         for &id in members {
             self.held_down.remove(&id);
-            let broken = self
-                .world
-                .lock()
-                .slot(id)
-                .is_none_or(|s| matches!(s.down, Some(Down::Broken)));
-            if !broken {
-                self.restart_now(id);
+            let mid = {
+                let mut w = self.world.lock();
+                let Some(slot) = w.slot_mut(id) else {
+                    continue;
+                };
+                if matches!(slot.down, Some(Down::Broken)) {
+                    continue;
+                }
+                slot.disk.reset_for_restart();
+                slot.hook.disarm();
+                let mid = slot.madsim_id;
+                w.event(now, Some(id), format_args!("start on the restored disk"));
+                mid
+            };
+            match mid {
+                Some(mid) => self.handle.restart(mid),
+                None => self.start_member(id),
             }
         }
     }
