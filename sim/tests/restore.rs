@@ -1,6 +1,7 @@
 //! Restores inside the simulator: a random run that draws a backup event
-//! restores it, grows back and goes on with the workload and faults; the
-//! catalogue's snapshot and backup restores pass.
+//! restores it, grows back and goes on with the workload and faults; one
+//! that draws a snapshot restore restores the cluster from a member's
+//! backend file and goes on; the catalogue's restores pass.
 
 use replica::bugs::KnownBugs;
 use sim::config::RunConfig;
@@ -17,6 +18,20 @@ fn a_random_run_restores_a_backup_grows_back_and_goes_on() {
             .iter()
             .any(|t| matches!(t.step, sim::scenario_file::Step::BackupRestore { .. })),
         "the backup is recorded for shrink"
+    );
+}
+
+#[test]
+fn a_random_run_restores_from_a_backend_snapshot_and_goes_on() {
+    let report = sim::run::run(&RunConfig::new(5));
+    assert!(report.passed(), "{}", report.failure_report());
+    assert_eq!(report.stats.snapshot_restores, 1, "{}", report.summary());
+    assert!(
+        report
+            .schedule
+            .iter()
+            .any(|t| matches!(t.step, sim::scenario_file::Step::SnapshotRestore { .. })),
+        "the snapshot restore is recorded for shrink"
     );
 }
 

@@ -2,7 +2,8 @@
 //! dir is backed up and restored as a one-member cluster on a fresh disk,
 //! checked against its source, and grown back to the cluster's size by
 //! conf changes while the workload goes on. A scenario step asks for it;
-//! a random run draws it for a share of its seeds (see [`BackupEvent`]).
+//! a random run draws it for a share of its seeds (see [`BackupEvent`],
+//! which also draws the random run's snapshot restore, `restore.rs`).
 //!
 //! The identity rules are `restore.rs`'s: the same member ids, a new
 //! cluster id; the source keeps its id as the only member of the new
@@ -44,24 +45,40 @@ const PROPOSE_AGAIN_MS: u64 = 1_000;
 /// Request ids of the grow-back's conf changes (apart from the clients').
 const GROW_ID_BASE: u64 = 1 << 41;
 
-/// The random run's backup event: one seed in `SHARE` gets one, at a time
-/// drawn from the second quarter of the run, from a running member.
+/// The random run's restore events: one seed in [`BACKUP_SHARE`] restores
+/// a backup at a time drawn from the second quarter of the run; one in
+/// [`SNAPSHOT_RESTORE_SHARE`] (its own stream) restores the cluster from a
+/// backend snapshot in the third quarter. The source is a running,
+/// undamaged member.
 pub(crate) struct BackupEvent {
     rng: ChaCha8Rng,
     pub(super) at_ms: Option<u64>,
+    snapshot_at_ms: Option<u64>,
 }
 
 /// One seed in this many has a backup restored during its random run.
 pub(crate) const BACKUP_SHARE: u32 = 8;
+/// One seed in this many has its cluster restored from a backend snapshot.
+pub(crate) const SNAPSHOT_RESTORE_SHARE: u32 = 16;
+/// The snapshot restore's stream (apart from the backup's).
+const STREAM_SNAPSHOT_RESTORE: u64 = 42;
 
 impl BackupEvent {
     /// Draws whether and when the run of `seed` (lasting `duration_ms`)
-    /// restores a backup, from the run's cluster-events stream.
+    /// restores a backup or a backend snapshot, from the run's
+    /// cluster-events streams.
     pub(crate) fn draw(seed: u64, duration_ms: u64) -> BackupEvent {
         let mut rng = stream(seed, STREAM_CLUSTER_EVENTS);
         let at_ms = (duration_ms >= 8 && rng.random_ratio(1, BACKUP_SHARE))
             .then(|| rng.random_range(duration_ms / 4..duration_ms / 2));
-        BackupEvent { rng, at_ms }
+        let mut snap = stream(seed, STREAM_SNAPSHOT_RESTORE);
+        let snapshot_at_ms = (duration_ms >= 8 && snap.random_ratio(1, SNAPSHOT_RESTORE_SHARE))
+            .then(|| snap.random_range(duration_ms / 2..duration_ms * 3 / 4));
+        BackupEvent {
+            rng,
+            at_ms,
+            snapshot_at_ms,
+        }
     }
 }
 
@@ -82,11 +99,13 @@ struct Joining {
     added_at: Option<u64>,
 }
 
-/// A backup restore waiting for the network to drain.
+/// A restore waiting for the network to drain.
 pub(crate) struct PendingBackup {
     source: u64,
     members: Vec<u64>,
     at_ms: u64,
+    /// From the source's backend file alone (else its backup).
+    snapshot: bool,
 }
 
 impl Supervisor {
@@ -94,25 +113,41 @@ impl Supervisor {
     /// backup is taken once the network drained (at a later poll), then the
     /// restored cluster grows back. Recorded as a `backup_restore` step.
     pub(crate) fn begin_backup_restore(&mut self, source: u64) {
+        self.begin_restore(source, false);
+    }
+
+    /// Stops the cluster for a restore of `source`'s backup, or (with
+    /// `snapshot`) of its backend file alone, recorded as the step that
+    /// replays it; the restore itself waits for the network to drain.
+    fn begin_restore(&mut self, source: u64, snapshot: bool) {
         let now = self.now_ms();
         let members = self.cluster_members();
         if let Some(s) = &mut self.schedule {
             for id in &members {
                 s.disarmed(*id);
             }
-            s.happened(
-                now,
-                source,
+            let step = if snapshot {
+                Step::SnapshotRestore {
+                    from: source.into(),
+                }
+            } else {
                 Step::BackupRestore {
                     member: source.into(),
-                },
-            );
+                }
+            };
+            s.happened(now, source, step);
         }
-        self.stop_cluster(&members, "a backup");
+        let why = if snapshot {
+            "a snapshot restore"
+        } else {
+            "a backup"
+        };
+        self.stop_cluster(&members, why);
         self.pending_backup = Some(PendingBackup {
             source,
             members,
             at_ms: now + super::DRAIN_MS,
+            snapshot,
         });
     }
 
@@ -127,21 +162,33 @@ impl Supervisor {
         if self.pending_backup.as_ref().is_some_and(|p| now >= p.at_ms)
             && let Some(p) = self.pending_backup.take()
         {
-            self.backup_restore(p.source, &p.members);
+            if p.snapshot {
+                self.snapshot_restore(p.source, &p.members);
+            } else {
+                self.backup_restore(p.source, &p.members);
+            }
         }
         self.grow_back_step();
-        let due = self.backup_event.as_ref().and_then(|e| e.at_ms);
-        if due.is_some_and(|at| now >= at)
-            && now < self.random_until
-            && !self.restoring()
-            && !self.churning()
-        {
+        let Some(e) = &self.backup_event else {
+            return;
+        };
+        let (backup, snapshot) = (e.at_ms, e.snapshot_at_ms);
+        let quiet = now < self.random_until && !self.restoring() && !self.churning();
+        for (at, is_snapshot) in [(backup, false), (snapshot, true)] {
+            if !(quiet && at.is_some_and(|at| now >= at)) {
+                continue;
+            }
             if let Some(e) = &mut self.backup_event {
-                e.at_ms = None;
+                *(if is_snapshot {
+                    &mut e.snapshot_at_ms
+                } else {
+                    &mut e.at_ms
+                }) = None;
             }
             if let Some(source) = self.draw_backup_source() {
-                self.begin_backup_restore(source);
+                self.begin_restore(source, is_snapshot);
             }
+            return;
         }
     }
 
