@@ -58,11 +58,17 @@ pub enum Bug {
     /// misdirected write leaves where a record belonged cuts the log there:
     /// the synced records after it are dropped as a torn tail.
     WalZeroWordAsEnd,
+    /// The consistent index may only grow: a restore from a backend
+    /// snapshot cannot lower it to the new cluster's snapshot index, and
+    /// the copied backend keeps the old cluster's higher index (the shape of
+    /// etcd #13514's "consistent index must not decrease" rule applied to
+    /// the one path that must lower it).
+    CindexOnlyGrows,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -79,6 +85,7 @@ impl Bug {
         Bug::SyncDirErrorIgnored,
         Bug::WalReadErrorAsEof,
         Bug::WalZeroWordAsEnd,
+        Bug::CindexOnlyGrows,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -100,6 +107,7 @@ impl Bug {
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
             Bug::WalZeroWordAsEnd => "wal-zero-word-as-end",
+            Bug::CindexOnlyGrows => "cindex-only-grows",
         }
     }
 

@@ -15,7 +15,7 @@ pub const MAX_REPEAT: u32 = 1_000;
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The member roles a step may name instead of an id.
-pub const ROLES: [&str; 4] = ["leader", "follower", "crashed", "isolated"];
+pub const ROLES: [&str; 5] = ["leader", "follower", "any follower", "crashed", "isolated"];
 
 /// A parsed scenario.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -273,19 +273,29 @@ pub enum Step {
         enabled: bool,
         target_version: String,
     },
-    /// Adds member `id` (a spare slot), as a learner if `learner`; the
-    /// member's process starts empty and catches up from the leader.
+    /// Adds member `id` (a new id: `nodes` + 1 up to `nodes` + 4; a slot
+    /// beyond `spares` is made when it joins), as a learner if `learner`;
+    /// the member's process starts with an empty data dir and catches up
+    /// from the leader (its log, or a snapshot).
     AddMember {
         id: u64,
         #[serde(default)]
         learner: bool,
     },
+    /// Promotes a learner to a voter.
     PromoteMember {
-        id: u64,
+        id: Target,
     },
-    /// Removes member `id`; its process is stopped once it is out.
+    /// Removes a member (an id, "leader", "follower" or "any follower"; a
+    /// leader hands leadership to a follower first); its process is
+    /// stopped once it is out.
     RemoveMember {
-        id: u64,
+        id: Target,
+    },
+    /// Asks the leader to hand leadership to `to` (raft-rs
+    /// `transfer_leader`), and waits (bounded) until `to` leads.
+    TransferLeader {
+        to: Target,
     },
     /// Stops a member: now (no `at`, no `after_disk_ops`), at a named crash
     /// point (its `hit`-th hit; with `after_ops` = k, at the k-th disk
@@ -410,6 +420,23 @@ pub enum Step {
         member: Target,
         factor: u64,
         ms: u64,
+    },
+    /// etcdutl's `snapshot restore`: stops every member, takes `from`'s
+    /// backend file as the snapshot, restores each member from it onto a
+    /// fresh disk (a new cluster of the same member ids, its log starting
+    /// at the member count), checks each restored member's key space and
+    /// consistent index against the snapshot, and starts them.
+    SnapshotRestore {
+        from: Target,
+    },
+    /// `backup --with-v3` inside the run: stops every member, backs up
+    /// `member`'s data dir, restores it as a one-member cluster on a fresh
+    /// disk (same id, new cluster id), checks it against the source at the
+    /// same applied index (outside membership), then grows it back to the
+    /// cluster's size by conf changes (the others join with empty disks and
+    /// catch up from a leader snapshot); the step ends once it has.
+    BackupRestore {
+        member: Target,
     },
     /// Takes a v2 snapshot on the member now.
     ForceSnapshot {
@@ -589,7 +616,9 @@ impl Scenario {
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
-            | Step::ForceSnapshot { member } => self.validate_target(member),
+            | Step::ForceSnapshot { member }
+            | Step::SnapshotRestore { from: member }
+            | Step::BackupRestore { member } => self.validate_target(member),
             Step::Eio { member, mode, .. } => {
                 self.validate_target(member)?;
                 if *mode == Mode::Process {
@@ -602,7 +631,8 @@ impl Scenario {
             Step::AddMember { id, .. } => self.validate_spare_slot(*id),
             Step::PromoteMember { id }
             | Step::RemoveMember { id }
-            | Step::MemberAttrs { member: id, .. } => self.validate_member_id(*id),
+            | Step::TransferLeader { to: id } => self.validate_joined(id),
+            Step::MemberAttrs { member: id, .. } => self.validate_member_id(*id),
             Step::Puts {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
@@ -668,8 +698,27 @@ impl Scenario {
         }
     }
 
+    /// A member a membership step names: a role, or an id.
+    fn validate_joined(&self, target: &Target) -> Result<(), String> {
+        match target {
+            Target::Id(id) => self.validate_joined_id(*id),
+            role => self.validate_target(role),
+        }
+    }
+
+    /// A member a membership step may name: one of the first members or
+    /// one an `add_member` step may add.
+    fn validate_joined_id(&self, id: u64) -> Result<(), String> {
+        let slots = self.nodes + self.spares.max(MAX_SPARES);
+        if (1..=slots).contains(&id) {
+            Ok(())
+        } else {
+            Err(format!("member {id} does not exist (1..={slots})"))
+        }
+    }
+
     fn validate_spare_slot(&self, id: u64) -> Result<(), String> {
-        let slots = self.nodes + self.spares;
+        let slots = self.nodes + self.spares.max(MAX_SPARES);
         if id <= self.nodes || id > slots {
             return Err(format!(
                 "member {id} is not a spare slot ({}..={slots})",
@@ -830,6 +879,9 @@ mod tests {
             "\"read_error\"",
             "\"misdirect\"",
             "\"slow\"",
+            "\"snapshot_restore\"",
+            "\"backup_restore\"",
+            "\"transfer_leader\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

@@ -50,6 +50,21 @@ pub struct RunStats {
     pub backend_commits: u64,
     /// Full state dumps taken for restart equivalence (the same).
     pub state_dumps: u64,
+    /// Clusters restored from a member's backend snapshot alone (etcdutl
+    /// `snapshot restore`).
+    pub snapshot_restores: u64,
+    /// Clusters restored from a member's `backup --with-v3` and grown back
+    /// to their size.
+    pub backup_restores: u64,
+    /// Members added by a conf change (learners included), removed, and
+    /// replaced (removed, then a new id with an empty data dir added).
+    pub members_added: u64,
+    pub learners_added: u64,
+    pub promotions: u64,
+    pub members_removed: u64,
+    pub members_replaced: u64,
+    /// Leadership handed to a chosen follower (raft-rs `transfer_leader`).
+    pub leader_transfers: u64,
 }
 
 /// Reads one counter.
@@ -82,6 +97,14 @@ const NAMED: &[(&str, Reader)] = &[
     ("applied_twice", |s| s.applied_twice),
     ("misdirected_writes", |s| s.misdirected_writes),
     ("slow_disks", |s| s.slow_disks),
+    ("snapshot_restores", |s| s.snapshot_restores),
+    ("backup_restores", |s| s.backup_restores),
+    ("members_added", |s| s.members_added),
+    ("learners_added", |s| s.learners_added),
+    ("promotions", |s| s.promotions),
+    ("members_removed", |s| s.members_removed),
+    ("members_replaced", |s| s.members_replaced),
+    ("leader_transfers", |s| s.leader_transfers),
 ];
 
 impl RunStats {
@@ -129,10 +152,18 @@ mod tests {
             applied_twice: 21,
             misdirected_writes: 22,
             slow_disks: 23,
+            snapshot_restores: 24,
+            backup_restores: 25,
+            members_added: 26,
+            learners_added: 27,
+            promotions: 28,
+            members_removed: 29,
+            members_replaced: 30,
+            leader_transfers: 31,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=23).collect::<Vec<_>>());
+        assert_eq!(read, (1..=31).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -173,3 +173,75 @@ fn wal_zero_word_as_end_cuts_the_log_at_a_misdirected_write() {
         Invariant::MemberFailure,
     );
 }
+
+/// The restore from a backend snapshot cannot lower the consistent index to
+/// the new log's snapshot: the restored members keep the old cluster's
+/// index, past their commit, and the boot check refuses them.
+#[test]
+fn cindex_only_grows_keeps_the_old_clusters_index_after_a_snapshot_restore() {
+    caught(
+        Bug::CindexOnlyGrows,
+        "24-snapshot-restore",
+        Invariant::Recovery,
+    );
+}
+
+/// A backup that drops the membership entries after its snapshot and
+/// renumbers the rest restores to a lower applied index than its source's.
+#[test]
+fn backup_shift_indexes_restores_to_another_applied_index() {
+    caught(
+        Bug::BackupShiftIndexes,
+        "25-backup-restore",
+        Invariant::Recovery,
+    );
+}
+
+/// A backup that leaves the backend's meta alone keeps the old cluster's
+/// voters in the conf state of a cluster that has one member.
+#[test]
+fn backup_no_cindex_update_keeps_the_old_voters() {
+    caught(
+        Bug::BackupNoCindexUpdate,
+        "25-backup-restore",
+        Invariant::Recovery,
+    );
+}
+
+/// The random run's backup event (one seed in eight; seed 12 has one)
+/// catches both backup switches, not only the library tests and the
+/// catalogue.
+#[test]
+fn the_random_runs_backup_catches_both_backup_switches() {
+    for bug in [Bug::BackupShiftIndexes, Bug::BackupNoCindexUpdate] {
+        let mut cfg = sim::config::RunConfig::new(12);
+        cfg.bugs.enable(bug).expect("built with known-bugs");
+        let report = sim::run::run(&cfg);
+        assert!(
+            report.violations.iter().any(|v| v.invariant == Invariant::Recovery
+                && v.detail.contains("restored backup")),
+            "{bug}: {}",
+            report.failure_report()
+        );
+        assert_eq!(report.stats.backup_restores, 0, "the bad backup is refused");
+    }
+}
+
+/// The random run's snapshot restore (one seed in sixteen; seed 5 has one)
+/// catches `cindex-only-grows` too.
+#[test]
+fn the_random_runs_snapshot_restore_catches_cindex_only_grows() {
+    let mut cfg = sim::config::RunConfig::new(5);
+    cfg.bugs
+        .enable(Bug::CindexOnlyGrows)
+        .expect("built with known-bugs");
+    let report = sim::run::run(&cfg);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.invariant == Invariant::Recovery && v.detail.contains("restored member")),
+        "{}",
+        report.failure_report()
+    );
+}

@@ -27,6 +27,14 @@
 //! `end_entry`): it would otherwise persist half an entry under the previous
 //! entry's index.
 //!
+//! The apply path only ever raises the index (it writes it for entries
+//! newer than it). One path must lower it: a restore from a backend
+//! snapshot starts a new cluster whose log begins again at the number of
+//! its members, while the copied backend names an entry of the old log
+//! (etcd #13514: `UnsafeUpdateConsistentIndex` refuses to decrease, the
+//! restore uses the forcing variant). That path calls
+//! [`Backend::restore_consistent_index`], which may lower it.
+//!
 //! # Fail-stop
 //!
 //! A commit that fails (I/O error, crash point) leaves redb's durable state
@@ -445,6 +453,21 @@ impl Backend {
         self.ci = ConsistentIndex { index, term };
         self.meta_dirty = true;
         self.mid_entry = false;
+    }
+
+    /// Points the consistent index at `index` of a new log, lower than
+    /// before if need be (a restore from a backend snapshot: the copied
+    /// backend names an entry of the old cluster's log). Persisted with the
+    /// next commit; returns the index the backend now holds.
+    pub fn restore_consistent_index(&mut self, index: u64, term: u64) -> ConsistentIndex {
+        if self.opts.bugs.has(Bug::CindexOnlyGrows) && index < self.ci.index {
+            // The bug: the "only grows" rule of the apply path applied to
+            // the restore, which silently keeps the old cluster's index.
+            return self.ci;
+        }
+        self.ci = ConsistentIndex { index, term };
+        self.meta_dirty = true;
+        self.ci
     }
 
     /// Records the conf state, persisted with the next commit.

@@ -47,12 +47,16 @@
 //! `/0/removed_members` ([`check::v2_without_membership`]) can be compared
 //! with the source's history at the same applied index; the v2 index and
 //! the membership differ by design (compare those with `want`).
+//!
+//! [`snapshot_restore`] is the other way back: a new cluster from a backend
+//! snapshot alone (etcdutl's `snapshot restore`).
 
 pub mod check;
 mod error;
 mod image;
 mod membership;
 mod publish;
+pub mod snapshot_restore;
 pub mod source;
 pub mod translate;
 
@@ -60,6 +64,9 @@ pub mod translate;
 mod tests;
 
 pub use error::{BackupError, RestoreError};
+pub use snapshot_restore::{
+    SnapshotRestoreOptions, SnapshotRestoreReport, restore_snapshot, save_backend_snapshot,
+};
 
 use crate::backend::ConsistentIndex;
 use crate::bugs::KnownBugs;

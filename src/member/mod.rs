@@ -492,9 +492,23 @@ impl Member {
 pub fn dump_stores(stores: &Stores, applied_index: u64) -> Result<StateDump, StoreError> {
     let s = stores;
     let ci = s.backend.consistent_index();
-    let keys = s
-        .mvcc
-        .dump(&s.backend)?
+    Ok(StateDump {
+        applied_index,
+        consistent_index: ci.index,
+        consistent_term: ci.term,
+        conf_state: s.backend.conf_state(),
+        v2: s.v2.dump(),
+        v3: v3_dump(&s.mvcc, &s.backend)?,
+        cluster: s.cluster.clone(),
+        backend_membership: read_backend_membership(&s.backend)?,
+    })
+}
+
+/// The v3 key space of `mvcc` over `backend` (a member's, or what a backend
+/// snapshot holds).
+pub fn v3_dump(mvcc: &Mvcc, backend: &Backend) -> Result<V3Dump, StoreError> {
+    let keys = mvcc
+        .dump(backend)?
         .into_iter()
         .map(|kv| KeyDump {
             key: printable(&kv.key),
@@ -504,19 +518,10 @@ pub fn dump_stores(stores: &Stores, applied_index: u64) -> Result<StateDump, Sto
             value: printable(&kv.value),
         })
         .collect();
-    Ok(StateDump {
-        applied_index,
-        consistent_index: ci.index,
-        consistent_term: ci.term,
-        conf_state: s.backend.conf_state(),
-        v2: s.v2.dump(),
-        v3: V3Dump {
-            revision: s.mvcc.current_revision(),
-            compact_revision: s.mvcc.compact_revision(),
-            keys,
-        },
-        cluster: s.cluster.clone(),
-        backend_membership: read_backend_membership(&s.backend)?,
+    Ok(V3Dump {
+        revision: mvcc.current_revision(),
+        compact_revision: mvcc.compact_revision(),
+        keys,
     })
 }
 

@@ -227,6 +227,13 @@ impl Node {
         Ok(self.raw.campaign()?)
     }
 
+    /// Asks raft to hand leadership to member `to` (raft-rs
+    /// `transfer_leader`): a leader catches `to` up, then tells it to
+    /// campaign at once; any other member ignores the request.
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.raw.transfer_leader(to);
+    }
+
     /// Feeds a message from a peer. Messages from unknown or stale peers
     /// are dropped by raft; that is not an error of this member.
     pub fn step(&mut self, msg: Message) {

@@ -26,6 +26,7 @@ impl WorldState {
         let disk: Arc<dyn Disk> = slot.disk.clone();
         let hook = slot.hook.clone();
         let joining = slot.joining;
+        let cluster_id = slot.cluster_id;
         slot.boots += 1;
         let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
             Ok(true) => Node::open(disk, config, hook, now_ms),
@@ -39,7 +40,7 @@ impl WorldState {
                 };
                 let meta = WalMetadata {
                     member_id: id,
-                    cluster_id: 1,
+                    cluster_id,
                 };
                 Node::bootstrap(disk, config, hook, &meta, &all, now_ms)
             }

@@ -125,6 +125,17 @@ impl ClientHistory {
         again
     }
 
+    /// The cluster was restored to a state at `revision` under a new log:
+    /// what took effect after it is gone by design (acknowledged writes and
+    /// applied deletes of later revisions), and the new log's indexes name
+    /// new entries.
+    pub fn restored(&mut self, revision: i64) {
+        self.acked.retain(|p| p.revision <= revision);
+        self.deletes.retain(|d| d.revision <= revision);
+        self.applied.clear();
+        self.last_revision = revision;
+    }
+
     pub fn acked_puts(&self) -> &[AckedPut] {
         &self.acked
     }

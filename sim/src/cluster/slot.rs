@@ -77,12 +77,15 @@ pub struct Slot {
     /// stopping on the damage is what the store must do, not a violation.
     pub damaged: bool,
     pub armed: ArmedFaults,
+    /// The cluster id its WAL is created with (a restore makes a new
+    /// cluster: 1 + the restores before it).
+    pub cluster_id: u64,
 }
 
 impl Slot {
     /// Member `id`'s slot at the start of a run: an empty disk, and a
     /// process only if it is one of the first `cfg.nodes` members.
-    pub(super) fn new(cfg: &RunConfig, id: u64) -> Slot {
+    pub fn new(cfg: &RunConfig, id: u64) -> Slot {
         let disk = SimDisk::new();
         if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
             disk.capture_syncs(sink.clone());
@@ -104,7 +107,22 @@ impl Slot {
             boots: 0,
             damaged: false,
             armed: ArmedFaults::default(),
+            cluster_id: 1,
         }
+    }
+
+    /// A fresh disk in place of the member's (a restore writes a new data
+    /// directory onto it); what was armed or damaged on the old one goes
+    /// with it.
+    pub fn wipe(&mut self, cfg: &RunConfig, id: u64) {
+        let disk = SimDisk::new();
+        if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
+            disk.capture_syncs(sink.clone());
+        }
+        self.hook = SimCrashHook::new(disk.clone());
+        self.disk = disk;
+        self.damaged = false;
+        self.armed = ArmedFaults::default();
     }
 
     /// The delay before the next tick: the period plus seeded jitter.

@@ -333,6 +333,7 @@ impl Supervisor {
 
     /// Starts a spare member's process (it boots empty and joins).
     pub(crate) fn start_member(&mut self, id: u64) {
+        self.ensure_slot(id);
         let w = self.world.clone();
         let node = self
             .handle

@@ -2,11 +2,14 @@
 //! faults for the configured duration, heals everything, waits for the
 //! cluster to quiesce, and checks the invariants.
 
+mod backup;
+mod churn;
 mod damage;
 mod disk_time;
 mod inject;
 mod lifecycle;
 mod network;
+mod restore;
 mod schedule;
 mod script_api;
 mod supervisor;
@@ -14,6 +17,7 @@ mod verdict;
 
 pub use schedule::TimedStep;
 
+pub(crate) use restore::DRAIN_MS;
 pub(crate) use supervisor::Supervisor;
 
 use crate::checker::Violation;
@@ -61,7 +65,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -90,6 +94,14 @@ impl RunReport {
             s.slow_disks,
             s.replayed,
             s.replay_skipped_v3,
+            s.snapshot_restores,
+            s.backup_restores,
+            s.members_added,
+            s.learners_added,
+            s.promotions,
+            s.members_removed,
+            s.members_replaced,
+            s.leader_transfers,
             self.trace_hash,
         )
     }
@@ -198,6 +210,8 @@ pub fn run_forked(cfg: &RunConfig, fork: Option<Fork>) -> RunReport {
     rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
+        sup.draw_cluster_events();
+        sup.draw_churn();
         while sup.now_ms() < cfg.duration_ms {
             madsim::time::sleep(Duration::from_millis(STEP_MS)).await;
             if let Some(f) = fork.take_if(|f| sup.now_ms() >= f.at_ms && f.at_ms < cfg.duration_ms)

@@ -42,6 +42,14 @@ pub(crate) struct Supervisor {
     /// The virtual time of the latest power loss by a kill, and how many
     /// members lost power at that instant (for `cluster_power_cuts`).
     pub(super) power_instant: (u64, u64),
+    /// A backup restore waiting for the network to drain.
+    pub(super) pending_backup: Option<super::backup::PendingBackup>,
+    /// A restored cluster growing back to its size.
+    pub(super) grow_back: Option<super::backup::GrowBack>,
+    /// The random run's backup event (random runs only).
+    pub(super) backup_event: Option<super::backup::BackupEvent>,
+    /// The random run's membership churn (random runs only).
+    pub(super) churn: Option<super::churn::Churn>,
 }
 
 impl Supervisor {
@@ -91,6 +99,10 @@ impl Supervisor {
             schedule: None,
             reboot_power_requests: BTreeMap::new(),
             power_instant: (u64::MAX, 0),
+            pending_backup: None,
+            grow_back: None,
+            backup_event: None,
+            churn: None,
         }
     }
 
@@ -106,7 +118,12 @@ impl Supervisor {
         self.restart_due();
         self.heal_due(false);
         self.expire_armed();
-        if self.now_ms() < self.random_until {
+        self.poll_backup();
+        self.poll_churn();
+        // No random fault while a restored cluster grows back or a
+        // membership change is under way: the cluster is not at its size,
+        // and a fault could leave it without a quorum.
+        if self.now_ms() < self.random_until && !self.restoring() && !self.churning() {
             self.maybe_inject();
         }
     }
@@ -148,7 +165,9 @@ impl Supervisor {
                 self.restarts_due.entry(id).or_insert(0);
             }
             self.restart_due();
-            if self.converged() {
+            self.poll_backup();
+            self.poll_churn();
+            if self.converged() && !self.restoring() && !self.churning() {
                 // Quiet for a while: no stragglers still to apply.
                 let since = *quiet_since.get_or_insert(self.now_ms());
                 if self.now_ms() >= since + 500 {
@@ -199,6 +218,20 @@ impl Supervisor {
     /// random run does, so `sim shrink` can replay them).
     pub(crate) fn record_schedule(&mut self) {
         self.schedule = Some(ScheduleRecorder::default());
+    }
+
+    /// Draws the random run's cluster events from their own stream: a
+    /// backup restored and grown back in one seed of
+    /// [`super::backup::BACKUP_SHARE`]. Not while `sim explore` captures a
+    /// member's disk (a restore replaces it).
+    pub(crate) fn draw_cluster_events(&mut self) {
+        let w = self.world.lock();
+        if w.cfg.capture.is_none() {
+            self.backup_event = Some(super::backup::BackupEvent::draw(
+                w.cfg.seed,
+                w.cfg.duration_ms,
+            ));
+        }
     }
 
     pub(crate) fn madsim_id(&self, id: u64) -> Option<madsim::task::NodeId> {

@@ -3,6 +3,7 @@
 //! the same simulated cluster as the random runs.
 
 mod fault_steps;
+mod membership_steps;
 mod requests;
 mod script;
 

@@ -143,7 +143,7 @@ impl Script<'_> {
         self.send(ScriptOp::Request(req)).await
     }
 
-    async fn conf_change(
+    pub(super) async fn conf_change(
         &mut self,
         kind: ConfChangeKind,
         id: u64,
@@ -170,7 +170,7 @@ impl Script<'_> {
     }
 
     /// The member id a target names now.
-    pub(super) fn resolve(&self, target: &Target) -> Result<u64, String> {
+    pub(super) fn resolve(&mut self, target: &Target) -> Result<u64, String> {
         match target {
             Target::Id(id) => Ok(*id),
             Target::Role(r) if r == "isolated" => self
@@ -183,6 +183,10 @@ impl Script<'_> {
                 .sup
                 .leader()
                 .ok_or_else(|| "no leader right now".to_string()),
+            Target::Role(r) if r == "any follower" => self
+                .sup
+                .any_follower()
+                .ok_or_else(|| "no running follower right now".to_string()),
             Target::Role(_) => self
                 .sup
                 .running_follower()
@@ -213,11 +217,12 @@ impl Script<'_> {
     /// Membership, fault and network steps.
     async fn cluster_step(&mut self, step: &Step, k: Option<u64>) -> Result<(), String> {
         match step {
-            Step::AddMember { id, learner } => self.add_member(*id, *learner).await,
-            Step::PromoteMember { id } => {
-                self.conf_change(ConfChangeKind::Promote, *id, false).await
-            }
-            Step::RemoveMember { id } => self.remove_member(*id).await,
+            Step::AddMember { .. }
+            | Step::PromoteMember { .. }
+            | Step::RemoveMember { .. }
+            | Step::TransferLeader { .. }
+            | Step::SnapshotRestore { .. }
+            | Step::BackupRestore { .. } => self.membership_step(step).await,
             Step::Crash { .. } => self.crash(step, k),
             Step::Eio {
                 member,
@@ -316,7 +321,7 @@ impl Script<'_> {
         Ok(())
     }
 
-    async fn add_member(&mut self, id: u64, learner: bool) -> Result<(), String> {
+    pub(super) async fn add_member(&mut self, id: u64, learner: bool) -> Result<(), String> {
         let kind = if learner {
             ConfChangeKind::AddLearnerNode
         } else {
@@ -324,13 +329,26 @@ impl Script<'_> {
         };
         self.conf_change(kind, id, learner).await?;
         self.sup.start_member(id);
+        self.sup.count(|s| {
+            s.members_added += 1;
+            s.learners_added += u64::from(learner);
+        });
         Ok(())
     }
 
-    async fn remove_member(&mut self, id: u64) -> Result<(), String> {
+    pub(super) async fn remove_member(&mut self, id: u64) -> Result<(), String> {
+        if self.sup.leader() == Some(id) {
+            // As etcd does: the leader hands over before it is removed.
+            let to = self
+                .sup
+                .running_follower()
+                .ok_or_else(|| "no follower to take over from the leader".to_string())?;
+            self.transfer_leader(to).await?;
+        }
         self.conf_change(ConfChangeKind::RemoveNode, id, false)
             .await?;
         self.sup.retire(id);
+        self.sup.count(|s| s.members_removed += 1);
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod bugs;
 mod crash;
 mod proptests;
 mod scenario;
+mod snapshot_restore;
 
 use super::*;
 use crate::backend::BackendOptions;
