@@ -34,7 +34,9 @@
 //!    of kind `Verify` is the gate catching a bad backup;
 //! 3. `restore(dst_disk, NodeConfig::new(opts.new_member.id, ..), hook,
 //!    now)?` — a leader of a one-member cluster that has applied one more
-//!    (empty) entry than `want.applied_index`; its `state_dump()` must equal
+//!    (empty) entry than `want.applied_index`, its log compacted to a fresh
+//!    snapshot (`Node::snapshot_and_compact`: the log's membership entries
+//!    are no-ops, so a joiner must start from the snapshot); its `state_dump()` must equal
 //!    `want` except `applied_index`/`consistent_index`/`consistent_term`
 //!    (one entry later), and `consistent_index == applied_index`;
 //! 4. grow it with `propose_conf_change(AddNode)` and `Node::bootstrap`
@@ -202,6 +204,9 @@ pub fn restore(
     for _ in 0..ELECTION_ROUNDS {
         node.handle_ready(now_ms)?;
         if node.is_leader() && node.member().applied_index() >= node.commit_index() {
+            // Joiners must start from the snapshot, which holds the new
+            // membership, never from log entries before it.
+            node.snapshot_and_compact()?;
             return Ok(node);
         }
     }

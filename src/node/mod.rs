@@ -387,6 +387,21 @@ impl Node {
         Ok(())
     }
 
+    /// Takes a v2 snapshot now and drops every log entry up to it, so
+    /// that a member that joins later catches up from this snapshot and
+    /// never from older entries. A restored backup needs this before its
+    /// first joiner: its membership lives only in its snapshot (the log's
+    /// membership entries are no-ops), so a joiner fed the log from index 1
+    /// would never learn the restored member.
+    pub fn snapshot_and_compact(&mut self) -> Result<u64, NodeError> {
+        let marker = self.member.snapshot_now()?;
+        let mut snap = Snapshot::default();
+        snap.set_metadata(marker_to_raft(&marker));
+        snap.data = self.member.snapshot_payload()?.into();
+        self.log.set_snapshot(snap, marker.index);
+        Ok(marker.index)
+    }
+
     /// Forces a v2 snapshot now (scenario step `force_snapshot`).
     pub fn force_snapshot(&mut self) -> Result<u64, NodeError> {
         let marker = self.member.snapshot_now()?;

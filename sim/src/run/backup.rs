@@ -84,6 +84,9 @@ impl BackupEvent {
 
 /// The restored cluster growing back to its size, one joiner at a time.
 pub(crate) struct GrowBack {
+    /// The restored leader compacted its log to a fresh snapshot (as
+    /// `replica::backup::restore` does): joiners must start from it.
+    compacted: bool,
     joiners: VecDeque<u64>,
     current: Option<Joining>,
     deadline_ms: u64,
@@ -273,6 +276,7 @@ impl Supervisor {
         }
         self.start_restored(&[source]);
         self.grow_back = Some(GrowBack {
+            compacted: false,
             joiners,
             current: None,
             deadline_ms: now + GROW_LIMIT_MS,
@@ -310,6 +314,14 @@ impl Supervisor {
         let Some(leader) = self.world.lock().leader() else {
             return;
         };
+        if !g.compacted {
+            g.compacted = true;
+            self.compact_restored_leader(leader);
+            return;
+        }
+        let Some(g) = &mut self.grow_back else {
+            return;
+        };
         let Some(j) = &mut g.current else {
             match g.joiners.pop_front() {
                 Some(id) => {
@@ -342,6 +354,29 @@ impl Supervisor {
                 }
             }
             None => self.add_joiner(leader, now),
+        }
+    }
+
+    /// The restored leader's log compacted to a fresh snapshot: its
+    /// membership entries are no-ops, so a joiner fed the log from index 1
+    /// would never learn the restored member. A failure stops the leader
+    /// like any crash (its next boot has no joiner yet either).
+    fn compact_restored_leader(&mut self, leader: u64) {
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        let result = w
+            .slot_mut(leader)
+            .and_then(|s| s.node.as_mut())
+            .map(|n| n.snapshot_and_compact());
+        match result {
+            Some(Ok(index)) => w.event(
+                now,
+                Some(leader),
+                format_args!("restored leader compacted its log to a snapshot at {index}"),
+            ),
+            Some(Err(e)) if e.crashed().is_some() => w.member_stopped(leader, now, &e.to_string()),
+            Some(Err(e)) => w.event(now, Some(leader), format_args!("compaction failed: {e}")),
+            None => {}
         }
     }
 

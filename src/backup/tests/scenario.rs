@@ -287,3 +287,63 @@ fn restore_elects_itself_and_grows_back_to_three_members() {
     }
     assert_eq!(leader_state.v3, expected.v3, "growing changed no data");
 }
+
+/// Keeps more entries behind a snapshot than the source's whole log.
+fn long_log_config(id: u64) -> NodeConfig {
+    NodeConfig::new(id, store_config())
+}
+
+/// Regression (found by the simulator's backup event in a one-second run):
+/// a backup of a member that never took a v2 snapshot has a log starting
+/// at index 1 whose membership entries are no-ops. A joiner fed that log
+/// from index 1 never learns the restored member; the restored leader must
+/// serve joiners its snapshot, not those entries.
+#[test]
+fn joiners_of_a_backup_without_a_snapshot_catch_up_from_a_snapshot() {
+    let src: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let dst: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let mut log = Log::bootstrap(src.clone());
+    log.append(&[Op::Put("a", "1"), Op::Put("b", "2"), Op::MemberAttr(2)]);
+    log.commit_to(6);
+    log.backend_commit();
+    assert_eq!(log.member.snapshot_index(), 0, "the source has no snapshot");
+    drop(log);
+    backup(src.as_ref(), dst.as_ref(), &options()).unwrap();
+    let leader = restore(dst, long_log_config(NEW_ID), Arc::new(NoCrash), 0).unwrap();
+    let mut nodes = BTreeMap::from([(NEW_ID, leader)]);
+    for id in [7, 8] {
+        let cc = ConfChangeRequest {
+            kind: ConfChangeKind::AddNode as i32,
+            node_id: id,
+            member: Some(info(id)),
+            request_id: id,
+        };
+        let leader = nodes.get_mut(&NEW_ID).unwrap();
+        leader.propose_conf_change(&cc).unwrap();
+        pump(&mut nodes, 8);
+        nodes.get_mut(&NEW_ID).unwrap().force_snapshot().unwrap();
+        let joining = Node::bootstrap(
+            Arc::new(MemDisk::new()),
+            long_log_config(id),
+            Arc::new(NoCrash),
+            &WalMetadata {
+                member_id: id,
+                cluster_id: NEW_CLUSTER,
+            },
+            &[],
+            0,
+        )
+        .unwrap();
+        nodes.insert(id, joining);
+        pump(&mut nodes, 200);
+    }
+    let leader_state = nodes[&NEW_ID].member().state_dump().unwrap();
+    assert_eq!(leader_state.cluster.members.len(), 3);
+    for id in [7, 8] {
+        assert_eq!(
+            nodes[&id].member().state_dump().unwrap(),
+            leader_state,
+            "member {id} did not converge"
+        );
+    }
+}
