@@ -23,6 +23,7 @@ declare -A scenario=(
   [sync-dir-error-ignored]=20-sync-dir-error
   [wal-read-error-as-eof]=21-latent-sector-error
   [wal-zero-word-as-end]=28-misdirected-wal-write
+  [snapshot-rename-error-ignored]=30-snapshot-rename-error
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -32,7 +33,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            v2-put-writes-v3-on-replay confchange-double-apply \
            no-torn-tail-repair no-fsync-before-send fsync-retry-after-eio \
            wal-crc-unchecked put-ack-before-v3-write ignore-storage-full \
-           sync-dir-error-ignored wal-read-error-as-eof wal-zero-word-as-end; do
+           sync-dir-error-ignored wal-read-error-as-eof wal-zero-word-as-end \
+           snapshot-rename-error-ignored; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)

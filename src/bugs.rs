@@ -58,11 +58,16 @@ pub enum Bug {
     /// misdirected write leaves where a record belonged cuts the log there:
     /// the synced records after it are dropped as a torn tail.
     WalZeroWordAsEnd,
+    /// A failed rename of a new snapshot file into place is taken for done,
+    /// so the WAL marker names a snapshot that is not there and the WAL
+    /// segments before it are released: the next boot has no snapshot to
+    /// start the log from.
+    SnapshotRenameErrorIgnored,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -79,6 +84,7 @@ impl Bug {
         Bug::SyncDirErrorIgnored,
         Bug::WalReadErrorAsEof,
         Bug::WalZeroWordAsEnd,
+        Bug::SnapshotRenameErrorIgnored,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -100,6 +106,7 @@ impl Bug {
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
             Bug::WalZeroWordAsEnd => "wal-zero-word-as-end",
+            Bug::SnapshotRenameErrorIgnored => "snapshot-rename-error-ignored",
         }
     }
 

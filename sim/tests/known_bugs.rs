@@ -173,3 +173,16 @@ fn wal_zero_word_as_end_cuts_the_log_at_a_misdirected_write() {
         Invariant::MemberFailure,
     );
 }
+
+/// A snapshotter that takes a failed rename of its new file for done gets
+/// a WAL marker written for a snapshot that is not there, and the segments
+/// before it released: the follower's next boot has nothing to start its
+/// log from.
+#[test]
+fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
+    caught(
+        Bug::SnapshotRenameErrorIgnored,
+        "30-snapshot-rename-error",
+        Invariant::Recovery,
+    );
+}
