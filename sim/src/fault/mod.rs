@@ -23,8 +23,8 @@
 //!   failed fsync, nor count on a name whose directory sync failed); a
 //!   failed file sync drops that file's dirty pages, as Linux does, and the
 //!   member's restart after an EIO is preceded by a power loss of its disk.
-//!   Errors on entry changes (the next create, rename or remove, drawn
-//!   alike; scenario `eio` with `on = "create" | "rename" | "remove"`, or
+//!   Errors on entry changes (the next rename half the time, else the next
+//!   create or remove; scenario `eio` with `on = "create" | "rename" | "remove"`, or
 //!   `"meta"` for whichever comes first: nothing changes) are part of the
 //!   `eio` class, not a class of their own: they have the same contract
 //!   (stop), the same bound (one armed fault per member, a minority down,
