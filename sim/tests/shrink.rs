@@ -100,7 +100,9 @@ fn a_recorded_misdirected_write_and_slow_disk_replay_the_same_run() {
             && text.contains("disk_time = true"),
         "{text}"
     );
-    let replay = Scenario::parse(&text).unwrap().run(8, KnownBugs::NONE, false);
+    let replay = Scenario::parse(&text)
+        .unwrap()
+        .run(8, KnownBugs::NONE, false);
     assert!(replay.passed(), "{}", replay.failure_report());
     assert_eq!(replay.stats, original.stats);
 }
