@@ -26,6 +26,7 @@ declare -A scenario=(
   [cindex-only-grows]=24-snapshot-restore
   [backup-shift-indexes]=25-backup-restore
   [backup-no-cindex-update]=25-backup-restore
+  [snapshot-rename-error-ignored]=30-snapshot-rename-error
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -36,7 +37,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            no-torn-tail-repair no-fsync-before-send fsync-retry-after-eio \
            wal-crc-unchecked put-ack-before-v3-write ignore-storage-full \
            sync-dir-error-ignored wal-read-error-as-eof wal-zero-word-as-end \
-           cindex-only-grows backup-shift-indexes backup-no-cindex-update; do
+           cindex-only-grows backup-shift-indexes backup-no-cindex-update \
+           snapshot-rename-error-ignored; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)

@@ -64,11 +64,16 @@ pub enum Bug {
     /// etcd #13514's "consistent index must not decrease" rule applied to
     /// the one path that must lower it).
     CindexOnlyGrows,
+    /// A failed rename of a new snapshot file into place is taken for done,
+    /// so the WAL marker names a snapshot that is not there and the WAL
+    /// segments before it are released: the next boot has no snapshot to
+    /// start the log from.
+    SnapshotRenameErrorIgnored,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -86,6 +91,7 @@ impl Bug {
         Bug::WalReadErrorAsEof,
         Bug::WalZeroWordAsEnd,
         Bug::CindexOnlyGrows,
+        Bug::SnapshotRenameErrorIgnored,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -108,6 +114,7 @@ impl Bug {
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
             Bug::WalZeroWordAsEnd => "wal-zero-word-as-end",
             Bug::CindexOnlyGrows => "cindex-only-grows",
+            Bug::SnapshotRenameErrorIgnored => "snapshot-rename-error-ignored",
         }
     }
 

@@ -214,8 +214,31 @@ pub enum EioOn {
     Write,
     /// A directory sync (its entry changes stay unsynced).
     SyncDir,
-    /// A create, rename or remove (nothing changes).
+    /// The next create, rename or remove, whichever comes first (nothing
+    /// changes).
     Meta,
+    /// The next create.
+    Create,
+    /// The next rename.
+    Rename,
+    /// The next remove.
+    Remove,
+}
+
+impl EioOn {
+    /// The disk fault that fails this operation.
+    pub fn fault(self) -> crate::fault::DiskFault {
+        use crate::fault::{DiskFault, EntryOp};
+        match self {
+            EioOn::Sync => DiskFault::FailNextSync,
+            EioOn::Write => DiskFault::FailNextWrite,
+            EioOn::SyncDir => DiskFault::FailNextSyncDir,
+            EioOn::Meta => DiskFault::FailNextEntry(EntryOp::Any),
+            EioOn::Create => DiskFault::FailNextEntry(EntryOp::Create),
+            EioOn::Rename => DiskFault::FailNextEntry(EntryOp::Rename),
+            EioOn::Remove => DiskFault::FailNextEntry(EntryOp::Remove),
+        }
+    }
 }
 
 /// One scripted step.

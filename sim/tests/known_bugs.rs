@@ -245,3 +245,15 @@ fn the_random_runs_snapshot_restore_catches_cindex_only_grows() {
         report.failure_report()
     );
 }
+/// A snapshotter that takes a failed rename of its new file for done gets
+/// a WAL marker written for a snapshot that is not there, and the segments
+/// before it released: the follower's next boot has nothing to start its
+/// log from.
+#[test]
+fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
+    caught(
+        Bug::SnapshotRenameErrorIgnored,
+        "30-snapshot-rename-error",
+        Invariant::Recovery,
+    );
+}

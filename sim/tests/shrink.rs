@@ -85,6 +85,28 @@ fn a_random_runs_recorded_schedule_replays_the_same_run() {
     }
 }
 
+/// A misdirected write (recorded once it landed) and a slow disk
+/// (recorded as it began, with the run's disk time kept by the scenario's
+/// `disk_time`) replay as the run had them: seed 8 has one of each.
+#[test]
+fn a_recorded_misdirected_write_and_slow_disk_replay_the_same_run() {
+    let cfg = sim::config::RunConfig::new(8);
+    let (recorded, original) = shrink::record_run(&cfg);
+    assert!(original.stats.misdirected_writes >= 1 && original.stats.slow_disks >= 1);
+    let text = shrink::to_toml(&recorded).unwrap();
+    assert!(
+        text.contains("action = \"misdirect\"")
+            && text.contains("action = \"slow\"")
+            && text.contains("disk_time = true"),
+        "{text}"
+    );
+    let replay = Scenario::parse(&text)
+        .unwrap()
+        .run(8, KnownBugs::NONE, false);
+    assert!(replay.passed(), "{}", replay.failure_report());
+    assert_eq!(replay.stats, original.stats);
+}
+
 #[cfg(feature = "known-bugs")]
 #[test]
 fn a_failing_random_run_shrinks_to_a_scenario_that_reproduces_it() {

@@ -204,7 +204,8 @@ impl Member {
             return Err(StoreError::NotInitialized);
         }
         disk.create_dir_all(Path::new(SNAP_DIR))?;
-        let snapshotter = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR));
+        let snapshotter =
+            Snapshotter::new(disk.clone(), Path::new(SNAP_DIR)).with_known_bugs(config.bugs);
         let snapshot = load_newest_usable_snapshot(disk.as_ref(), &snapshotter, config.bugs)?;
         let mut backend = open_backend(&disk, &config, &hook)?;
         let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;

@@ -15,6 +15,7 @@
 
 use super::record::{self, MAX_HEADER_BYTES};
 use super::{MAX_PAYLOAD_BYTES, SnapError, Snapshot, name};
+use crate::bugs::{Bug, KnownBugs};
 use crate::disk::{self, Disk};
 use crate::proto::SnapshotMarker;
 use std::io;
@@ -27,6 +28,8 @@ pub struct Snapshotter {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
     max_payload: u64,
+    /// Known bug `snapshot-rename-error-ignored`.
+    ignore_rename_error: bool,
 }
 
 /// Suffix of a file that failed to load, kept for inspection (as etcd does).
@@ -42,7 +45,14 @@ impl Snapshotter {
             disk,
             dir: dir.to_path_buf(),
             max_payload: MAX_PAYLOAD_BYTES,
+            ignore_rename_error: false,
         }
+    }
+
+    /// The same snapshotter with the store's known-bug switches.
+    pub fn with_known_bugs(mut self, bugs: KnownBugs) -> Self {
+        self.ignore_rename_error = bugs.has(Bug::SnapshotRenameErrorIgnored);
+        self
     }
 
     /// The same snapshotter with a different payload bound (tests, tools).
@@ -72,7 +82,25 @@ impl Snapshotter {
         self.disk
             .create_dir_all(&self.dir)
             .map_err(|e| self.io(&self.dir, e))?;
+        if self.ignore_rename_error {
+            return self.save_ignoring_rename_error(&path, &bytes);
+        }
         disk::write_atomically(&*self.disk, &path, &bytes).map_err(|e| self.io(&path, e))
+    }
+
+    /// Known bug: `write_atomically`'s steps, but a failed rename of the
+    /// temporary file is taken for done (a rename "cannot" fail), so the
+    /// WAL marker that follows names a snapshot that is not there.
+    fn save_ignoring_rename_error(&self, path: &Path, bytes: &[u8]) -> Result<(), SnapError> {
+        let tmp = path.with_extension("snap.tmp");
+        let err = |e| self.io(&tmp, e);
+        self.disk.create(&tmp).map_err(err)?;
+        self.disk.write_at(&tmp, 0, bytes).map_err(err)?;
+        self.disk.sync(&tmp).map_err(err)?;
+        if self.disk.rename(&tmp, path).is_err() {
+            return Ok(());
+        }
+        self.disk.sync_dir(&self.dir).map_err(|e| self.io(path, e))
     }
 
     /// The newest snapshot (by index, then term) that decodes and whose

@@ -33,6 +33,17 @@ pub enum WriteTarget {
     Backend,
 }
 
+/// The directory entry changes an armed EIO may fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryOp {
+    /// Whichever comes next: create, rename or remove.
+    Any,
+    /// `create` or `create_dir_all`.
+    Create,
+    Rename,
+    Remove,
+}
+
 /// Which write goes astray, and how far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Misdirection {
@@ -67,8 +78,9 @@ pub enum DiskFault {
     CrashAtNextSync,
     /// Fail the next `sync_dir` with EIO (its entry changes stay unsynced).
     FailNextSyncDir,
-    /// Fail the next create, rename or remove with EIO (nothing changes).
-    FailNextMeta,
+    /// Fail the next directory entry change of this kind with EIO (nothing
+    /// changes).
+    FailNextEntry(EntryOp),
     /// The disk holds at most this many bytes: a write or `set_len` that
     /// would grow past it fails with `StorageFull` (ENOSPC).
     Capacity(u64),
@@ -84,7 +96,7 @@ struct Gate {
     fail_next_sync: bool,
     crash_at_next_sync: bool,
     fail_next_sync_dir: bool,
-    fail_next_meta: bool,
+    fail_next_entry: Option<EntryOp>,
     capacity: Option<u64>,
     /// A write failed for lack of space since the last restart.
     full_returned: bool,
@@ -196,8 +208,8 @@ enum OpKind {
     /// `sync_dir`: a sync for `CrashAtNextSync` and `FailNextSync`, and the
     /// target of `FailNextSyncDir`.
     SyncDir,
-    /// create, create_dir_all, rename, remove.
-    Meta,
+    /// A directory entry change: create, create_dir_all, rename, remove.
+    Entry(EntryOp),
     /// exists, len: a read for the gate, free of disk time (the inode is
     /// in memory).
     Stat,
@@ -210,7 +222,7 @@ impl OpKind {
             OpKind::Write => Some(Cost::Write),
             OpKind::Sync => Some(Cost::Sync),
             OpKind::SyncDir => Some(Cost::SyncDir),
-            OpKind::Meta => Some(Cost::Meta),
+            OpKind::Entry(_) => Some(Cost::Meta),
             OpKind::Stat => None,
         }
     }
@@ -272,8 +284,11 @@ impl SimDisk {
                 g.eio_returned = true;
                 Err(eio("sync_dir"))
             }
-            OpKind::Meta if g.fail_next_meta => {
-                g.fail_next_meta = false;
+            OpKind::Entry(op)
+                if g.fail_next_entry
+                    .is_some_and(|f| f == EntryOp::Any || f == op) =>
+            {
+                g.fail_next_entry = None;
                 g.eio_returned = true;
                 Err(eio("a directory entry change"))
             }
@@ -354,7 +369,7 @@ impl SimDisk {
             DiskFault::FailNextWrite => g.fail_next_write = true,
             DiskFault::CrashAtNextSync => g.crash_at_next_sync = true,
             DiskFault::FailNextSyncDir => g.fail_next_sync_dir = true,
-            DiskFault::FailNextMeta => g.fail_next_meta = true,
+            DiskFault::FailNextEntry(op) => g.fail_next_entry = Some(op),
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
             DiskFault::Misdirect(m) => g.misdirect = Some(m),
         }
@@ -369,7 +384,7 @@ impl SimDisk {
         g.fail_next_write = false;
         g.crash_at_next_sync = false;
         g.fail_next_sync_dir = false;
-        g.fail_next_meta = false;
+        g.fail_next_entry = None;
         g.capacity = None;
         g.misdirect = None;
     }
@@ -382,7 +397,7 @@ impl SimDisk {
             || g.fail_next_write
             || g.crash_at_next_sync
             || g.fail_next_sync_dir
-            || g.fail_next_meta
+            || g.fail_next_entry.is_some()
             || g.capacity.is_some()
             || g.misdirect.is_some()
     }
@@ -552,12 +567,12 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta, 0)?;
+        self.pass(OpKind::Entry(EntryOp::Create), 0)?;
         self.observe(DiskOp::CreateDir, dir);
         self.mem.create_dir_all(dir)
     }
     fn create(&self, path: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta, 0)?;
+        self.pass(OpKind::Entry(EntryOp::Create), 0)?;
         self.observe(DiskOp::Create, path);
         self.mem.create(path)
     }
@@ -617,12 +632,12 @@ impl Disk for SimDisk {
         self.mem.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta, 0)?;
+        self.pass(OpKind::Entry(EntryOp::Rename), 0)?;
         self.observe(DiskOp::Rename, from);
         self.mem.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.pass(OpKind::Meta, 0)?;
+        self.pass(OpKind::Entry(EntryOp::Remove), 0)?;
         self.observe(DiskOp::Remove, path);
         self.mem.remove(path)
     }

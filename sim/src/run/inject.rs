@@ -308,14 +308,20 @@ impl Supervisor {
     }
 
     /// Arms a failed file sync or write (a third each), directory sync or
-    /// entry change (a sixth each) on the member's disk. Draws one number.
+    /// entry change (a sixth each: a rename half the time, since renames
+    /// are rarer than creates and removes and carry the store's atomic
+    /// file replacements, else a create or a remove) on the member's disk.
+    /// Draws one number, and for an entry change which kind.
     fn inject_eio(&mut self, now: u64, id: u64) {
-        let (fault, on) = match self.rng.random_range(0..6) {
-            0 | 1 => (DiskFault::FailNextSync, EioOn::Sync),
-            2 | 3 => (DiskFault::FailNextWrite, EioOn::Write),
-            4 => (DiskFault::FailNextSyncDir, EioOn::SyncDir),
-            _ => (DiskFault::FailNextMeta, EioOn::Meta),
+        let on = match self.rng.random_range(0..6) {
+            0 | 1 => EioOn::Sync,
+            2 | 3 => EioOn::Write,
+            4 => EioOn::SyncDir,
+            _ => *[EioOn::Rename, EioOn::Rename, EioOn::Create, EioOn::Remove]
+                .choose(&mut self.rng)
+                .unwrap_or(&EioOn::Rename),
         };
+        let fault = on.fault();
         self.record(
             now,
             id,

@@ -165,9 +165,12 @@ impl Supervisor {
             .slot_mut(id)
             .and_then(|s| s.node.as_mut())
             .map(|n| n.force_snapshot());
+        // An armed crash or an injected I/O error stops the member, as in
+        // its own loop.
+        let eio = w.slot(id).is_some_and(|s| s.disk.eio_returned());
         match result {
             Some(Ok(_)) => Ok(()),
-            Some(Err(e)) if e.crashed().is_some() => {
+            Some(Err(e)) if e.crashed().is_some() || eio => {
                 w.member_stopped(id, now, &e.to_string());
                 Ok(())
             }

@@ -71,13 +71,7 @@ impl Script<'_> {
         self.crashed = Some(id);
         self.sup.hold_down(id);
         self.set_power_plan(id, mode, plan_seed);
-        let fault = match on {
-            EioOn::Sync => DiskFault::FailNextSync,
-            EioOn::Write => DiskFault::FailNextWrite,
-            EioOn::SyncDir => DiskFault::FailNextSyncDir,
-            EioOn::Meta => DiskFault::FailNextMeta,
-        };
-        self.sup.arm_disk(id, fault, false);
+        self.sup.arm_disk(id, on.fault(), false);
         Ok(())
     }
 
