@@ -455,7 +455,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bench_backup(args.backup_rounds)?;
     }
     if args.scaling {
-        crate::cli_scaling::print_table(&args)?;
+        crate::cli_scaling::print_table(args.seeds, args.jobs, &|seed| args.settings.config(seed))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,6 @@
 //! the quantity it should be proportional to, so a non-linear cell stands
 //! out as a drift in the last column.
 
-use crate::cli_run::BenchArgs;
 use sim::config::RunConfig;
 use sim::run::RunReport;
 use sim::sweep::run_many;
@@ -51,23 +50,27 @@ fn values(dimension: &str) -> &'static [u64] {
     }
 }
 
-/// Prints the scaling table for seeds 1..=`args.seeds` of each cell.
-pub fn print_table(args: &BenchArgs) -> anyhow::Result<()> {
+/// How the bench makes a seed's config (its settings and switches).
+pub type ConfigOf<'a> = &'a dyn Fn(u64) -> anyhow::Result<RunConfig>;
+
+/// Prints the scaling table for seeds 1..=`seeds` of each cell, on `jobs`
+/// workers.
+pub fn print_table(seeds: u64, jobs: usize, config: ConfigOf<'_>) -> anyhow::Result<()> {
     println!(
         "\n| dimension | value | runs | requests/s achieved | wall ms per simulated s | wall ms per simulated s per unit |\n| --- | --- | --- | --- | --- | --- |"
     );
     for cell in &CELLS {
         for &value in values(cell.dimension) {
-            let configs = (1..=args.seeds)
+            let configs = (1..=seeds)
                 .map(|seed| {
-                    let mut cfg = baseline(args, seed)?;
+                    let mut cfg = baseline(config, seed)?;
                     (cell.configure)(&mut cfg, value);
                     Ok(cfg)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let started = Instant::now();
-            let reports = run_many(&configs, args.jobs, &|_| {});
-            let job_ms = started.elapsed().as_secs_f64() * 1000.0 * args.jobs as f64;
+            let reports = run_many(&configs, jobs, &|_| {});
+            let job_ms = started.elapsed().as_secs_f64() * 1000.0 * jobs as f64;
             let (rate, per_sim_s) = costs(&reports, job_ms);
             let unit = match cell.per {
                 "member" => value as f64,
@@ -87,8 +90,8 @@ pub fn print_table(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The baseline cell: the bench's settings, 3 members, 100 requests/s, 20 s.
-fn baseline(args: &BenchArgs, seed: u64) -> anyhow::Result<RunConfig> {
-    let mut cfg = args.settings.config(seed)?;
+fn baseline(config: ConfigOf<'_>, seed: u64) -> anyhow::Result<RunConfig> {
+    let mut cfg = config(seed)?;
     cfg.nodes = 3;
     cfg.request_interval_ms = SESSIONS * 1000 / 100;
     cfg.duration_ms = 20_000;
