@@ -344,11 +344,15 @@ pub enum Step {
         count: u32,
         prefix: String,
     },
-    /// Fails the scenario unless a run statistic reached `at_least`, so a
-    /// scenario cannot pass without exercising what it is about.
+    /// Fails the scenario unless a run statistic is within bounds: at
+    /// least `at_least` (so a scenario cannot pass without exercising what
+    /// it is about), at most `at_most`, or exactly `equals` (`equals = 0`:
+    /// none happened).
     Expect {
         stat: String,
-        at_least: u64,
+        at_least: Option<u64>,
+        at_most: Option<u64>,
+        equals: Option<u64>,
     },
     /// Reconnects every partitioned member.
     Heal,
@@ -534,6 +538,12 @@ impl Scenario {
                 let names: Vec<&str> = RunStats::names().collect();
                 Err(format!("unknown stat {stat:?}; expected one of {names:?}"))
             }
+            Step::Expect {
+                at_least,
+                at_most,
+                equals,
+                ..
+            } => validate_expect_bounds(*at_least, *at_most, *equals),
             Step::Restart {
                 crash_at: Some(_),
                 power_at_sync: true,
@@ -661,6 +671,23 @@ fn validate_crash_trigger(
     Ok(())
 }
 
+/// An `expect` step names at least one bound; `equals` stands alone, and
+/// a range is not empty.
+fn validate_expect_bounds(
+    at_least: Option<u64>,
+    at_most: Option<u64>,
+    equals: Option<u64>,
+) -> Result<(), String> {
+    match (at_least, at_most, equals) {
+        (None, None, None) => Err("expect needs at_least, at_most or equals".into()),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            Err("equals stands alone: drop at_least and at_most".into())
+        }
+        (Some(l), Some(h), None) if l > h => Err(format!("at_least = {l} > at_most = {h}")),
+        _ => Ok(()),
+    }
+}
+
 /// Bounds that keep a `puts` step's memory and run time small.
 fn validate_puts(count: u32, value_bytes: usize) -> Result<(), String> {
     if count > 10_000 {
@@ -761,6 +788,28 @@ mod tests {
                 "{action} in {actions:?}"
             );
         }
+    }
+
+    /// Every other example in the format documentation (one per newer
+    /// piece of the format) is a whole valid scenario too.
+    #[test]
+    fn every_readme_example_parses() {
+        let readme = include_str!("../../scenarios/README.md");
+        let mut parsed = 0;
+        for block in readme.split("```toml\n").skip(1) {
+            let text = &block[..block.find("```").expect("the block ends")];
+            Scenario::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            parsed += 1;
+        }
+        assert!(parsed >= 2, "{parsed} examples");
+    }
+
+    #[test]
+    fn expect_bounds_that_say_nothing_or_contradict_are_rejected() {
+        assert!(validate_expect_bounds(None, None, None).is_err());
+        assert!(validate_expect_bounds(Some(1), None, Some(1)).is_err());
+        assert!(validate_expect_bounds(Some(3), Some(2), None).is_err());
+        assert!(validate_expect_bounds(None, Some(0), None).is_ok());
     }
 
     #[test]

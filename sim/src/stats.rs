@@ -40,6 +40,19 @@ pub struct RunStats {
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
+    /// Boots that finished a leader snapshot install a crash interrupted.
+    pub boot_installs: u64,
+    /// Boots stopped by an injected crash or power loss (a crash during
+    /// recovery).
+    pub boot_crashes: u64,
+    /// Compactions that took effect (each log index once, whichever member
+    /// applied it first).
+    pub compactions: u64,
+    /// WAL segment cuts on every member.
+    pub wal_cuts: u64,
+    /// Torn or reordering power losses that found no multi-sector write to
+    /// tear, so acted as a clean power loss.
+    pub tears_without_target: u64,
     /// Backend commits on every member (for `sim bench`'s floor; not a
     /// fault, so not in the sweep's table).
     pub backend_commits: u64,
@@ -75,6 +88,11 @@ const NAMED: &[(&str, Reader)] = &[
     ("torn_writes", |s| s.torn_writes),
     ("replayed", |s| s.replayed),
     ("applied_twice", |s| s.applied_twice),
+    ("boot_installs", |s| s.boot_installs),
+    ("boot_crashes", |s| s.boot_crashes),
+    ("compactions", |s| s.compactions),
+    ("wal_cuts", |s| s.wal_cuts),
+    ("tears_without_target", |s| s.tears_without_target),
 ];
 
 impl RunStats {
@@ -120,10 +138,15 @@ mod tests {
             torn_writes: 19,
             replayed: 20,
             applied_twice: 21,
+            boot_installs: 22,
+            boot_crashes: 23,
+            compactions: 24,
+            wal_cuts: 25,
+            tears_without_target: 26,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=21).collect::<Vec<_>>());
+        assert_eq!(read, (1..=26).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

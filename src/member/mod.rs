@@ -112,6 +112,9 @@ pub struct Recovered {
     /// their v3 half skipped because the backend already held them.
     pub replayed: u64,
     pub replay_skipped_v3: u64,
+    /// Boot finished a leader snapshot install that a crash interrupted
+    /// (the received backend replaced the live one).
+    pub install_finished: bool,
 }
 
 /// One member's durable state and apply path.
@@ -209,7 +212,7 @@ impl Member {
         let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;
         let metadata = decode_wal_metadata(&contents.metadata)?;
         let marker = snapshot.marker;
-        recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
+        let install_finished = recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
         let hard_state = effective_hard_state(contents.hard_state, &marker);
         if config.verify.enabled() {
             let facts = boot_facts(&backend, &marker, hard_state, &contents.entries);
@@ -237,6 +240,7 @@ impl Member {
             wal_repair: contents.repaired,
             replayed: replay.replayed,
             replay_skipped_v3: replay.skipped_v3,
+            install_finished,
         };
         Ok((member, recovered))
     }
@@ -443,6 +447,12 @@ impl Member {
         self.applied_index
     }
 
+    /// The sequence number of the WAL segment appended to: it grows by one
+    /// at each segment cut.
+    pub fn wal_segment_seq(&self) -> u64 {
+        self.wal.segments().last().map_or(0, |s| s.seq)
+    }
+
     /// The term of the last applied entry.
     pub fn applied_term(&self) -> u64 {
         self.applied_term
@@ -632,17 +642,18 @@ fn received_backend_path(index: u64) -> PathBuf {
 
 /// Finishes an install of a leader snapshot that a crash interrupted: the
 /// WAL marker names the snapshot, but the live backend is still behind it.
+/// True if there was one to finish.
 fn recover_received_backend(
     disk: &dyn Disk,
     backend: &mut Backend,
     marker: &SnapshotMarker,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if marker.index == 0 || backend.consistent_index().index >= marker.index {
-        return Ok(());
+        return Ok(false);
     }
     let path = received_backend_path(marker.index);
     if !disk.exists(&path)? {
-        return Ok(());
+        return Ok(false);
     }
     tracing::warn!(
         file = %path.display(),
@@ -653,7 +664,7 @@ fn recover_received_backend(
     let bytes = disk.read_all(&path)?;
     backend.restore_from_bytes(&bytes)?;
     disk.remove(&path)?;
-    Ok(())
+    Ok(true)
 }
 
 /// Everything up to a snapshot the WAL has a marker for is committed, and

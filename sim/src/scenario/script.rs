@@ -303,7 +303,15 @@ impl Script<'_> {
                 self.converge().await?;
                 self.sup.record_states(label);
             }
-            Step::Expect { stat, at_least } => self.expect(stat, *at_least)?,
+            Step::Expect {
+                stat,
+                at_least,
+                at_most,
+                equals,
+            } => {
+                let bounds = super::expect::Bounds::new(*at_least, *at_most, *equals);
+                bounds.check(stat, self.sup.stat(stat))?;
+            }
             Step::Repeat { times, steps } => {
                 for i in 1..=u64::from(*times) {
                     self.steps(steps, Some(i)).await?;
@@ -364,16 +372,6 @@ impl Script<'_> {
         }
         self.sup.spawn_on_client(send_unacknowledged(id, requests));
         self.sleep_polling(STEP_MS).await;
-        Ok(())
-    }
-
-    fn expect(&self, stat: &str, at_least: u64) -> Result<(), String> {
-        let value = self.sup.stat(stat);
-        if value < at_least {
-            return Err(format!(
-                "expected {stat} >= {at_least}, got {value}: the scenario did not exercise what it is about"
-            ));
-        }
         Ok(())
     }
 

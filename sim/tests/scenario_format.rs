@@ -1,0 +1,148 @@
+//! What the scenario format's newer pieces do, end to end: each one runs a
+//! scenario and shows the piece acting (and an `expect` failing when the
+//! count it names is wrong).
+
+use replica::bugs::KnownBugs;
+use sim::checker::Invariant;
+use sim::run::RunReport;
+use sim::scenario::Scenario;
+use sim::scenario_file::Step;
+
+fn catalogue(name: &str) -> Scenario {
+    let path = sim::scenario::find(name).unwrap();
+    Scenario::load(&path).unwrap()
+}
+
+fn run(scenario: &Scenario) -> RunReport {
+    scenario.run(scenario.seed, KnownBugs::NONE, false)
+}
+
+fn equals(stat: &str, n: u64) -> Step {
+    Step::Expect {
+        stat: stat.into(),
+        at_least: None,
+        at_most: None,
+        equals: Some(n),
+    }
+}
+
+/// Runs `scenario` with `extra` steps appended.
+fn run_with(scenario: &Scenario, extra: Vec<Step>) -> RunReport {
+    let mut s = scenario.clone();
+    s.steps.extend(extra);
+    run(&s)
+}
+
+/// The scenario violations of a run, as text.
+fn scenario_failures(report: &RunReport) -> String {
+    report
+        .violations
+        .iter()
+        .filter(|v| v.invariant == Invariant::Scenario)
+        .map(|v| v.detail.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A passing run, or the report of why not.
+fn assert_passes(report: &RunReport) {
+    assert!(
+        report.passed(),
+        "{}\n{}",
+        report.summary(),
+        report.failure_report()
+    );
+}
+
+/// Asserts that `stat` counted exactly `n`: `equals n` passes and
+/// `equals n + 1` fails naming the count.
+fn assert_counts(scenario: &Scenario, stat: &str, n: u64) {
+    let right = run_with(scenario, vec![equals(stat, n)]);
+    assert_passes(&right);
+    let wrong = run_with(scenario, vec![equals(stat, n + 1)]);
+    let failures = scenario_failures(&wrong);
+    let said = format!("expected {stat} == {}, got {n}", n + 1);
+    assert!(failures.contains(&said), "{failures}");
+}
+
+#[test]
+fn a_snapshot_install_finished_at_boot_is_counted() {
+    assert_counts(
+        &catalogue("08-lagging-follower-snapshot"),
+        "boot_installs",
+        1,
+    );
+}
+
+#[test]
+fn a_crash_during_boot_is_counted() {
+    assert_counts(&catalogue("12-crash-during-replay"), "boot_crashes", 1);
+}
+
+/// The example scenario in `scenarios/README.md` called `name`: the
+/// documentation's examples are run here, so they do what they say.
+fn readme_example(name: &str) -> Scenario {
+    let readme = include_str!("../../scenarios/README.md");
+    let wanted = format!("name = \"{name}\"\n");
+    let block = readme
+        .split("```toml\n")
+        .map(|b| &b[..b.find("```").unwrap_or(b.len())])
+        .find(|b| b.starts_with(&wanted))
+        .unwrap_or_else(|| panic!("no README example named {name}"));
+    Scenario::parse(block).unwrap()
+}
+
+#[test]
+fn compactions_and_wal_cuts_are_counted() {
+    let scenario = readme_example("expect-bounds");
+    assert_passes(&run(&scenario));
+    assert_counts(&scenario, "compactions", 1);
+    let report = run(&scenario);
+    assert!(report.stats.wal_cuts >= 3, "{:?}", report.stats);
+    // Every member cuts at the same indexes: a multiple of the member count.
+    assert_eq!(report.stats.wal_cuts % 3, 0, "{:?}", report.stats);
+}
+
+#[test]
+fn at_most_fails_when_the_run_did_more() {
+    let scenario = readme_example("expect-bounds");
+    let report = run_with(
+        &scenario,
+        vec![Step::Expect {
+            stat: "wal_cuts".into(),
+            at_least: None,
+            at_most: Some(1),
+            equals: None,
+        }],
+    );
+    let failures = scenario_failures(&report);
+    assert!(failures.contains("expected wal_cuts <= 1"), "{failures}");
+}
+
+#[test]
+fn a_torn_power_loss_with_nothing_to_tear_is_counted_and_summarised() {
+    let scenario = readme_example("tear-without-target");
+    let report = run(&scenario);
+    assert_passes(&report);
+    assert!(
+        report
+            .summary()
+            .contains("1 torn/reordering power losses found no multi-sector write"),
+        "{}",
+        report.summary()
+    );
+    assert_counts(&scenario, "tears_without_target", 1);
+}
+
+#[test]
+fn a_torn_power_loss_that_tears_is_not_counted_as_without_target() {
+    // The torn WAL tail scenario's second crash tears a large WAL write.
+    let report = run(&catalogue("07-torn-wal-tail"));
+    assert_passes(&report);
+    assert!(report.stats.torn_writes >= 1, "{:?}", report.stats);
+    assert!(
+        report.stats.tears_without_target < report.stats.power_losses,
+        "{:?}",
+        report.stats
+    );
+}
