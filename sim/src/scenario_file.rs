@@ -201,6 +201,37 @@ pub enum Count {
     Var(String),
 }
 
+/// A revision: absolute, or `"current - N"` / `"current"`, relative to
+/// the v3 store's revision when the step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Revision {
+    Absolute(i64),
+    Relative(String),
+}
+
+impl Revision {
+    /// How far below the current revision a relative revision is (`None`
+    /// for an absolute one).
+    pub fn below_current(&self) -> Result<Option<i64>, String> {
+        let Revision::Relative(text) = self else {
+            return Ok(None);
+        };
+        let bad =
+            || format!("revision {text:?}: expected a number, \"current\" or \"current - N\"");
+        let rest = text.trim().strip_prefix("current").ok_or_else(bad)?.trim();
+        if rest.is_empty() {
+            return Ok(Some(0));
+        }
+        let n = rest.strip_prefix('-').ok_or_else(bad)?.trim();
+        n.parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(bad)
+    }
+}
+
 /// Which operation an injected EIO fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -244,9 +275,10 @@ pub enum Step {
         then_value: String,
         else_value: String,
     },
-    /// v3 compaction at `revision`.
+    /// v3 compaction at `revision`: a number, or `"current - N"` (N
+    /// below the store's revision when the step runs).
     Compact {
-        revision: i64,
+        revision: Revision,
     },
     V2Set {
         path: String,
@@ -598,6 +630,7 @@ impl Scenario {
             Step::Puts {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
+            Step::Compact { revision } => revision.below_current().map(|_| ()),
             _ => Ok(()),
         }
     }

@@ -146,3 +146,19 @@ fn a_torn_power_loss_that_tears_is_not_counted_as_without_target() {
         report.stats
     );
 }
+
+#[test]
+fn compact_current_minus_n_compacts_n_below_the_revision() {
+    let report = run(&readme_example("compact-relative"));
+    assert_passes(&report);
+    for dump in report.recorded[0].members.values() {
+        // Five puts after the initial revision 1: revision 6, compacted at 4.
+        assert_eq!(dump["v3"]["revision"], 6, "{dump}");
+        assert_eq!(dump["v3"]["compact_revision"], 4, "{dump}");
+    }
+    let err = Scenario::parse(
+        "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"compact\"\nrevision = \"latest - 2\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("current - N"), "{err}");
+}

@@ -134,7 +134,7 @@ impl Script<'_> {
         }
     }
 
-    async fn request(&mut self, kind: request::Kind) -> Result<Response, String> {
+    pub(super) async fn request(&mut self, kind: request::Kind) -> Result<Response, String> {
         self.next_id += 1;
         let req = Request {
             id: self.next_id,
@@ -199,6 +199,7 @@ impl Script<'_> {
             return Ok(());
         }
         match step {
+            Step::Compact { revision } => self.compact_relative(revision).await,
             Step::Wait { .. }
             | Step::WaitUntil { .. }
             | Step::WaitConverged
