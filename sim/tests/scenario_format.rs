@@ -162,3 +162,21 @@ fn compact_current_minus_n_compacts_n_below_the_revision() {
     .unwrap_err();
     assert!(err.contains("current - N"), "{err}");
 }
+
+#[test]
+fn the_random_part_runs_its_whole_duration_after_the_steps_end() {
+    let scenario = readme_example("random-runs-its-duration");
+    let report = run(&scenario);
+    assert_passes(&report);
+    assert!(report.simulated_ms >= 3000, "{}", report.summary());
+    // Without the random part the same script is over at once.
+    let mut alone = scenario.clone();
+    alone.random = None;
+    let short = run(&alone);
+    assert!(short.simulated_ms < 3000, "{}", short.summary());
+    assert!(
+        report.stats.acked > short.stats.acked + 10,
+        "{}",
+        report.summary()
+    );
+}
