@@ -7,6 +7,8 @@ use replica::crash_point::CrashPoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod repeat_k;
+
 /// Bounds checked before anything is allocated for a scenario.
 pub const MAX_NODES: u64 = 7;
 pub const MAX_SPARES: u64 = 4;
@@ -480,7 +482,10 @@ impl Scenario {
 
     /// Parses and validates scenario text (errors carry line and column).
     pub fn parse(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        let scenario: Scenario = match repeat_k::unrolled(text)? {
+            None => toml::from_str(text).map_err(|e| e.to_string())?,
+            Some(value) => value.try_into().map_err(|e| e.to_string())?,
+        };
         scenario.validate()?;
         Ok(scenario)
     }
@@ -566,16 +571,12 @@ impl Scenario {
                 validate_count(after_disk_ops, in_repeat)?;
                 validate_crash_trigger(at, after_ops, after_disk_ops, *hit)
             }
-            Step::Expect { stat, .. } if RunStats::names().all(|n| n != stat) => {
-                let names: Vec<&str> = RunStats::names().collect();
-                Err(format!("unknown stat {stat:?}; expected one of {names:?}"))
-            }
             Step::Expect {
+                stat,
                 at_least,
                 at_most,
                 equals,
-                ..
-            } => validate_expect_bounds(*at_least, *at_most, *equals),
+            } => validate_expect(stat, *at_least, *at_most, *equals),
             Step::Restart {
                 crash_at: Some(_),
                 power_at_sync: true,
@@ -702,6 +703,20 @@ fn validate_crash_trigger(
         return Err("hit must be at least 1".into());
     }
     Ok(())
+}
+
+/// An `expect` step names a statistic there is, and bounds it.
+fn validate_expect(
+    stat: &str,
+    at_least: Option<u64>,
+    at_most: Option<u64>,
+    equals: Option<u64>,
+) -> Result<(), String> {
+    if RunStats::names().all(|n| n != stat) {
+        let names: Vec<&str> = RunStats::names().collect();
+        return Err(format!("unknown stat {stat:?}; expected one of {names:?}"));
+    }
+    validate_expect_bounds(at_least, at_most, equals)
 }
 
 /// An `expect` step names at least one bound; `equals` stands alone, and

@@ -180,3 +180,35 @@ fn the_random_part_runs_its_whole_duration_after_the_steps_end() {
         report.summary()
     );
 }
+
+#[test]
+fn k_reaches_every_numeric_field_of_a_repeated_step() {
+    let scenario = readme_example("repeat-k-everywhere");
+    // Unrolled: puts and wait for k = 1, 2, 3.
+    let shape: Vec<String> = scenario.steps.iter().map(|s| format!("{s:?}")).collect();
+    assert_eq!(shape.len(), 6, "{shape:?}");
+    assert!(
+        matches!(
+            &scenario.steps[4],
+            Step::Puts {
+                count: 3,
+                value_bytes: 3000,
+                ..
+            }
+        ),
+        "{shape:?}"
+    );
+    assert!(
+        matches!(&scenario.steps[5], Step::Wait { ms: 300 }),
+        "{shape:?}"
+    );
+    let report = run(&scenario);
+    assert_passes(&report);
+    assert_eq!(report.stats.acked, 1 + 2 + 3, "{}", report.summary());
+    // Outside a repeat, "k" is no number.
+    let err = Scenario::parse(
+        "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"wait\"\nms = \"k\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("invalid type"), "{err}");
+}
