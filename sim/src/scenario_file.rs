@@ -371,6 +371,35 @@ pub enum Step {
     Isolate {
         member: Target,
     },
+    /// Splits the members into `groups` (member ids): messages between
+    /// members of different groups are lost, until `heal` or for `ms`.
+    /// Members in no group keep every link; clients still reach everyone.
+    Split {
+        groups: Vec<Vec<u64>>,
+        ms: Option<u64>,
+    },
+    /// Cuts one direction of a link: messages from `from` to `to` are
+    /// lost (the other way still works), until `heal` or for `ms`.
+    CutLink {
+        from: Target,
+        to: Target,
+        ms: Option<u64>,
+    },
+    /// Per-message faults on the links from `from` to `to` (either omitted:
+    /// any member): each message is lost with probability `drop`, sent
+    /// twice with probability `duplicate`, and delayed by `delay_ms`; until
+    /// `heal` or for `ms`.
+    LinkFaults {
+        from: Option<Target>,
+        to: Option<Target>,
+        #[serde(default)]
+        drop: f64,
+        #[serde(default)]
+        duplicate: f64,
+        #[serde(default)]
+        delay_ms: u64,
+        ms: Option<u64>,
+    },
     /// Sends `count` puts straight to a member without waiting for them
     /// (they are never acknowledged, so durability does not count them).
     PutsTo {
@@ -571,12 +600,6 @@ impl Scenario {
                 validate_count(after_disk_ops, in_repeat)?;
                 validate_crash_trigger(at, after_ops, after_disk_ops, *hit)
             }
-            Step::Expect {
-                stat,
-                at_least,
-                at_most,
-                equals,
-            } => validate_expect(stat, *at_least, *at_most, *equals),
             Step::Restart {
                 crash_at: Some(_),
                 power_at_sync: true,
@@ -631,7 +654,11 @@ impl Scenario {
             Step::Puts {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
-            Step::Compact { revision } => revision.below_current().map(|_| ()),
+            Step::Expect { .. }
+            | Step::Compact { .. }
+            | Step::Split { .. }
+            | Step::CutLink { .. }
+            | Step::LinkFaults { .. } => self.validate_values(step),
             _ => Ok(()),
         }
     }
@@ -644,6 +671,67 @@ impl Scenario {
                 "member {r:?}: expected a member id or one of {ROLES:?}"
             )),
         }
+    }
+
+    /// An `expect`, `compact`, `split`, `cut_link` or `link_faults` step:
+    /// bounds, expressions, groups and probabilities.
+    fn validate_values(&self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Expect {
+                stat,
+                at_least,
+                at_most,
+                equals,
+            } => validate_expect(stat, *at_least, *at_most, *equals),
+            Step::Compact { revision } => revision.below_current().map(|_| ()),
+            Step::Split { groups, .. } => self.validate_groups(groups),
+            Step::CutLink { from, to, .. } => {
+                self.validate_target(from)?;
+                self.validate_target(to)
+            }
+            Step::LinkFaults {
+                from,
+                to,
+                drop,
+                duplicate,
+                ..
+            } => self.validate_link_faults(from, to, *drop, *duplicate),
+            _ => Ok(()),
+        }
+    }
+
+    /// A split names two or more groups of existing members, each member
+    /// in one group at most.
+    fn validate_groups(&self, groups: &[Vec<u64>]) -> Result<(), String> {
+        if groups.len() < 2 {
+            return Err("a split needs at least two groups".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for id in groups.iter().flatten() {
+            self.validate_member_id(*id)?;
+            if !seen.insert(*id) {
+                return Err(format!("member {id} is in two groups"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_link_faults(
+        &self,
+        from: &Option<Target>,
+        to: &Option<Target>,
+        drop: f64,
+        duplicate: f64,
+    ) -> Result<(), String> {
+        for target in [from, to].into_iter().flatten() {
+            self.validate_target(target)?;
+        }
+        for (name, p) in [("drop", drop), ("duplicate", duplicate)] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p}: expected a probability from 0 to 1"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_member_id(&self, id: u64) -> Result<(), String> {
@@ -830,6 +918,9 @@ mod tests {
             "\"corrupt\"",
             "\"disk_full\"",
             "\"read_error\"",
+            "\"split\"",
+            "\"cut_link\"",
+            "\"link_faults\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),

@@ -53,6 +53,11 @@ pub struct RunStats {
     /// Torn or reordering power losses that found no multi-sector write to
     /// tear, so acted as a clean power loss.
     pub tears_without_target: u64,
+    /// Member-to-member messages lost, sent twice, or delayed by scripted
+    /// link rules (`split`, `cut_link`, `link_faults` steps).
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub messages_delayed: u64,
     /// Backend commits on every member (for `sim bench`'s floor; not a
     /// fault, so not in the sweep's table).
     pub backend_commits: u64,
@@ -93,6 +98,9 @@ const NAMED: &[(&str, Reader)] = &[
     ("compactions", |s| s.compactions),
     ("wal_cuts", |s| s.wal_cuts),
     ("tears_without_target", |s| s.tears_without_target),
+    ("messages_dropped", |s| s.messages_dropped),
+    ("messages_duplicated", |s| s.messages_duplicated),
+    ("messages_delayed", |s| s.messages_delayed),
 ];
 
 impl RunStats {
@@ -143,10 +151,13 @@ mod tests {
             compactions: 24,
             wal_cuts: 25,
             tears_without_target: 26,
+            messages_dropped: 27,
+            messages_duplicated: 28,
+            messages_delayed: 29,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=26).collect::<Vec<_>>());
+        assert_eq!(read, (1..=29).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -212,3 +212,46 @@ fn k_reaches_every_numeric_field_of_a_repeated_step() {
     .unwrap_err();
     assert!(err.contains("invalid type"), "{err}");
 }
+
+#[test]
+fn splits_cuts_and_link_faults_act_and_replay() {
+    let scenario = readme_example("split-groups");
+    let report = run(&scenario);
+    assert_passes(&report);
+    let again = run(&scenario);
+    assert_eq!(report.trace_hash, again.trace_hash);
+    assert!(report.stats.messages_dropped > 0, "{:?}", report.stats);
+}
+
+/// A split with no majority anywhere commits nothing; one with a majority
+/// side commits.
+#[test]
+fn a_split_without_a_majority_side_commits_nothing() {
+    let split = |groups: &str| {
+        Scenario::parse(&format!(
+            "name = \"s\"\ndescription = \"s\"\n[[step]]\naction = \"put\"\nkey = \"a\"\nvalue = \"1\"\n\
+             [[step]]\naction = \"split\"\ngroups = {groups}\n\
+             [[step]]\naction = \"put\"\nkey = \"b\"\nvalue = \"2\"\n"
+        ))
+        .unwrap()
+    };
+    assert_passes(&run(&split("[[1, 2], [3]]")));
+    let stuck = run(&split("[[1], [2], [3]]"));
+    let failures = scenario_failures(&stuck);
+    assert!(failures.contains("never acknowledged"), "{failures}");
+}
+
+#[test]
+fn bad_splits_and_probabilities_are_rejected() {
+    let parse = |step: &str| {
+        Scenario::parse(&format!(
+            "name = \"s\"\ndescription = \"s\"\n[[step]]\n{step}\n"
+        ))
+    };
+    let e = parse("action = \"split\"\ngroups = [[1, 2], [2, 3]]").unwrap_err();
+    assert!(e.contains("member 2 is in two groups"), "{e}");
+    let e = parse("action = \"split\"\ngroups = [[1, 2, 3]]").unwrap_err();
+    assert!(e.contains("at least two groups"), "{e}");
+    let e = parse("action = \"link_faults\"\ndrop = 1.5").unwrap_err();
+    assert!(e.contains("drop = 1.5"), "{e}");
+}

@@ -5,6 +5,7 @@
 mod compact;
 mod expect;
 mod fault_steps;
+mod network_steps;
 mod requests;
 mod script;
 

@@ -192,6 +192,9 @@ impl Script<'_> {
 
     /// Runs one step: one handler per step kind.
     async fn step(&mut self, step: &Step, k: Option<u64>) -> Result<(), String> {
+        if let Some(done) = self.link_step(step) {
+            return done;
+        }
         if let Some(requests) = client_requests(step) {
             for kind in requests {
                 self.request(kind).await?;
