@@ -234,6 +234,61 @@ impl Revision {
     }
 }
 
+/// One compare of a long-form txn step: `target(key) op value`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnCompare {
+    pub key: String,
+    pub target: TxnTarget,
+    pub op: TxnCmp,
+    /// A number for version, create and mod; text for value.
+    pub value: TxnValue,
+}
+
+/// What a txn compare reads of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnTarget {
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// How a txn compare compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TxnCmp {
+    #[serde(rename = "==")]
+    Equal,
+    #[serde(rename = "!=")]
+    NotEqual,
+    #[serde(rename = "<")]
+    Less,
+    #[serde(rename = ">")]
+    Greater,
+}
+
+/// A txn compare's operand.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TxnValue {
+    Number(i64),
+    Text(String),
+}
+
+/// One operation of a txn branch: exactly one of `put` (with `value`),
+/// `delete` (optionally to `range_end`) or `get` (optionally to
+/// `range_end`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnOp {
+    pub put: Option<String>,
+    pub value: Option<String>,
+    pub delete: Option<String>,
+    pub get: Option<String>,
+    pub range_end: Option<String>,
+}
+
 /// Which operation an injected EIO fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -269,13 +324,21 @@ pub enum Step {
         #[serde(default)]
         range_end: String,
     },
-    /// v3 txn: if `key`'s version equals `version`, put `then_value`,
-    /// else put `else_value`.
+    /// v3 txn, short form: if `key`'s version equals `version`, put
+    /// `then_value`, else put `else_value`. Long form: if every one of
+    /// `compares` holds, run the `then` operations, else the `else` ones.
     Txn {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         key: String,
-        version: i64,
-        then_value: String,
-        else_value: String,
+        version: Option<i64>,
+        then_value: Option<String>,
+        else_value: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        compares: Vec<TxnCompare>,
+        #[serde(default, rename = "then", skip_serializing_if = "Vec::is_empty")]
+        then_ops: Vec<TxnOp>,
+        #[serde(default, rename = "else", skip_serializing_if = "Vec::is_empty")]
+        else_ops: Vec<TxnOp>,
     },
     /// v3 compaction at `revision`: a number, or `"current - N"` (N
     /// below the store's revision when the step runs).
@@ -655,6 +718,7 @@ impl Scenario {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
             Step::Expect { .. }
+            | Step::Txn { .. }
             | Step::Compact { .. }
             | Step::Split { .. }
             | Step::CutLink { .. }
@@ -684,6 +748,7 @@ impl Scenario {
                 equals,
             } => validate_expect(stat, *at_least, *at_most, *equals),
             Step::Compact { revision } => revision.below_current().map(|_| ()),
+            Step::Txn { .. } => validate_txn(step),
             Step::Split { groups, .. } => self.validate_groups(groups),
             Step::CutLink { from, to, .. } => {
                 self.validate_target(from)?;
@@ -822,6 +887,74 @@ fn validate_expect_bounds(
         (Some(l), Some(h), None) if l > h => Err(format!("at_least = {l} > at_most = {h}")),
         _ => Ok(()),
     }
+}
+
+/// A txn step is in its short form (key, version, then_value and
+/// else_value) or its long form (compares, then, else), not both; each
+/// compare's operand fits its target; each operation is one kind.
+fn validate_txn(step: &Step) -> Result<(), String> {
+    let Step::Txn {
+        key,
+        version,
+        then_value,
+        else_value,
+        compares,
+        then_ops,
+        else_ops,
+    } = step
+    else {
+        return Ok(());
+    };
+    let short = [
+        version.is_some(),
+        then_value.is_some(),
+        else_value.is_some(),
+    ];
+    let long = !(compares.is_empty() && then_ops.is_empty() && else_ops.is_empty());
+    match (short.iter().filter(|s| **s).count(), long) {
+        (3, false) if !key.is_empty() => {}
+        (0, true) if key.is_empty() => {}
+        (_, true) => {
+            return Err(
+                "a txn has key, version, then_value and else_value, or compares, then and else, not both"
+                    .into(),
+            );
+        }
+        _ => return Err("a short txn needs key, version, then_value and else_value".into()),
+    }
+    for c in compares {
+        match (c.target, &c.value) {
+            (TxnTarget::Value, TxnValue::Text(_)) => {}
+            (TxnTarget::Value, TxnValue::Number(_)) => {
+                return Err(format!(
+                    "compare of {:?}'s value: the operand is text",
+                    c.key
+                ));
+            }
+            (_, TxnValue::Number(_)) => {}
+            (t, TxnValue::Text(_)) => {
+                return Err(format!(
+                    "compare of {:?}'s {t:?}: the operand is a number",
+                    c.key
+                ));
+            }
+        }
+    }
+    for op in then_ops.iter().chain(else_ops) {
+        let kinds = [&op.put, &op.delete, &op.get]
+            .iter()
+            .filter(|k| k.is_some())
+            .count();
+        if kinds != 1 || op.value.is_some() != op.put.is_some() {
+            return Err(format!(
+                "txn operation {op:?}: give put with value, delete, or get (range_end optional)"
+            ));
+        }
+        if op.put.is_some() && op.range_end.is_some() {
+            return Err("a txn put has no range_end".into());
+        }
+    }
+    Ok(())
 }
 
 /// Bounds that keep a `puts` step's memory and run time small.

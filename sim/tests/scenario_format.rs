@@ -255,3 +255,37 @@ fn bad_splits_and_probabilities_are_rejected() {
     let e = parse("action = \"link_faults\"\ndrop = 1.5").unwrap_err();
     assert!(e.contains("drop = 1.5"), "{e}");
 }
+
+#[test]
+fn a_txn_with_several_compares_and_operations_takes_the_right_branch() {
+    let report = run(&readme_example("txn-long"));
+    assert_passes(&report);
+    for dump in report.recorded[0].members.values() {
+        let keys: Vec<(String, String)> = dump["v3"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let text = |f: &str| k[f].as_str().unwrap_or_default().to_string();
+                (text("key"), text("value"))
+            })
+            .collect();
+        let want = [
+            ("a", "1"),
+            ("c", "both held"),
+            ("d", "one failed"),
+            ("e", "else ran"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(keys, want, "{dump}");
+    }
+    let mixed = Scenario::parse(
+        "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"txn\"\nkey = \"a\"\n\
+         compares = [{ key = \"a\", target = \"value\", op = \"==\", value = 1 }]\n",
+    )
+    .unwrap_err();
+    assert!(mixed.contains("not both"), "{mixed}");
+}

@@ -8,6 +8,7 @@ mod fault_steps;
 mod network_steps;
 mod requests;
 mod script;
+mod txn;
 
 pub use crate::scenario_file::{Scenario, ScenarioError};
 

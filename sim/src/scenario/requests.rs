@@ -26,10 +26,17 @@ pub(super) fn client_requests(step: &Step) -> Option<Vec<request::Kind>> {
         })),
         Step::Txn {
             key,
-            version,
-            then_value,
-            else_value,
+            version: Some(version),
+            then_value: Some(then_value),
+            else_value: Some(else_value),
+            ..
         } => one(version_txn(key, *version, then_value, else_value)),
+        Step::Txn {
+            compares,
+            then_ops,
+            else_ops,
+            ..
+        } => one(super::txn::long_txn(compares, then_ops, else_ops)),
         Step::Compact {
             revision: Revision::Absolute(revision),
         } => one(compact(*revision)),
