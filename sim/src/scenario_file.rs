@@ -16,6 +16,10 @@ pub const MAX_STEPS: usize = 10_000;
 pub const MAX_REPEAT: u32 = 1_000;
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// A restart's `crash_at` that stops the boot at its `hit`-th disk
+/// operation rather than at a named crash point.
+pub const BOOT_DISK_OP: &str = "disk_op";
+
 /// The member roles a step may name instead of an id.
 pub const ROLES: [&str; 4] = ["leader", "follower", "crashed", "isolated"];
 
@@ -398,8 +402,9 @@ pub enum Step {
     },
     /// Waits for a crash armed on the member to fire (bounded), then boots
     /// it from its disk. With `crash_at`, the boot itself is stopped at that
-    /// crash point's `hit`-th hit (a crash during recovery); the member then
-    /// stays down until the next `restart`.
+    /// crash point's `hit`-th hit (a crash during recovery), or with
+    /// `crash_at = "disk_op"` at its `hit`-th disk operation; the member
+    /// then stays down until the next `restart`.
     Restart {
         member: Target,
         crash_at: Option<String>,
@@ -676,7 +681,7 @@ impl Scenario {
             } => {
                 self.validate_target(member)?;
                 match crash_at {
-                    Some(p) if CrashPoint::from_name(p).is_none() => {
+                    Some(p) if p != BOOT_DISK_OP && CrashPoint::from_name(p).is_none() => {
                         Err(format!("unknown crash point {p:?}"))
                     }
                     _ => Ok(()),

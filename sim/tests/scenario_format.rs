@@ -289,3 +289,26 @@ fn a_txn_with_several_compares_and_operations_takes_the_right_branch() {
     .unwrap_err();
     assert!(mixed.contains("not both"), "{mixed}");
 }
+
+#[test]
+fn a_restart_crashes_its_boot_at_each_disk_operation() {
+    let scenario = readme_example("boot-crash-at-each-disk-op");
+    assert_passes(&run(&scenario));
+    assert_counts(&scenario, "boot_crashes", 12);
+    // A boot has far fewer than a million disk operations: the step says so.
+    let mut too_far = scenario.clone();
+    too_far.steps.truncate(2);
+    too_far.steps.push(
+        Scenario::parse(
+            "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"restart\"\nmember = \"crashed\"\ncrash_at = \"disk_op\"\nhit = 1000000\n",
+        )
+        .unwrap()
+        .steps[0]
+            .clone(),
+    );
+    let failures = scenario_failures(&run(&too_far));
+    assert!(
+        failures.contains("fewer than 1000000 disk operations"),
+        "{failures}"
+    );
+}

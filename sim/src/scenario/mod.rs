@@ -2,6 +2,7 @@
 //! checks (format in [`crate::scenario_file`], documented in `scenarios/README.md`), run on
 //! the same simulated cluster as the random runs.
 
+mod boot_disk_op;
 mod compact;
 mod expect;
 mod fault_steps;

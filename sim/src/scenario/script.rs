@@ -8,7 +8,7 @@ use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest};
 use crate::cluster::world::member_info;
 use crate::run::{STEP_MS, Supervisor};
-use crate::scenario_file::{Count, Step, Target};
+use crate::scenario_file::{BOOT_DISK_OP, Count, Step, Target};
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_channel::oneshot;
 use replica::crash_point::CrashPoint;
@@ -237,8 +237,10 @@ impl Script<'_> {
                 plan_seed,
                 power_at_sync,
             } => {
+                let at_disk_op = crash_at.as_deref() == Some(BOOT_DISK_OP);
                 let crash_at = crash_at.as_deref().and_then(CrashPoint::from_name);
                 let then = match (crash_at, *power_at_sync) {
+                    _ if at_disk_op => BootFault::CrashAtDiskOp(*hit),
                     (Some(point), _) => BootFault::CrashAt(point, *hit),
                     (None, true) => BootFault::PowerAtSync,
                     (None, false) => BootFault::None,
