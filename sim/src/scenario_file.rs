@@ -428,6 +428,14 @@ pub enum Step {
         #[serde(default = "default_power")]
         mode: Mode,
         plan_seed: Option<u64>,
+        /// Only a sync or write of this kind of file counts (`on` is sync
+        /// or write).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<DamagedFile>,
+        /// The n-th matching sync or write fails (default the next);
+        /// `"k"` in a repeat.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nth: Option<Count>,
     },
     /// Cuts a member off the network: until `heal`, or for `ms`.
     Partition {
@@ -706,8 +714,16 @@ impl Scenario {
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
             | Step::ForceSnapshot { member } => self.validate_target(member),
-            Step::Eio { member, mode, .. } => {
+            Step::Eio {
+                member,
+                mode,
+                on,
+                file,
+                nth,
+                ..
+            } => {
                 self.validate_target(member)?;
+                validate_eio_target(*on, file, nth, in_repeat)?;
                 if *mode == Mode::Process {
                     return Err(
                         "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
@@ -958,6 +974,25 @@ fn validate_txn(step: &Step) -> Result<(), String> {
         if op.put.is_some() && op.range_end.is_some() {
             return Err("a txn put has no range_end".into());
         }
+    }
+    Ok(())
+}
+
+/// An EIO aimed at one kind of file or at the n-th operation is a sync or
+/// a write one.
+fn validate_eio_target(
+    on: EioOn,
+    file: &Option<DamagedFile>,
+    nth: &Option<Count>,
+    in_repeat: bool,
+) -> Result<(), String> {
+    validate_count(nth, in_repeat)?;
+    let targeted = file.is_some() || nth.is_some();
+    if targeted && !matches!(on, EioOn::Sync | EioOn::Write) {
+        return Err("file and nth aim an EIO at a sync or a write: on is sync or write".into());
+    }
+    if matches!(nth, Some(Count::N(0))) {
+        return Err("nth counts from 1".into());
     }
     Ok(())
 }

@@ -312,3 +312,20 @@ fn a_restart_crashes_its_boot_at_each_disk_operation() {
         "{failures}"
     );
 }
+
+#[test]
+fn an_eio_aimed_at_the_backends_second_sync_fails_that_sync() {
+    let scenario = readme_example("eio-targeted");
+    let mut cfg = scenario.config(scenario.seed, KnownBugs::NONE, false);
+    cfg.keep_trace = true;
+    let report = scenario.run_config(cfg);
+    assert_passes(&report);
+    let stops: Vec<String> = report
+        .trace_records
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .filter(|r| r.contains("injected EIO"))
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert!(stops[0].contains("targeted sync"), "{stops:?}");
+}

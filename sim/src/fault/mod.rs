@@ -104,7 +104,7 @@ mod sim_disk;
 
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
-pub use sim_disk::{DiskFault, SimDisk, SyncObserver};
+pub use sim_disk::{DiskFault, MemberFile, SimDisk, SyncObserver, TargetedEio};
 
 use std::fmt;
 use std::str::FromStr;

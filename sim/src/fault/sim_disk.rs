@@ -33,6 +33,42 @@ pub enum DiskFault {
     /// The disk holds at most this many bytes: a write or `set_len` that
     /// would grow past it fails with `StorageFull` (ENOSPC).
     Capacity(u64),
+    /// Fail the n-th sync (or write) from now, counting only those of one
+    /// kind of file if it names one, with EIO.
+    FailNth(TargetedEio),
+}
+
+/// An EIO aimed at the n-th sync or write, of any file or of one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetedEio {
+    /// A file `sync` (else a `write_at` / `set_len`).
+    pub sync: bool,
+    /// 1 = the next matching operation.
+    pub nth: u64,
+    pub file: Option<MemberFile>,
+}
+
+/// The kinds of file a member keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberFile {
+    /// A WAL segment.
+    Wal,
+    /// A v2 snapshot file (or a received backend waiting for its marker).
+    Snapshot,
+    /// The backend database.
+    Backend,
+}
+
+impl MemberFile {
+    /// Whether `path` is a file of this kind.
+    pub fn holds(self, path: &Path) -> bool {
+        use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
+        match self {
+            MemberFile::Wal => path.starts_with(WAL_DIR),
+            MemberFile::Backend => path == Path::new(BACKEND_FILE),
+            MemberFile::Snapshot => path.starts_with(SNAP_DIR) && path != Path::new(BACKEND_FILE),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +83,8 @@ struct Gate {
     /// A write failed for lack of space since the last restart.
     full_returned: bool,
     fail_next_write: bool,
+    /// An EIO aimed at the n-th matching sync or write (`nth` counts down).
+    targeted: Option<TargetedEio>,
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
     eio_returned: bool,
@@ -151,6 +189,29 @@ impl SimDisk {
         }
     }
 
+    /// A sync (or write) of `path` that passed the gate: fails it if it is
+    /// the one a targeted EIO waits for.
+    fn pass_targeted(&self, sync: bool, path: &Path) -> io::Result<()> {
+        let mut g = self.gate();
+        let Some(t) = g.targeted.as_mut() else {
+            return Ok(());
+        };
+        if t.sync != sync || t.file.is_some_and(|f| !f.holds(path)) {
+            return Ok(());
+        }
+        t.nth = t.nth.saturating_sub(1);
+        if t.nth > 0 {
+            return Ok(());
+        }
+        g.targeted = None;
+        g.eio_returned = true;
+        Err(eio(if sync {
+            "targeted sync"
+        } else {
+            "targeted write"
+        }))
+    }
+
     /// Arms a fault.
     pub fn arm(&self, fault: DiskFault) {
         let mut g = self.gate();
@@ -162,6 +223,7 @@ impl SimDisk {
             DiskFault::FailNextSyncDir => g.fail_next_sync_dir = true,
             DiskFault::FailNextMeta => g.fail_next_meta = true,
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
+            DiskFault::FailNth(t) => g.targeted = Some(t),
         }
     }
 
@@ -176,6 +238,7 @@ impl SimDisk {
         g.fail_next_sync_dir = false;
         g.fail_next_meta = false;
         g.capacity = None;
+        g.targeted = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
@@ -188,6 +251,7 @@ impl SimDisk {
             || g.fail_next_sync_dir
             || g.fail_next_meta
             || g.capacity.is_some()
+            || g.targeted.is_some()
     }
 
     /// Stops every further operation (the process died here).
@@ -307,16 +371,21 @@ impl Disk for SimDisk {
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write)?;
+        self.pass_targeted(false, path)?;
         self.room_for(path, offset + data.len() as u64)?;
         self.mem.write_at(path, offset, data)
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write)?;
+        self.pass_targeted(false, path)?;
         self.room_for(path, len)?;
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
-        if let Err(e) = self.pass(OpKind::Sync) {
+        if let Err(e) = self
+            .pass(OpKind::Sync)
+            .and_then(|()| self.pass_targeted(true, path))
+        {
             // Linux semantics of a failed fsync: the writes it would have
             // persisted are lost, not kept pending for a retry.
             if !self.is_frozen() {
@@ -349,5 +418,38 @@ impl Disk for SimDisk {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.pass(OpKind::Read)?;
         self.mem.list(dir)
+    }
+}
+
+#[cfg(test)]
+mod targeted_eio_tests {
+    use super::*;
+
+    /// Only syncs of the named kind of file count, and the n-th fails.
+    #[test]
+    fn a_targeted_eio_fails_the_nth_sync_of_its_file_kind_only() {
+        let disk = SimDisk::new();
+        let wal = Path::new("member/wal/0000000000000000-0000000000000000.wal");
+        let db = Path::new("member/snap/db");
+        let snap = Path::new("member/snap/0000000000000001-0000000000000005.snap");
+        for p in [wal, db, snap] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+            disk.write_at(p, 0, b"x").unwrap();
+        }
+        assert!(MemberFile::Wal.holds(wal) && !MemberFile::Wal.holds(db));
+        assert!(MemberFile::Backend.holds(db) && !MemberFile::Snapshot.holds(db));
+        assert!(MemberFile::Snapshot.holds(snap));
+        disk.arm(DiskFault::FailNth(TargetedEio {
+            sync: true,
+            nth: 2,
+            file: Some(MemberFile::Backend),
+        }));
+        disk.sync(wal).unwrap();
+        disk.sync(db).unwrap();
+        disk.sync(wal).unwrap();
+        disk.write_at(db, 0, b"y").unwrap();
+        assert!(disk.sync(db).is_err());
+        assert!(disk.eio_returned() && !disk.is_armed());
     }
 }

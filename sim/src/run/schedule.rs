@@ -236,6 +236,8 @@ mod tests {
             on: EioOn::Sync,
             mode: Mode::Power,
             plan_seed: None,
+            file: None,
+            nth: None,
         }
     }
 

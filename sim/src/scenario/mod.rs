@@ -9,6 +9,7 @@ mod fault_steps;
 mod network_steps;
 mod requests;
 mod script;
+mod targeted_eio;
 mod txn;
 
 pub use crate::scenario_file::{Scenario, ScenarioError};

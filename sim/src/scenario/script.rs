@@ -223,11 +223,15 @@ impl Script<'_> {
             }
             Step::RemoveMember { id } => self.remove_member(*id).await,
             Step::Crash { .. } => self.crash(step, k),
+            Step::Eio { file: Some(_), .. } | Step::Eio { nth: Some(_), .. } => {
+                self.targeted_eio(step, k)
+            }
             Step::Eio {
                 member,
                 on,
                 mode,
                 plan_seed,
+                ..
             } => self.eio(member, on, *mode, *plan_seed),
             Step::Restart {
                 member,
