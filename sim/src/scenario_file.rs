@@ -714,23 +714,7 @@ impl Scenario {
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }
             | Step::ForceSnapshot { member } => self.validate_target(member),
-            Step::Eio {
-                member,
-                mode,
-                on,
-                file,
-                nth,
-                ..
-            } => {
-                self.validate_target(member)?;
-                validate_eio_target(*on, file, nth, in_repeat)?;
-                if *mode == Mode::Process {
-                    return Err(
-                        "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
-                    );
-                }
-                Ok(())
-            }
+            Step::Eio { .. } => self.validate_eio(step, in_repeat),
             Step::AddMember { id, .. } => self.validate_spare_slot(*id),
             Step::PromoteMember { id }
             | Step::RemoveMember { id }
@@ -784,6 +768,27 @@ impl Scenario {
             } => self.validate_link_faults(from, to, *drop, *duplicate),
             _ => Ok(()),
         }
+    }
+
+    /// An `eio` step's member, how it loses power, and what it aims at.
+    fn validate_eio(&self, step: &Step, in_repeat: bool) -> Result<(), String> {
+        let Step::Eio {
+            member,
+            mode,
+            on,
+            file,
+            nth,
+            ..
+        } = step
+        else {
+            return Ok(());
+        };
+        self.validate_target(member)?;
+        validate_eio_target(*on, file, nth, in_repeat)?;
+        if *mode == Mode::Process {
+            return Err("an EIO stop loses unsynced state: mode is power, torn or reorder".into());
+        }
+        Ok(())
     }
 
     /// A split names two or more groups of existing members, each member
