@@ -15,6 +15,8 @@ pub const STREAM_SETTINGS: u64 = 3;
 pub const STREAM_DISK_MODEL: u64 = 4;
 /// Cluster events of a random run (a backup restored and grown back).
 pub const STREAM_CLUSTER_EVENTS: u64 = 40;
+/// Scripted link rules' per-message drop and duplication draws.
+pub const STREAM_LINKS: u64 = 5;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 /// Member `id`'s disk latency jitter is stream `STREAM_DISK_JITTER_BASE + id`.

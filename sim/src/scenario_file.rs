@@ -7,12 +7,18 @@ use replica::crash_point::CrashPoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod repeat_k;
+
 /// Bounds checked before anything is allocated for a scenario.
 pub const MAX_NODES: u64 = 7;
 pub const MAX_SPARES: u64 = 4;
 pub const MAX_STEPS: usize = 10_000;
 pub const MAX_REPEAT: u32 = 1_000;
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A restart's `crash_at` that stops the boot at its `hit`-th disk
+/// operation rather than at a named crash point.
+pub const BOOT_DISK_OP: &str = "disk_op";
 
 /// The member roles a step may name instead of an id.
 pub const ROLES: [&str; 5] = ["leader", "follower", "any follower", "crashed", "isolated"];
@@ -206,6 +212,92 @@ pub enum Count {
     Var(String),
 }
 
+/// A revision: absolute, or `"current - N"` / `"current"`, relative to
+/// the v3 store's revision when the step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Revision {
+    Absolute(i64),
+    Relative(String),
+}
+
+impl Revision {
+    /// How far below the current revision a relative revision is (`None`
+    /// for an absolute one).
+    pub fn below_current(&self) -> Result<Option<i64>, String> {
+        let Revision::Relative(text) = self else {
+            return Ok(None);
+        };
+        let bad =
+            || format!("revision {text:?}: expected a number, \"current\" or \"current - N\"");
+        let rest = text.trim().strip_prefix("current").ok_or_else(bad)?.trim();
+        if rest.is_empty() {
+            return Ok(Some(0));
+        }
+        let n = rest.strip_prefix('-').ok_or_else(bad)?.trim();
+        n.parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(bad)
+    }
+}
+
+/// One compare of a long-form txn step: `target(key) op value`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnCompare {
+    pub key: String,
+    pub target: TxnTarget,
+    pub op: TxnCmp,
+    /// A number for version, create and mod; text for value.
+    pub value: TxnValue,
+}
+
+/// What a txn compare reads of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnTarget {
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// How a txn compare compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TxnCmp {
+    #[serde(rename = "==")]
+    Equal,
+    #[serde(rename = "!=")]
+    NotEqual,
+    #[serde(rename = "<")]
+    Less,
+    #[serde(rename = ">")]
+    Greater,
+}
+
+/// A txn compare's operand.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TxnValue {
+    Number(i64),
+    Text(String),
+}
+
+/// One operation of a txn branch: exactly one of `put` (with `value`),
+/// `delete` (optionally to `range_end`) or `get` (optionally to
+/// `range_end`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnOp {
+    pub put: Option<String>,
+    pub value: Option<String>,
+    pub delete: Option<String>,
+    pub get: Option<String>,
+    pub range_end: Option<String>,
+}
+
 /// Which operation an injected EIO fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,17 +356,26 @@ pub enum Step {
         #[serde(default)]
         range_end: String,
     },
-    /// v3 txn: if `key`'s version equals `version`, put `then_value`,
-    /// else put `else_value`.
+    /// v3 txn, short form: if `key`'s version equals `version`, put
+    /// `then_value`, else put `else_value`. Long form: if every one of
+    /// `compares` holds, run the `then` operations, else the `else` ones.
     Txn {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         key: String,
-        version: i64,
-        then_value: String,
-        else_value: String,
+        version: Option<i64>,
+        then_value: Option<String>,
+        else_value: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        compares: Vec<TxnCompare>,
+        #[serde(default, rename = "then", skip_serializing_if = "Vec::is_empty")]
+        then_ops: Vec<TxnOp>,
+        #[serde(default, rename = "else", skip_serializing_if = "Vec::is_empty")]
+        else_ops: Vec<TxnOp>,
     },
-    /// v3 compaction at `revision`.
+    /// v3 compaction at `revision`: a number, or `"current - N"` (N
+    /// below the store's revision when the step runs).
     Compact {
-        revision: i64,
+        revision: Revision,
     },
     V2Set {
         path: String,
@@ -339,8 +440,9 @@ pub enum Step {
     },
     /// Waits for a crash armed on the member to fire (bounded), then boots
     /// it from its disk. With `crash_at`, the boot itself is stopped at that
-    /// crash point's `hit`-th hit (a crash during recovery); the member then
-    /// stays down until the next `restart`.
+    /// crash point's `hit`-th hit (a crash during recovery), or with
+    /// `crash_at = "disk_op"` at its `hit`-th disk operation; the member
+    /// then stays down until the next `restart`.
     Restart {
         member: Target,
         crash_at: Option<String>,
@@ -364,6 +466,14 @@ pub enum Step {
         #[serde(default = "default_power")]
         mode: Mode,
         plan_seed: Option<u64>,
+        /// Only a sync or write of this kind of file counts (`on` is sync
+        /// or write).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<DamagedFile>,
+        /// The n-th matching sync or write fails (default the next);
+        /// `"k"` in a repeat.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nth: Option<Count>,
     },
     /// Cuts a member off the network: until `heal`, or for `ms`.
     Partition {
@@ -375,6 +485,35 @@ pub enum Step {
     Isolate {
         member: Target,
     },
+    /// Splits the members into `groups` (member ids): messages between
+    /// members of different groups are lost, until `heal` or for `ms`.
+    /// Members in no group keep every link; clients still reach everyone.
+    Split {
+        groups: Vec<Vec<u64>>,
+        ms: Option<u64>,
+    },
+    /// Cuts one direction of a link: messages from `from` to `to` are
+    /// lost (the other way still works), until `heal` or for `ms`.
+    CutLink {
+        from: Target,
+        to: Target,
+        ms: Option<u64>,
+    },
+    /// Per-message faults on the links from `from` to `to` (either omitted:
+    /// any member): each message is lost with probability `drop`, sent
+    /// twice with probability `duplicate`, and delayed by `delay_ms`; until
+    /// `heal` or for `ms`.
+    LinkFaults {
+        from: Option<Target>,
+        to: Option<Target>,
+        #[serde(default)]
+        drop: f64,
+        #[serde(default)]
+        duplicate: f64,
+        #[serde(default)]
+        delay_ms: u64,
+        ms: Option<u64>,
+    },
     /// Sends `count` puts straight to a member without waiting for them
     /// (they are never acknowledged, so durability does not count them).
     PutsTo {
@@ -382,11 +521,15 @@ pub enum Step {
         count: u32,
         prefix: String,
     },
-    /// Fails the scenario unless a run statistic reached `at_least`, so a
-    /// scenario cannot pass without exercising what it is about.
+    /// Fails the scenario unless a run statistic is within bounds: at
+    /// least `at_least` (so a scenario cannot pass without exercising what
+    /// it is about), at most `at_most`, or exactly `equals` (`equals = 0`:
+    /// none happened).
     Expect {
         stat: String,
-        at_least: u64,
+        at_least: Option<u64>,
+        at_most: Option<u64>,
+        equals: Option<u64>,
     },
     /// Reconnects every partitioned member.
     Heal,
@@ -522,7 +665,10 @@ impl Scenario {
 
     /// Parses and validates scenario text (errors carry line and column).
     pub fn parse(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        let scenario: Scenario = match repeat_k::unrolled(text)? {
+            None => toml::from_str(text).map_err(|e| e.to_string())?,
+            Some(value) => value.try_into().map_err(|e| e.to_string())?,
+        };
         scenario.validate()?;
         Ok(scenario)
     }
@@ -608,10 +754,6 @@ impl Scenario {
                 validate_count(after_disk_ops, in_repeat)?;
                 validate_crash_trigger(at, after_ops, after_disk_ops, *hit)
             }
-            Step::Expect { stat, .. } if RunStats::names().all(|n| n != stat) => {
-                let names: Vec<&str> = RunStats::names().collect();
-                Err(format!("unknown stat {stat:?}; expected one of {names:?}"))
-            }
             Step::Restart {
                 crash_at: Some(_),
                 power_at_sync: true,
@@ -625,7 +767,7 @@ impl Scenario {
             } => {
                 self.validate_target(member)?;
                 match crash_at {
-                    Some(p) if CrashPoint::from_name(p).is_none() => {
+                    Some(p) if p != BOOT_DISK_OP && CrashPoint::from_name(p).is_none() => {
                         Err(format!("unknown crash point {p:?}"))
                     }
                     _ => Ok(()),
@@ -642,15 +784,7 @@ impl Scenario {
             | Step::ForceSnapshot { member }
             | Step::SnapshotRestore { from: member }
             | Step::BackupRestore { member } => self.validate_target(member),
-            Step::Eio { member, mode, .. } => {
-                self.validate_target(member)?;
-                if *mode == Mode::Process {
-                    return Err(
-                        "an EIO stop loses unsynced state: mode is power, torn or reorder".into(),
-                    );
-                }
-                Ok(())
-            }
+            Step::Eio { .. } => self.validate_eio(step, in_repeat),
             Step::AddMember { id, .. } => self.validate_spare_slot(*id),
             Step::PromoteMember { id }
             | Step::RemoveMember { id }
@@ -659,6 +793,12 @@ impl Scenario {
             Step::Puts {
                 count, value_bytes, ..
             } => validate_puts(*count, *value_bytes),
+            Step::Expect { .. }
+            | Step::Txn { .. }
+            | Step::Compact { .. }
+            | Step::Split { .. }
+            | Step::CutLink { .. }
+            | Step::LinkFaults { .. } => self.validate_values(step),
             _ => Ok(()),
         }
     }
@@ -710,6 +850,89 @@ impl Scenario {
                 "member {r:?}: expected a member id or one of {ROLES:?}"
             )),
         }
+    }
+
+    /// An `expect`, `compact`, `split`, `cut_link` or `link_faults` step:
+    /// bounds, expressions, groups and probabilities.
+    fn validate_values(&self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Expect {
+                stat,
+                at_least,
+                at_most,
+                equals,
+            } => validate_expect(stat, *at_least, *at_most, *equals),
+            Step::Compact { revision } => revision.below_current().map(|_| ()),
+            Step::Txn { .. } => validate_txn(step),
+            Step::Split { groups, .. } => self.validate_groups(groups),
+            Step::CutLink { from, to, .. } => {
+                self.validate_target(from)?;
+                self.validate_target(to)
+            }
+            Step::LinkFaults {
+                from,
+                to,
+                drop,
+                duplicate,
+                ..
+            } => self.validate_link_faults(from, to, *drop, *duplicate),
+            _ => Ok(()),
+        }
+    }
+
+    /// An `eio` step's member, how it loses power, and what it aims at.
+    fn validate_eio(&self, step: &Step, in_repeat: bool) -> Result<(), String> {
+        let Step::Eio {
+            member,
+            mode,
+            on,
+            file,
+            nth,
+            ..
+        } = step
+        else {
+            return Ok(());
+        };
+        self.validate_target(member)?;
+        validate_eio_target(*on, file, nth, in_repeat)?;
+        if *mode == Mode::Process {
+            return Err("an EIO stop loses unsynced state: mode is power, torn or reorder".into());
+        }
+        Ok(())
+    }
+
+    /// A split names two or more groups of existing members, each member
+    /// in one group at most.
+    fn validate_groups(&self, groups: &[Vec<u64>]) -> Result<(), String> {
+        if groups.len() < 2 {
+            return Err("a split needs at least two groups".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for id in groups.iter().flatten() {
+            self.validate_member_id(*id)?;
+            if !seen.insert(*id) {
+                return Err(format!("member {id} is in two groups"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_link_faults(
+        &self,
+        from: &Option<Target>,
+        to: &Option<Target>,
+        drop: f64,
+        duplicate: f64,
+    ) -> Result<(), String> {
+        for target in [from, to].into_iter().flatten() {
+            self.validate_target(target)?;
+        }
+        for (name, p) in [("drop", drop), ("duplicate", duplicate)] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p}: expected a probability from 0 to 1"));
+            }
+        }
+        Ok(())
     }
 
     fn validate_member_id(&self, id: u64) -> Result<(), String> {
@@ -802,6 +1025,124 @@ fn validate_misdirect(file: DamagedFile, nth: u32, shift: u64) -> Result<(), Str
     }
     if !(8..=1 << 20).contains(&shift) {
         return Err(format!("misdirect: shift = {shift}: 8 to 1048576 bytes"));
+    }
+    Ok(())
+}
+
+/// An `expect` step names a statistic there is, and bounds it.
+fn validate_expect(
+    stat: &str,
+    at_least: Option<u64>,
+    at_most: Option<u64>,
+    equals: Option<u64>,
+) -> Result<(), String> {
+    if RunStats::names().all(|n| n != stat) {
+        let names: Vec<&str> = RunStats::names().collect();
+        return Err(format!("unknown stat {stat:?}; expected one of {names:?}"));
+    }
+    validate_expect_bounds(at_least, at_most, equals)
+}
+
+/// An `expect` step names at least one bound; `equals` stands alone, and
+/// a range is not empty.
+fn validate_expect_bounds(
+    at_least: Option<u64>,
+    at_most: Option<u64>,
+    equals: Option<u64>,
+) -> Result<(), String> {
+    match (at_least, at_most, equals) {
+        (None, None, None) => Err("expect needs at_least, at_most or equals".into()),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            Err("equals stands alone: drop at_least and at_most".into())
+        }
+        (Some(l), Some(h), None) if l > h => Err(format!("at_least = {l} > at_most = {h}")),
+        _ => Ok(()),
+    }
+}
+
+/// A txn step is in its short form (key, version, then_value and
+/// else_value) or its long form (compares, then, else), not both; each
+/// compare's operand fits its target; each operation is one kind.
+fn validate_txn(step: &Step) -> Result<(), String> {
+    let Step::Txn {
+        key,
+        version,
+        then_value,
+        else_value,
+        compares,
+        then_ops,
+        else_ops,
+    } = step
+    else {
+        return Ok(());
+    };
+    let short = [
+        version.is_some(),
+        then_value.is_some(),
+        else_value.is_some(),
+    ];
+    let long = !(compares.is_empty() && then_ops.is_empty() && else_ops.is_empty());
+    match (short.iter().filter(|s| **s).count(), long) {
+        (3, false) if !key.is_empty() => {}
+        (0, true) if key.is_empty() => {}
+        (_, true) => {
+            return Err(
+                "a txn has key, version, then_value and else_value, or compares, then and else, not both"
+                    .into(),
+            );
+        }
+        _ => return Err("a short txn needs key, version, then_value and else_value".into()),
+    }
+    for c in compares {
+        match (c.target, &c.value) {
+            (TxnTarget::Value, TxnValue::Text(_)) => {}
+            (TxnTarget::Value, TxnValue::Number(_)) => {
+                return Err(format!(
+                    "compare of {:?}'s value: the operand is text",
+                    c.key
+                ));
+            }
+            (_, TxnValue::Number(_)) => {}
+            (t, TxnValue::Text(_)) => {
+                return Err(format!(
+                    "compare of {:?}'s {t:?}: the operand is a number",
+                    c.key
+                ));
+            }
+        }
+    }
+    for op in then_ops.iter().chain(else_ops) {
+        let kinds = [&op.put, &op.delete, &op.get]
+            .iter()
+            .filter(|k| k.is_some())
+            .count();
+        if kinds != 1 || op.value.is_some() != op.put.is_some() {
+            return Err(format!(
+                "txn operation {op:?}: give put with value, delete, or get (range_end optional)"
+            ));
+        }
+        if op.put.is_some() && op.range_end.is_some() {
+            return Err("a txn put has no range_end".into());
+        }
+    }
+    Ok(())
+}
+
+/// An EIO aimed at one kind of file or at the n-th operation is a sync or
+/// a write one.
+fn validate_eio_target(
+    on: EioOn,
+    file: &Option<DamagedFile>,
+    nth: &Option<Count>,
+    in_repeat: bool,
+) -> Result<(), String> {
+    validate_count(nth, in_repeat)?;
+    let targeted = file.is_some() || nth.is_some();
+    if targeted && !matches!(on, EioOn::Sync | EioOn::Write) {
+        return Err("file and nth aim an EIO at a sync or a write: on is sync or write".into());
+    }
+    if matches!(nth, Some(Count::N(0))) {
+        return Err("nth counts from 1".into());
     }
     Ok(())
 }
@@ -905,12 +1246,37 @@ mod tests {
             "\"snapshot_restore\"",
             "\"backup_restore\"",
             "\"transfer_leader\"",
+            "\"split\"",
+            "\"cut_link\"",
+            "\"link_faults\"",
         ] {
             assert!(
                 actions.iter().any(|a| a == action),
                 "{action} in {actions:?}"
             );
         }
+    }
+
+    /// Every other example in the format documentation (one per newer
+    /// piece of the format) is a whole valid scenario too.
+    #[test]
+    fn every_readme_example_parses() {
+        let readme = include_str!("../../scenarios/README.md");
+        let mut parsed = 0;
+        for block in readme.split("```toml\n").skip(1) {
+            let text = &block[..block.find("```").expect("the block ends")];
+            Scenario::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            parsed += 1;
+        }
+        assert!(parsed >= 2, "{parsed} examples");
+    }
+
+    #[test]
+    fn expect_bounds_that_say_nothing_or_contradict_are_rejected() {
+        assert!(validate_expect_bounds(None, None, None).is_err());
+        assert!(validate_expect_bounds(Some(1), None, Some(1)).is_err());
+        assert!(validate_expect_bounds(Some(3), Some(2), None).is_err());
+        assert!(validate_expect_bounds(None, Some(0), None).is_ok());
     }
 
     #[test]

@@ -45,6 +45,24 @@ pub struct RunStats {
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
+    /// Boots that finished a leader snapshot install a crash interrupted.
+    pub boot_installs: u64,
+    /// Boots stopped by an injected crash or power loss (a crash during
+    /// recovery).
+    pub boot_crashes: u64,
+    /// Compactions that took effect (each log index once, whichever member
+    /// applied it first).
+    pub compactions: u64,
+    /// WAL segment cuts on every member.
+    pub wal_cuts: u64,
+    /// Torn or reordering power losses that found no multi-sector write to
+    /// tear, so acted as a clean power loss.
+    pub tears_without_target: u64,
+    /// Member-to-member messages lost, sent twice, or delayed by scripted
+    /// link rules (`split`, `cut_link`, `link_faults` steps).
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub messages_delayed: u64,
     /// Backend commits on every member (for `sim bench`'s floor; not a
     /// fault, so not in the sweep's table).
     pub backend_commits: u64,
@@ -105,6 +123,14 @@ const NAMED: &[(&str, Reader)] = &[
     ("members_removed", |s| s.members_removed),
     ("members_replaced", |s| s.members_replaced),
     ("leader_transfers", |s| s.leader_transfers),
+    ("boot_installs", |s| s.boot_installs),
+    ("boot_crashes", |s| s.boot_crashes),
+    ("compactions", |s| s.compactions),
+    ("wal_cuts", |s| s.wal_cuts),
+    ("tears_without_target", |s| s.tears_without_target),
+    ("messages_dropped", |s| s.messages_dropped),
+    ("messages_duplicated", |s| s.messages_duplicated),
+    ("messages_delayed", |s| s.messages_delayed),
 ];
 
 impl RunStats {
@@ -160,10 +186,18 @@ mod tests {
             members_removed: 29,
             members_replaced: 30,
             leader_transfers: 31,
+            boot_installs: 32,
+            boot_crashes: 33,
+            compactions: 34,
+            wal_cuts: 35,
+            tears_without_target: 36,
+            messages_dropped: 37,
+            messages_duplicated: 38,
+            messages_delayed: 39,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=31).collect::<Vec<_>>());
+        assert_eq!(read, (1..=39).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -113,6 +113,9 @@ pub struct Recovered {
     /// their v3 half skipped because the backend already held them.
     pub replayed: u64,
     pub replay_skipped_v3: u64,
+    /// Boot finished a leader snapshot install that a crash interrupted
+    /// (the received backend replaced the live one).
+    pub install_finished: bool,
 }
 
 /// One member's durable state and apply path.
@@ -211,7 +214,8 @@ impl Member {
         let (wal, contents) = open_wal_at_snapshot(&disk, &config, &hook, &snapshotter, &snapshot)?;
         let metadata = decode_wal_metadata(&contents.metadata)?;
         let marker = snapshot.marker;
-        if recover_received_backend(disk.as_ref(), &mut backend, &marker)? {
+        let install_finished = recover_received_backend(disk.as_ref(), &mut backend, &marker)?;
+        if install_finished {
             hook.probe(Probe::BootInstallFinished);
         }
         probe_boot_state(hook.as_ref(), &backend, &marker, &contents.hard_state);
@@ -242,6 +246,7 @@ impl Member {
             wal_repair: contents.repaired,
             replayed: replay.replayed,
             replay_skipped_v3: replay.skipped_v3,
+            install_finished,
         };
         Ok((member, recovered))
     }
@@ -455,6 +460,12 @@ impl Member {
     /// The index of the last applied entry.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// The sequence number of the WAL segment appended to: it grows by one
+    /// at each segment cut.
+    pub fn wal_segment_seq(&self) -> u64 {
+        self.wal.segments().last().map_or(0, |s| s.seq)
     }
 
     /// The term of the last applied entry.

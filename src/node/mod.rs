@@ -94,6 +94,11 @@ pub struct ReadyOutput {
     pub snapshot_installed: Option<u64>,
     /// WAL saves (each one fsync) this Ready made.
     pub wal_saves: u32,
+    /// WAL segments cut (a save that filled the segment starts a new one).
+    pub wal_cuts: u64,
+    /// Indexes of applied entries that compacted the v3 store (raised its
+    /// compact revision).
+    pub compacted: Vec<u64>,
 }
 
 /// One cluster member.
@@ -279,6 +284,7 @@ impl Node {
         if !self.raw.has_ready() {
             return Ok(out);
         }
+        let seq_before = self.member.wal_segment_seq();
         let mut rd = self.raw.ready();
         // Leader appends may go out before the leader's own fsync (raft
         // counts the leader's vote only once it has persisted).
@@ -324,6 +330,7 @@ impl Node {
         let committed = light.take_committed_entries();
         self.apply_committed(&committed, now_ms, &mut out)?;
         self.raw.advance_apply();
+        out.wal_cuts = self.member.wal_segment_seq().saturating_sub(seq_before);
         if let Some(marker) = self.member.maybe_snapshot()? {
             self.publish_snapshot(&marker)?;
             out.snapshot_taken = Some(marker.index);
@@ -356,7 +363,11 @@ impl Node {
             if e.index <= self.member.applied_index() {
                 continue;
             }
+            let compacted_before = self.member.stores().mvcc.compact_revision();
             let applied = self.member.apply(&entry_to_store(e), now_ms)?;
+            if self.member.stores().mvcc.compact_revision() > compacted_before {
+                out.compacted.push(applied.index);
+            }
             if let Some(raft_cc) = applied.conf_change.as_ref().and_then(conf_change_to_raft) {
                 let cs = self.raw.apply_conf_change(&raft_cc)?;
                 self.log.set_conf_state(cs);

@@ -95,6 +95,14 @@ impl WorldState {
         }
         self.stats.replayed += rec.replayed;
         self.stats.replay_skipped_v3 += rec.replay_skipped_v3;
+        if rec.install_finished {
+            self.stats.boot_installs += 1;
+            self.event(
+                now_ms,
+                Some(id),
+                format_args!("finished an interrupted snapshot install at boot"),
+            );
+        }
         if let Some(repair) = &rec.wal_repair {
             self.stats.wal_repairs += 1;
             self.event(
@@ -157,6 +165,7 @@ impl WorldState {
             power_loss: power,
             expected: true,
         });
+        self.stats.boot_crashes += 1;
         if fired.is_none() && std::mem::take(&mut slot.armed.power_at_reboot_sync) {
             self.stats.reboot_power_losses += 1;
         } else {

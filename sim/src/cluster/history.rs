@@ -88,6 +88,11 @@ impl ClientHistory {
         }
     }
 
+    /// Whether some member applied the entry at `index` already.
+    pub fn has_applied(&self, index: u64) -> bool {
+        self.applied.contains(&index)
+    }
+
     /// A member applied entry `index` (its v3 half ran) with `resp`.
     /// Every member applies the same entries, so only the first report of
     /// an index is recorded. Returns whether the entry is a second (or

@@ -3,6 +3,7 @@
 //! memory (the node, pending requests, the inbox) dies with the madsim node;
 //! its disk lives in the world.
 
+use super::links::Fate;
 use super::member_step::StepOutcome;
 use super::wire::{TAG, Wire, member_addr};
 use super::world::World;
@@ -54,8 +55,7 @@ pub async fn member_main(world: Arc<World>, id: u64) {
         };
         disk_time(&world, id).await;
         for (dst, wire) in out {
-            // A send to an unreachable peer is the network's business.
-            let _ = ep.send_to_raw(dst, TAG, Box::new(wire)).await;
+            send(&world, &ep, id, dst, wire).await;
         }
         if !running {
             return;
@@ -77,6 +77,31 @@ async fn disk_time(world: &World, id: u64) {
     if !owed.is_zero() {
         madsim::time::sleep(owed).await;
     }
+}
+
+/// Sends one message as the scripted link rules say: lost, late, or twice.
+async fn send(world: &World, ep: &Arc<Endpoint>, from: u64, dst: SocketAddr, wire: Wire) {
+    let fate = match super::links::member_of(dst) {
+        Some(to) => {
+            let now = world.now_ms();
+            world.lock().link_fate(from, to, now)
+        }
+        None => Fate::NORMAL,
+    };
+    if fate.delay_ms == 0 {
+        for _ in 0..fate.copies {
+            // A send to an unreachable peer is the network's business.
+            let _ = ep.send_to_raw(dst, TAG, Box::new(wire.clone())).await;
+        }
+        return;
+    }
+    let ep = ep.clone();
+    madsim::task::spawn(async move {
+        madsim::time::sleep(Duration::from_millis(fate.delay_ms)).await;
+        for _ in 0..fate.copies {
+            let _ = ep.send_to_raw(dst, TAG, Box::new(wire.clone())).await;
+        }
+    });
 }
 
 /// Moves every message already queued into `batch`.

@@ -139,6 +139,12 @@ impl WorldState {
     /// requests applied twice), and how far the member's v2 index got, for
     /// the check at its next boot.
     fn record_effects(&mut self, id: u64, record: &ReadyRecord) {
+        self.stats.wal_cuts += record.wal_cuts;
+        for index in &record.compacted {
+            // Counted at the first member to apply it (before `applied`
+            // below marks the index).
+            self.stats.compactions += u64::from(!self.history.has_applied(*index));
+        }
         for (index, resp) in &record.outcomes {
             if self.history.applied(*index, resp) {
                 self.stats.applied_twice += 1;
@@ -251,6 +257,9 @@ struct ReadyRecord {
     v2_index: u64,
     snapshot_taken: Option<u64>,
     snapshot_installed: Option<u64>,
+    wal_cuts: u64,
+    /// Indexes of applied compactions.
+    compacted: Vec<u64>,
     /// Each applied request's outcome, by index.
     checks: Vec<(u64, Fingerprint)>,
     /// The response of each applied entry whose v3 half ran, by index
@@ -326,6 +335,8 @@ fn take_ready(
         v2_index,
         snapshot_taken: ready.snapshot_taken,
         snapshot_installed: ready.snapshot_installed,
+        wal_cuts: ready.wal_cuts,
+        compacted: ready.compacted,
         checks,
         outcomes,
         sampled,

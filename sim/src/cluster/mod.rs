@@ -4,6 +4,7 @@
 mod boot;
 pub mod client;
 pub mod history;
+pub mod links;
 pub mod member;
 pub mod member_step;
 pub mod slot;

@@ -38,6 +38,8 @@ pub struct WorldState {
     pub stats: RunStats,
     /// States recorded by scenario `snapshot` steps.
     pub recorded: Vec<Recorded>,
+    /// Scripted link cuts and per-message faults between members.
+    pub links: super::links::LinkRules,
 }
 
 /// How member `id` describes itself to the cluster.
@@ -57,6 +59,7 @@ impl World {
             .map(|id| (id, Slot::new(&cfg, id)))
             .collect();
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
+        let cfg_seed = cfg.seed;
         let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids);
         let mut trace = Trace::new(cfg.trace);
         if cfg.keep_trace {
@@ -71,6 +74,7 @@ impl World {
                 history: ClientHistory::new(workload),
                 stats: RunStats::default(),
                 recorded: Vec::new(),
+                links: super::links::LinkRules::new(stream(cfg_seed, crate::rng::STREAM_LINKS)),
             }),
             start: madsim::time::Instant::now(),
         })

@@ -156,7 +156,10 @@ mod sim_disk;
 pub use hook::{ArmedCrash, CrashKind, SimCrashHook};
 pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
-pub use sim_disk::{DiskFault, DiskOp, EntryOp, Misdirection, SimDisk, SyncObserver, WriteTarget};
+pub use sim_disk::{
+    DiskFault, DiskOp, EntryOp, MemberFile, Misdirection, SimDisk, SyncObserver, TargetedEio,
+    WriteTarget,
+};
 
 use std::fmt;
 use std::str::FromStr;

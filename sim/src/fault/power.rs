@@ -48,6 +48,9 @@ pub struct SeededPowerLoss<'a> {
     pub kept: u64,
     pub torn: u64,
     pub lost: u64,
+    /// Unsynced writes this plan could have torn (ones that cross a sector
+    /// boundary); none means a torn or reordering loss had nothing to tear.
+    pub tear_targets: u64,
 }
 
 impl<'a> SeededPowerLoss<'a> {
@@ -60,6 +63,7 @@ impl<'a> SeededPowerLoss<'a> {
             kept: 0,
             torn: 0,
             lost: 0,
+            tear_targets: 0,
         }
     }
 }
@@ -90,6 +94,12 @@ impl PowerLossPlan for SeededPowerLoss<'_> {
     fn file_op(&mut self, path: &Path, op_index: usize, op: &PendingOp) -> Survival {
         if self.tear_tail {
             return self.tear_last(path, op_index, op);
+        }
+        if let PendingOp::Write { offset, data } = op
+            && self.reorder
+            && !sector_cuts(*offset, data.len()).is_empty()
+        {
+            self.tear_targets += 1;
         }
         if !self.reorder || self.rng.random_bool(0.5) {
             self.lost += 1;
@@ -130,6 +140,7 @@ impl SeededPowerLoss<'_> {
             self.lost += 1;
             return Survival::Lost;
         }
+        self.tear_targets += 1;
         self.torn += 1;
         let keep = cuts[self.rng.random_range(0..cuts.len())];
         Survival::Torn { keep_bytes: keep }

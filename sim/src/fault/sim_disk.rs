@@ -87,6 +87,42 @@ pub enum DiskFault {
     /// A write to a `target` file lands `shift` bytes past its offset, in
     /// the same file: the aimed-at bytes keep what they held.
     Misdirect(Misdirection),
+    /// Fail the n-th sync (or write) from now, counting only those of one
+    /// kind of file if it names one, with EIO.
+    FailNth(TargetedEio),
+}
+
+/// An EIO aimed at the n-th sync or write, of any file or of one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetedEio {
+    /// A file `sync` (else a `write_at` / `set_len`).
+    pub sync: bool,
+    /// 1 = the next matching operation.
+    pub nth: u64,
+    pub file: Option<MemberFile>,
+}
+
+/// The kinds of file a member keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberFile {
+    /// A WAL segment.
+    Wal,
+    /// A v2 snapshot file (or a received backend waiting for its marker).
+    Snapshot,
+    /// The backend database.
+    Backend,
+}
+
+impl MemberFile {
+    /// Whether `path` is a file of this kind.
+    pub fn holds(self, path: &Path) -> bool {
+        use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
+        match self {
+            MemberFile::Wal => path.starts_with(WAL_DIR),
+            MemberFile::Backend => path == Path::new(BACKEND_FILE),
+            MemberFile::Snapshot => path.starts_with(SNAP_DIR) && path != Path::new(BACKEND_FILE),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +137,8 @@ struct Gate {
     /// A write failed for lack of space since the last restart.
     full_returned: bool,
     fail_next_write: bool,
+    /// An EIO aimed at the n-th matching sync or write (`nth` counts down).
+    targeted: Option<TargetedEio>,
     /// An EIO was returned since the last restart (the member's failure is
     /// then expected, not a bug).
     eio_returned: bool,
@@ -360,6 +398,29 @@ impl SimDisk {
             .clone()
     }
 
+    /// A sync (or write) of `path` that passed the gate: fails it if it is
+    /// the one a targeted EIO waits for.
+    fn pass_targeted(&self, sync: bool, path: &Path) -> io::Result<()> {
+        let mut g = self.gate();
+        let Some(t) = g.targeted.as_mut() else {
+            return Ok(());
+        };
+        if t.sync != sync || t.file.is_some_and(|f| !f.holds(path)) {
+            return Ok(());
+        }
+        t.nth = t.nth.saturating_sub(1);
+        if t.nth > 0 {
+            return Ok(());
+        }
+        g.targeted = None;
+        g.eio_returned = true;
+        Err(eio(if sync {
+            "targeted sync"
+        } else {
+            "targeted write"
+        }))
+    }
+
     /// Arms a fault.
     pub fn arm(&self, fault: DiskFault) {
         let mut g = self.gate();
@@ -372,6 +433,7 @@ impl SimDisk {
             DiskFault::FailNextEntry(op) => g.fail_next_entry = Some(op),
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
             DiskFault::Misdirect(m) => g.misdirect = Some(m),
+            DiskFault::FailNth(t) => g.targeted = Some(t),
         }
     }
 
@@ -387,6 +449,7 @@ impl SimDisk {
         g.fail_next_entry = None;
         g.capacity = None;
         g.misdirect = None;
+        g.targeted = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
@@ -400,6 +463,7 @@ impl SimDisk {
             || g.fail_next_entry.is_some()
             || g.capacity.is_some()
             || g.misdirect.is_some()
+            || g.targeted.is_some()
     }
 
     /// Whether a misdirected write is armed and has not landed yet.
@@ -591,6 +655,7 @@ impl Disk for SimDisk {
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write, data.len())?;
+        self.pass_targeted(false, path)?;
         let offset = self.aim(path, offset, data.len());
         self.room_for(path, offset + data.len() as u64)?;
         self.observe(DiskOp::Write, path);
@@ -600,12 +665,16 @@ impl Disk for SimDisk {
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write, 0)?;
+        self.pass_targeted(false, path)?;
         self.room_for(path, len)?;
         self.observe(DiskOp::SetLen, path);
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
-        if let Err(e) = self.pass(OpKind::Sync, 0) {
+        if let Err(e) = self
+            .pass(OpKind::Sync, 0)
+            .and_then(|()| self.pass_targeted(true, path))
+        {
             // Linux semantics of a failed fsync: the writes it would have
             // persisted are lost, not kept pending for a retry.
             if !self.is_frozen() {
@@ -644,5 +713,38 @@ impl Disk for SimDisk {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.pass(OpKind::Read, 0)?;
         self.mem.list(dir)
+    }
+}
+
+#[cfg(test)]
+mod targeted_eio_tests {
+    use super::*;
+
+    /// Only syncs of the named kind of file count, and the n-th fails.
+    #[test]
+    fn a_targeted_eio_fails_the_nth_sync_of_its_file_kind_only() {
+        let disk = SimDisk::new();
+        let wal = Path::new("member/wal/0000000000000000-0000000000000000.wal");
+        let db = Path::new("member/snap/db");
+        let snap = Path::new("member/snap/0000000000000001-0000000000000005.snap");
+        for p in [wal, db, snap] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+            disk.write_at(p, 0, b"x").unwrap();
+        }
+        assert!(MemberFile::Wal.holds(wal) && !MemberFile::Wal.holds(db));
+        assert!(MemberFile::Backend.holds(db) && !MemberFile::Snapshot.holds(db));
+        assert!(MemberFile::Snapshot.holds(snap));
+        disk.arm(DiskFault::FailNth(TargetedEio {
+            sync: true,
+            nth: 2,
+            file: Some(MemberFile::Backend),
+        }));
+        disk.sync(wal).unwrap();
+        disk.sync(db).unwrap();
+        disk.sync(wal).unwrap();
+        disk.write_at(db, 0, b"y").unwrap();
+        assert!(disk.sync(db).is_err());
+        assert!(disk.eio_returned() && !disk.is_armed());
     }
 }

@@ -331,6 +331,8 @@ impl Supervisor {
                 on,
                 mode: Mode::Power,
                 plan_seed: None,
+                file: None,
+                nth: None,
             },
         );
         let mut w = self.world.lock();

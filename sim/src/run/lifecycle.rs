@@ -258,6 +258,14 @@ impl Supervisor {
             Some(id),
             format_args!("power loss: {kept} unsynced writes kept, {torn} torn, {lost} lost"),
         );
+        if kind != PowerLossKind::Lose && plan.tear_targets == 0 {
+            w.stats.tears_without_target += 1;
+            w.event(
+                now,
+                Some(id),
+                format_args!("{kind:?} power loss found no multi-sector write to tear"),
+            );
+        }
     }
 
     /// Kills a running member now (a process crash between two of its

@@ -103,7 +103,7 @@ impl RunReport {
             s.members_replaced,
             s.leader_transfers,
             self.trace_hash,
-        )
+        ) + &tears_without_target(s.tears_without_target)
     }
 
     /// The full report of a failed run: what, where, the diff, and how to
@@ -138,6 +138,17 @@ impl RunReport {
             self.config.shrink_command()
         ));
         out
+    }
+}
+
+/// The summary's note on torn or reordering power losses that had nothing
+/// to tear (so they tested less than they say); empty if there were none.
+fn tears_without_target(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        n => format!(
+            " ({n} torn/reordering power losses found no multi-sector write to tear, so tore nothing)"
+        ),
     }
 }
 

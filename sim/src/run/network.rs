@@ -1,7 +1,10 @@
 //! Network faults: a member partitioned until a time, a member isolated
-//! from its peers (links cut), and healing.
+//! from its peers (links cut), scripted link rules (group splits, one-way
+//! cuts, per-message drop / delay / duplication; see `cluster::links`),
+//! and healing.
 
 use super::supervisor::Supervisor;
+use crate::cluster::links::LinkRule;
 
 impl Supervisor {
     /// Cuts member `id` off the network until `until` (virtual ms).
@@ -51,6 +54,20 @@ impl Supervisor {
         }
     }
 
+    /// Adds scripted link rules (a split's or a cut's, or per-message
+    /// faults), described by `what` in the event log.
+    pub(crate) fn add_link_rules(&mut self, rules: Vec<LinkRule>, what: std::fmt::Arguments<'_>) {
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        if rules.iter().any(|r| r.drop >= 1.0) {
+            w.stats.partitions += 1;
+        }
+        w.event(now, None, what);
+        for rule in rules {
+            w.links.add(rule);
+        }
+    }
+
     pub(crate) fn heal_due(&mut self, all: bool) {
         let now = self.world.now_ms();
         let healed: Vec<(u64, Option<madsim::task::NodeId>)> = {
@@ -73,6 +90,7 @@ impl Supervisor {
             }
         }
         if all {
+            self.world.lock().links.clear();
             for (a, b) in std::mem::take(&mut self.isolated_links) {
                 madsim::net::NetSim::current().unclog_link(a, b);
                 madsim::net::NetSim::current().unclog_link(b, a);

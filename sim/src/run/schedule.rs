@@ -253,6 +253,8 @@ mod tests {
             on: EioOn::Sync,
             mode: Mode::Power,
             plan_seed: None,
+            file: None,
+            nth: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub(super) enum BootFault {
     CrashAt(CrashPoint, u32),
     /// Power loss at the boot's first sync (or the member's first after it).
     PowerAtSync,
+    /// Crash at the boot's n-th disk operation.
+    CrashAtDiskOp(u32),
 }
 
 impl Script<'_> {
@@ -141,6 +143,9 @@ impl Script<'_> {
             return self
                 .crash_during_boot(id, point, hit, mode, plan_seed)
                 .await;
+        }
+        if let BootFault::CrashAtDiskOp(n) = then {
+            return self.crash_boot_at_disk_op(id, n, mode, plan_seed).await;
         }
         if let BootFault::PowerAtSync = then {
             // Like a crash step's member, it stays down after its power

@@ -2,10 +2,16 @@
 //! checks (format in [`crate::scenario_file`], documented in `scenarios/README.md`), run on
 //! the same simulated cluster as the random runs.
 
+mod boot_disk_op;
+mod compact;
+mod expect;
 mod fault_steps;
 mod membership_steps;
+mod network_steps;
 mod requests;
 mod script;
+mod targeted_eio;
+mod txn;
 
 pub use crate::scenario_file::{Scenario, ScenarioError};
 
@@ -98,9 +104,21 @@ impl Scenario {
             let random = scenario.random.as_ref();
             let mut sup = Supervisor::start(cfg.clone(), random.is_some_and(|r| r.workload)).await;
             script::run_steps(&mut sup, &scenario.steps).await;
+            if let Some(random) = random {
+                run_random_to_its_end(&mut sup, random.duration_ms).await;
+            }
             sup.quiesce().await;
             sup.final_checks();
             sup.report()
         })
+    }
+}
+
+/// The `[random]` part runs its whole `duration_ms` even when the steps end
+/// earlier: its workload and faults go on until then.
+async fn run_random_to_its_end(sup: &mut Supervisor, duration_ms: u64) {
+    while sup.now_ms() < duration_ms {
+        madsim::time::sleep(std::time::Duration::from_millis(crate::run::STEP_MS)).await;
+        sup.poll();
     }
 }

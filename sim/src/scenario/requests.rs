@@ -2,7 +2,7 @@
 //! step kind, pure, so what a step sends can be read (and tested) apart from
 //! how the script waits for it.
 
-use crate::scenario_file::Step;
+use crate::scenario_file::{Revision, Step};
 use replica::proto::{
     ClusterVersionSetRequest, CompactRequest, Compare, CompareResult, CompareTarget,
     DeleteRangeRequest, DowngradeInfoSetRequest, MemberAttrSetRequest, PutRequest, RequestOp,
@@ -26,13 +26,20 @@ pub(super) fn client_requests(step: &Step) -> Option<Vec<request::Kind>> {
         })),
         Step::Txn {
             key,
-            version,
-            then_value,
-            else_value,
+            version: Some(version),
+            then_value: Some(then_value),
+            else_value: Some(else_value),
+            ..
         } => one(version_txn(key, *version, then_value, else_value)),
-        Step::Compact { revision } => one(request::Kind::Compact(CompactRequest {
-            revision: *revision,
-        })),
+        Step::Txn {
+            compares,
+            then_ops,
+            else_ops,
+            ..
+        } => one(super::txn::long_txn(compares, then_ops, else_ops)),
+        Step::Compact {
+            revision: Revision::Absolute(revision),
+        } => one(compact(*revision)),
         Step::V2Set { path, value } => one(request::Kind::V2Set(V2SetRequest {
             path: path.clone(),
             value: value.clone(),
@@ -62,6 +69,10 @@ pub(super) fn client_requests(step: &Step) -> Option<Vec<request::Kind>> {
         })),
         _ => None,
     }
+}
+
+pub(super) fn compact(revision: i64) -> request::Kind {
+    request::Kind::Compact(CompactRequest { revision })
 }
 
 fn put(key: &str, value: &[u8]) -> request::Kind {

@@ -8,7 +8,7 @@ use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest};
 use crate::cluster::world::member_info;
 use crate::run::{STEP_MS, Supervisor};
-use crate::scenario_file::{Count, Step, Target};
+use crate::scenario_file::{BOOT_DISK_OP, Count, Step, Target};
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_channel::oneshot;
 use replica::crash_point::CrashPoint;
@@ -134,7 +134,7 @@ impl Script<'_> {
         }
     }
 
-    async fn request(&mut self, kind: request::Kind) -> Result<Response, String> {
+    pub(super) async fn request(&mut self, kind: request::Kind) -> Result<Response, String> {
         self.next_id += 1;
         let req = Request {
             id: self.next_id,
@@ -196,6 +196,9 @@ impl Script<'_> {
 
     /// Runs one step: one handler per step kind.
     async fn step(&mut self, step: &Step, k: Option<u64>) -> Result<(), String> {
+        if let Some(done) = self.link_step(step) {
+            return done;
+        }
         if let Some(requests) = client_requests(step) {
             for kind in requests {
                 self.request(kind).await?;
@@ -203,6 +206,7 @@ impl Script<'_> {
             return Ok(());
         }
         match step {
+            Step::Compact { revision } => self.compact_relative(revision).await,
             Step::Wait { .. }
             | Step::WaitUntil { .. }
             | Step::WaitConverged
@@ -224,11 +228,15 @@ impl Script<'_> {
             | Step::SnapshotRestore { .. }
             | Step::BackupRestore { .. } => self.membership_step(step).await,
             Step::Crash { .. } => self.crash(step, k),
+            Step::Eio { file: Some(_), .. } | Step::Eio { nth: Some(_), .. } => {
+                self.targeted_eio(step, k)
+            }
             Step::Eio {
                 member,
                 on,
                 mode,
                 plan_seed,
+                ..
             } => self.eio(member, on, *mode, *plan_seed),
             Step::Restart {
                 member,
@@ -238,8 +246,10 @@ impl Script<'_> {
                 plan_seed,
                 power_at_sync,
             } => {
+                let at_disk_op = crash_at.as_deref() == Some(BOOT_DISK_OP);
                 let crash_at = crash_at.as_deref().and_then(CrashPoint::from_name);
                 let then = match (crash_at, *power_at_sync) {
+                    _ if at_disk_op => BootFault::CrashAtDiskOp(*hit),
                     (Some(point), _) => BootFault::CrashAt(point, *hit),
                     (None, true) => BootFault::PowerAtSync,
                     (None, false) => BootFault::None,
@@ -309,7 +319,15 @@ impl Script<'_> {
                 self.converge().await?;
                 self.sup.record_states(label);
             }
-            Step::Expect { stat, at_least } => self.expect(stat, *at_least)?,
+            Step::Expect {
+                stat,
+                at_least,
+                at_most,
+                equals,
+            } => {
+                let bounds = super::expect::Bounds::new(*at_least, *at_most, *equals);
+                bounds.check(stat, self.sup.stat(stat))?;
+            }
             Step::Repeat { times, steps } => {
                 for i in 1..=u64::from(*times) {
                     self.steps(steps, Some(i)).await?;
@@ -383,16 +401,6 @@ impl Script<'_> {
         }
         self.sup.spawn_on_client(send_unacknowledged(id, requests));
         self.sleep_polling(STEP_MS).await;
-        Ok(())
-    }
-
-    fn expect(&self, stat: &str, at_least: u64) -> Result<(), String> {
-        let value = self.sup.stat(stat);
-        if value < at_least {
-            return Err(format!(
-                "expected {stat} >= {at_least}, got {value}: the scenario did not exercise what it is about"
-            ));
-        }
         Ok(())
     }
 
