@@ -4,6 +4,7 @@
 
 mod damage;
 mod disk_time;
+mod from_disks;
 mod inject;
 mod lifecycle;
 mod network;
@@ -12,6 +13,7 @@ mod script_api;
 mod supervisor;
 mod verdict;
 
+pub use from_disks::run_from_disks;
 pub use schedule::TimedStep;
 
 pub(crate) use supervisor::Supervisor;

@@ -106,6 +106,7 @@ impl Supervisor {
         self.restart_due();
         self.heal_due(false);
         self.expire_armed();
+        self.capture_cluster_instant();
         if self.now_ms() < self.random_until {
             self.maybe_inject();
         }
