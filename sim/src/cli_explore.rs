@@ -93,7 +93,18 @@ struct Explored {
 pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let bugs = crate::parse_bugs(&args.bugs)?;
     if args.cluster {
-        return crate::cli_explore_cluster::run(&args, bugs, scenarios(&args.scenario)?);
+        let cluster = crate::cli_explore_cluster::ClusterArgs {
+            seed: args.seed,
+            at_ms: args.at_ms.clone(),
+            opts: sim::explore::ClusterOptions {
+                per_member: args.per_member,
+                max_combinations: args.max_combinations,
+                only: args.combination,
+                jobs: args.jobs,
+            },
+            bugs: args.bugs.clone(),
+        };
+        return crate::cli_explore_cluster::run(&cluster, bugs, scenarios(&args.scenario)?);
     }
     let mut jobs = Vec::new();
     for sc in scenarios(&args.scenario)? {

@@ -2,7 +2,6 @@
 //! scenarios at chosen virtual instants, with its report and the command
 //! that reproduces each failing combination.
 
-use crate::cli_explore::ExploreArgs;
 use replica::bugs::KnownBugs;
 use sim::explore::{ClusterOptions, ClusterReport, ClusterSink, explore_cluster};
 use sim::scenario::Scenario;
@@ -10,18 +9,22 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// What `explore --cluster` was asked for.
+pub struct ClusterArgs {
+    pub seed: Option<u64>,
+    pub at_ms: Vec<u64>,
+    pub opts: ClusterOptions,
+    /// The known-bug switches by name (for the reproduce commands).
+    pub bugs: Vec<String>,
+}
+
 /// Explores each scenario at `args.at_ms`; exit 1 if a combination failed.
 pub fn run(
-    args: &ExploreArgs,
+    args: &ClusterArgs,
     bugs: KnownBugs,
     scenarios: Vec<Scenario>,
 ) -> anyhow::Result<ExitCode> {
-    let opts = ClusterOptions {
-        per_member: args.per_member,
-        max_combinations: args.max_combinations,
-        only: args.combination,
-        jobs: args.jobs,
-    };
+    let opts = args.opts;
     let mut failed = 0;
     for sc in scenarios {
         let seed = args.seed.unwrap_or(sc.seed);
@@ -95,7 +98,7 @@ fn report_text(report: &ClusterReport, wall: f64) -> String {
 
 /// The first failures, each with its per-member plan and a command that
 /// boots that combination alone.
-fn failures_text(report: &ClusterReport, args: &ExploreArgs, sc: &Scenario, seed: u64) -> String {
+fn failures_text(report: &ClusterReport, args: &ClusterArgs, sc: &Scenario, seed: u64) -> String {
     let mut out = String::new();
     let bug_args: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
     let features = if args.bugs.is_empty() {
@@ -123,7 +126,7 @@ fn failures_text(report: &ClusterReport, args: &ExploreArgs, sc: &Scenario, seed
             "  reproduce: cargo run --release -p sim{features} -- explore --cluster --scenario {} --seed {seed} --at-ms {} --per-member {} --combination {}{bug_args}",
             sc.display_name(),
             f.at_ms,
-            args.per_member,
+            args.opts.per_member,
             f.combination
         );
     }
