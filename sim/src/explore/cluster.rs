@@ -519,3 +519,56 @@ fn boot_combination(
         diffs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_states_are_pruned_to_distinct_durable_images() {
+        let disk = MemDisk::new();
+        let (dir, file) = (Path::new("d"), Path::new("d/f"));
+        disk.create_dir_all(dir).unwrap();
+        disk.create(file).unwrap();
+        disk.write_at(file, 0, b"durable").unwrap();
+        disk.sync(file).unwrap();
+        disk.sync_dir(dir).unwrap();
+        disk.write_at(file, 7, b"+pending").unwrap();
+        let states = member_states(1, &disk, 8);
+        // All lost, all kept, and the file's prefixes 0 and 1: the prefixes
+        // leave the same images as the first two.
+        assert_eq!(states.candidates, 4);
+        assert_eq!(states.distinct, 2);
+        let plans: Vec<&MemberPlan> = states.kept.iter().map(|s| &s.plan).collect();
+        assert_eq!(
+            plans,
+            [&MemberPlan::LoseUnsynced, &MemberPlan::KeepPageCache]
+        );
+        assert_eq!(
+            states.kept[1].disk.read_all(file).unwrap(),
+            b"durable+pending"
+        );
+        // At most k kept, however many are distinct.
+        assert_eq!(member_states(1, &disk, 1).kept.len(), 1);
+    }
+
+    #[test]
+    fn combinations_count_in_mixed_radix_over_the_members() {
+        let disk = MemDisk::new();
+        let file = Path::new("f");
+        disk.create(file).unwrap();
+        disk.sync_dir(Path::new("")).unwrap();
+        disk.write_at(file, 0, b"x").unwrap();
+        let states = [member_states(1, &disk, 2), member_states(2, &disk, 2)];
+        let plans =
+            |c| -> Vec<MemberPlan> { choice(&states, c).iter().map(|p| p.plan.clone()).collect() };
+        assert_eq!(
+            plans(1),
+            [MemberPlan::KeepPageCache, MemberPlan::LoseUnsynced]
+        );
+        assert_eq!(
+            plans(2),
+            [MemberPlan::LoseUnsynced, MemberPlan::KeepPageCache]
+        );
+    }
+}
