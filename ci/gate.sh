@@ -16,7 +16,11 @@
 #   within ci/detection-thresholds.txt (`sim detect`);
 # - crash states: power-loss states at every sync and process-crash states
 #   before every disk operation, of every member of every catalogue
-#   scenario, must boot to the run's state (`sim explore`).
+#   scenario, must boot to the run's state (`sim explore`); and every
+#   combination of the members' power-loss states at the first sync after
+#   each 100 ms of every catalogue scenario, booted as a cluster, must
+#   converge, keep every acknowledged write and match the run's state per
+#   index (`sim explore --cluster`).
 #
 #   SEEDS=1..201 SCENARIO_SEEDS=1..21 JUNIT_DIR=target/junit ci/gate.sh
 #
@@ -42,5 +46,6 @@ for sweep in random scenarios; do
 done
 "$sim" detect --thresholds ci/detection-thresholds.txt || status=1
 "$sim" explore --scenario '*' --all-members || status=1
+"$sim" explore --cluster --scenario '*' --at-ms "$(seq -s, 100 100 2000)" || status=1
 ci/memory.sh || status=1
 exit "$status"

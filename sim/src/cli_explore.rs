@@ -45,7 +45,27 @@ pub struct ExploreArgs {
     /// known-bugs` only).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
-    /// Worker threads: (scenario, member) pairs explored at once.
+    /// Cluster-wide enumeration: at each `--at-ms` instant every member
+    /// loses power at once; every combination of the members' power-loss
+    /// states is booted as a cluster and checked.
+    #[arg(long, requires = "at_ms")]
+    pub cluster: bool,
+    /// Virtual instants (ms) of the cluster-wide power loss, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub at_ms: Vec<u64>,
+    /// Power-loss states per member in cluster mode, at most (after
+    /// pruning the ones that leave the same durable image).
+    #[arg(long, default_value_t = 3)]
+    pub per_member: usize,
+    /// Combinations booted per instant in cluster mode, at most.
+    #[arg(long, default_value_t = 64)]
+    pub max_combinations: u64,
+    /// Boot only this combination of each instant (cluster mode; the
+    /// reproduce command of a failure names it).
+    #[arg(long)]
+    pub combination: Option<u64>,
+    /// Worker threads: (scenario, member) pairs explored at once (cluster
+    /// mode: combinations booted at once).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     pub jobs: usize,
 }
@@ -72,6 +92,20 @@ struct Explored {
 
 pub fn run(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let bugs = crate::parse_bugs(&args.bugs)?;
+    if args.cluster {
+        let cluster = crate::cli_explore_cluster::ClusterArgs {
+            seed: args.seed,
+            at_ms: args.at_ms.clone(),
+            opts: sim::explore::ClusterOptions {
+                per_member: args.per_member,
+                max_combinations: args.max_combinations,
+                only: args.combination,
+                jobs: args.jobs,
+            },
+            bugs: args.bugs.clone(),
+        };
+        return crate::cli_explore_cluster::run(&cluster, bugs, scenarios(&args.scenario)?);
+    }
     let mut jobs = Vec::new();
     for sc in scenarios(&args.scenario)? {
         let seed = args.seed.unwrap_or(sc.seed);

@@ -1,9 +1,11 @@
 //! Settings of one simulated run.
 
-use crate::fault::{FaultClass, SyncObserver, quorum};
+use crate::checker::{AckedPut, AppliedDelete};
+use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
 use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
+use replica::disk::MemDisk;
 use replica::member::{StateDump, StoreConfig};
 use replica::node::NodeConfig;
 use replica::verify::VerifyMode;
@@ -21,6 +23,42 @@ pub trait Capture: SyncObserver {
     fn booted(&self);
     /// Some member applied up to `index`; `dump` gives its state.
     fn applied(&self, index: u64, dump: &mut dyn FnMut() -> Option<StateDump>);
+    /// Whether member `id`'s disk shows this capture its syncs and
+    /// operations.
+    fn observes(&self, id: u64) -> bool {
+        id == self.member()
+    }
+    /// Whether every member's disk is wanted now (`sim explore
+    /// --cluster`); true once per wanted instant.
+    fn cluster_instant_due(&self, _now_ms: u64) -> bool {
+        false
+    }
+    /// Every member's disk at an instant [`Capture::cluster_instant_due`]
+    /// asked for.
+    fn cluster_captured(&self, _instant: ClusterInstant) {}
+    /// The disk member `id` starts from instead of an empty one.
+    fn start_disk(&self, _id: u64) -> Option<MemDisk> {
+        None
+    }
+}
+
+/// A cluster at one virtual instant, for `sim explore --cluster`: every
+/// started member's disk (shared: the capture forks them at the moment it
+/// chooses) and what the clients had been told by then.
+#[derive(Debug)]
+pub struct ClusterInstant {
+    pub at_ms: u64,
+    pub disks: Vec<(u64, Arc<SimDisk>)>,
+    pub acked: Vec<AckedPut>,
+    pub deletes: Vec<AppliedDelete>,
+    /// The highest index any running member had applied (committed).
+    pub applied: u64,
+    /// A spare had joined or a member had been removed (a cluster booted
+    /// from the disks would not have the same members).
+    pub membership_changed: bool,
+    /// A member's platter had been damaged on purpose (a booted cluster
+    /// would not know that its refusal to boot is the right outcome).
+    pub damaged: bool,
 }
 
 /// Everything that determines a run besides the code: same config, same run.

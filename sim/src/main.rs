@@ -3,6 +3,7 @@
 mod cli_backup;
 mod cli_coverage;
 mod cli_explore;
+mod cli_explore_cluster;
 mod cli_localize;
 mod cli_merge;
 mod cli_run;

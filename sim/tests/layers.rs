@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli_run", 6),
     ("cli_backup", 6),
     ("cli_explore", 6),
+    ("cli_explore_cluster", 6),
     ("cli_shrink", 6),
     ("cli_merge", 6),
     ("cli_scaling", 6),

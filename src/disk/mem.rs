@@ -256,6 +256,11 @@ impl MemDisk {
         Ok(state.inode_mut(path)?.pending.clone())
     }
 
+    /// Paths of every file, sorted (for comparing images of two disks).
+    pub fn file_names(&self) -> Vec<PathBuf> {
+        self.lock().names.keys().map(PathBuf::from).collect()
+    }
+
     /// Paths of files with unsynced operations, sorted.
     pub fn files_with_pending_ops(&self) -> Vec<PathBuf> {
         let state = self.lock();

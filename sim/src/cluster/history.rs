@@ -141,6 +141,14 @@ impl ClientHistory {
         self.last_revision = revision;
     }
 
+    /// Starts from another run's acknowledged writes and applied deletes
+    /// (`sim explore --cluster`: a cluster booted from that run's disks
+    /// must keep them).
+    pub fn seed_outcomes(&mut self, acked: Vec<AckedPut>, deletes: Vec<AppliedDelete>) {
+        self.acked = acked;
+        self.deletes = deletes;
+    }
+
     pub fn acked_puts(&self) -> &[AckedPut] {
         &self.acked
     }

@@ -86,8 +86,11 @@ impl Slot {
     /// Member `id`'s slot at the start of a run: an empty disk, and a
     /// process only if it is one of the first `cfg.nodes` members.
     pub fn new(cfg: &RunConfig, id: u64) -> Slot {
-        let disk = SimDisk::new();
-        if let Some(sink) = cfg.capture.as_ref().filter(|s| s.member() == id) {
+        let disk = match cfg.capture.as_ref().and_then(|c| c.start_disk(id)) {
+            Some(mem) => SimDisk::with_mem(mem),
+            None => SimDisk::new(),
+        };
+        if let Some(sink) = cfg.capture.as_ref().filter(|s| s.observes(id)) {
             disk.capture_syncs(sink.clone());
         }
         let hook = SimCrashHook::new(disk.clone());

@@ -15,8 +15,13 @@
 //! are kept (the journal committed them). Each state must boot, and its
 //! state must equal the reference at the applied index it boots to.
 
+mod cluster;
 mod process;
 
+pub use cluster::{
+    ClusterFailure, ClusterOptions, ClusterReport, ClusterSink, InstantReport, MemberPlan,
+    MemberStates, PlannedDisk, explore_cluster, member_states,
+};
 pub use process::{OpPoint, ProcessFailure, ProcessReport};
 
 use crate::config::{Capture, RunConfig};

@@ -276,8 +276,14 @@ fn eio(what: &str) -> io::Error {
 
 impl SimDisk {
     pub fn new() -> Arc<SimDisk> {
+        SimDisk::with_mem(MemDisk::new())
+    }
+
+    /// A disk that starts with `mem`'s files (`sim explore --cluster`
+    /// boots a cluster from captured images).
+    pub fn with_mem(mem: MemDisk) -> Arc<SimDisk> {
         Arc::new(SimDisk {
-            mem: MemDisk::new(),
+            mem,
             gate: Mutex::new(Gate::default()),
             bad_sectors: Mutex::new(Vec::new()),
             capture: Mutex::new(None),

@@ -6,6 +6,7 @@ mod backup;
 mod churn;
 mod damage;
 mod disk_time;
+mod from_disks;
 mod inject;
 mod lifecycle;
 mod network;
@@ -15,6 +16,7 @@ mod script_api;
 mod supervisor;
 mod verdict;
 
+pub use from_disks::run_from_disks;
 pub use schedule::TimedStep;
 
 pub(crate) use restore::DRAIN_MS;

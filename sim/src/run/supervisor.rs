@@ -120,6 +120,7 @@ impl Supervisor {
         self.expire_armed();
         self.poll_backup();
         self.poll_churn();
+        self.capture_cluster_instant();
         // No random fault while a restored cluster grows back or a
         // membership change is under way: the cluster is not at its size,
         // and a fault could leave it without a quorum.
