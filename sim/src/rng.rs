@@ -11,6 +11,9 @@ pub const STREAM_WORKLOAD: u64 = 1;
 pub const STREAM_FAULTS: u64 = 2;
 /// Store settings drawn per seed.
 pub const STREAM_SETTINGS: u64 = 3;
+/// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream
+/// `STREAM_SWARM_BASE + d`.
+pub const STREAM_SWARM_BASE: u64 = 200;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 

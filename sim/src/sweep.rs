@@ -16,6 +16,7 @@ use crate::pool::run_pool;
 use crate::run::{RunReport, run as run_random};
 use crate::scenario::{self, Scenario, ScenarioError};
 use crate::stats::RunStats;
+use crate::swarm_table::DimensionTally;
 use replica::bugs::KnownBugs;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -218,6 +219,8 @@ pub struct SweepResult {
     /// Per run statistic (in `RunStats::names` order): how many runs it
     /// happened in, and its total over all runs — what the sweep exercised.
     pub fired: Vec<StatCount>,
+    /// Random runs and failures by each dimension of their world.
+    pub dimensions: DimensionTally,
 }
 
 /// How often one run statistic happened over a sweep.
@@ -237,6 +240,7 @@ struct Tally<'w> {
     simulated_ms: u64,
     wall: Duration,
     fired: Vec<StatCount>,
+    dimensions: DimensionTally,
     cases: CaseStream<'w>,
 }
 
@@ -254,6 +258,7 @@ impl<'w> Tally<'w> {
                     ..StatCount::default()
                 })
                 .collect(),
+            dimensions: DimensionTally::default(),
             cases: CaseStream::new(cases),
         }
     }
@@ -280,6 +285,7 @@ impl<'w> Tally<'w> {
             count.runs += u64::from(n > 0);
             count.total += n;
         }
+        self.dimensions.add(&report.config, !report.passed());
         if !report.passed() {
             self.failed.push((
                 index,
@@ -303,6 +309,7 @@ impl<'w> Tally<'w> {
             simulated_ms: self.simulated_ms,
             wall: self.wall,
             fired: self.fired,
+            dimensions: self.dimensions,
         };
         (result, self.cases.finish())
     }
@@ -578,6 +585,10 @@ impl JunitFile {
         let mut out = BufWriter::new(File::create(&self.path)?);
         out.write_all(junit_head(result).as_bytes())?;
         io::copy(&mut File::open(&self.part)?, &mut out)?;
+        let table = result.dimensions.table();
+        if !table.is_empty() {
+            writeln!(out, "    <system-out>{}</system-out>", xml_escape(&table))?;
+        }
         out.write_all(JUNIT_TAIL.as_bytes())?;
         out.flush()?;
         std::fs::remove_file(&self.part)

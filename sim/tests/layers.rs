@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level module → layer (0 is the bottom). Keep in step with the table
 /// in docs/ARCHITECTURE.md.
-const LAYERS: [(&str, u8); 27] = [
+const LAYERS: [(&str, u8); 29] = [
     ("rng", 0),
     ("trace", 0),
     ("diff", 0),
@@ -18,6 +18,7 @@ const LAYERS: [(&str, u8); 27] = [
     ("stats", 0),
     ("fault", 1),
     ("config", 1),
+    ("swarm", 1),
     ("checker", 1),
     ("snapshot_view", 1),
     ("scenario_file", 1),
@@ -26,6 +27,7 @@ const LAYERS: [(&str, u8); 27] = [
     ("scenario", 4),
     ("explore", 4),
     ("sweep", 5),
+    ("swarm_table", 5),
     ("shrink", 5),
     ("main", 6),
     ("cli_run", 6),

@@ -23,8 +23,10 @@ fn the_same_seed_twice_gives_the_same_trace_for_50_seeds() {
             (b.trace_hash, b.trace_events),
             "seed {seed} is not deterministic"
         );
+        // A drawn two-member world under many faults may be unavailable
+        // most of the time, but it still boots, elects and faults.
         assert!(
-            a.trace_events > 100,
+            a.trace_events > 20,
             "seed {seed} did too little: {}",
             a.summary()
         );
@@ -39,7 +41,7 @@ fn the_same_seed_twice_gives_the_same_trace_for_50_seeds() {
 
 #[test]
 fn twenty_consecutive_default_seeds_pass() {
-    let mut faults = 0;
+    let (mut faults, mut acked) = (0, 0);
     for seed in 1000..1020 {
         let report = run(&RunConfig::new(seed));
         assert!(
@@ -48,10 +50,14 @@ fn twenty_consecutive_default_seeds_pass() {
             report.summary(),
             report.failure_report()
         );
-        assert!(report.stats.acked > 300, "{}", report.summary());
+        // A drawn world may be unavailable much of the time (two members
+        // under many faults), so the work is counted over all seeds.
+        assert!(report.stats.acked > 0, "{}", report.summary());
         let s = &report.stats;
+        acked += s.acked;
         faults += s.crashes + s.power_losses + s.point_crashes + s.eio_failures + s.partitions;
     }
+    assert!(acked > 20 * 300, "the runs must serve clients: {acked}");
     assert!(
         faults >= 40,
         "the runs must actually inject faults: {faults}"
@@ -160,4 +166,21 @@ fn one_member_random_runs_pass_with_crashes() {
             report.summary()
         );
     }
+}
+
+/// A network whose every message takes 1 ms (`max_latency_ms = 1`, the
+/// smallest the format and the swarm allow) used to hand madsim an empty
+/// latency range, which panicked in the client's first send.
+#[test]
+fn a_one_millisecond_network_runs() {
+    let cfg = RunConfig {
+        network: Some(sim::config::NetworkModel {
+            packet_loss: 0.0,
+            max_latency_ms: 1,
+        }),
+        ..short(6)
+    };
+    let report = run(&cfg);
+    assert!(report.passed(), "{}", report.failure_report());
+    assert!(report.stats.acked > 0);
 }
