@@ -2,10 +2,14 @@
 # Detection figures of the known-bug switches: for each switch, the wall
 # time of its scenario, and how many consecutive random seeds (from 1) it
 # takes the random run to catch it, with the wall time to that first
-# failure. Prints a Markdown table. MAX_SEEDS bounds the search (default 1000).
+# failure, for each swarm mode in SWARM (default "on off": the random run as
+# the main job runs it, each seed drawing its world, and with `--swarm off`,
+# the fixed world). Prints a Markdown table. MAX_SEEDS bounds the search
+# (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX_SEEDS="${MAX_SEEDS:-1000}"
+SWARM="${SWARM:-on off}"
 cargo build --quiet --release -p sim --features known-bugs
 sim=target/release/sim
 declare -A scenario=(
@@ -30,8 +34,14 @@ declare -A scenario=(
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
-echo "| switch | scenario | scenario wall s | random: first failing seed | random: wall s to it |"
-echo "| --- | --- | --- | --- | --- |"
+head="| switch | scenario | scenario wall s |"
+rule="| --- | --- | --- |"
+for mode in $SWARM; do
+  head+=" swarm $mode: first failing seed | swarm $mode: wall s to it |"
+  rule+=" --- | --- |"
+done
+echo "$head"
+echo "$rule"
 for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3 \
            v2-put-writes-v3-on-replay confchange-double-apply \
            no-torn-tail-repair no-fsync-before-send fsync-retry-after-eio \
@@ -48,10 +58,13 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
   else
     scol="-"; swall="-"
   fi
-  t0=$(now); first="not within $MAX_SEEDS"
-  for seed in $(seq 1 "$MAX_SEEDS"); do
-    if ! "$sim" run --seed "$seed" --bug "$bug" >/dev/null 2>&1; then first="$seed"; break; fi
+  row="| $bug | $scol | $swall |"
+  for mode in $SWARM; do
+    t0=$(now); first="not within $MAX_SEEDS"
+    for seed in $(seq 1 "$MAX_SEEDS"); do
+      if ! "$sim" run --seed "$seed" --swarm "$mode" --bug "$bug" >/dev/null 2>&1; then first="$seed"; break; fi
+    done
+    row+=" $first | $(secs "$t0") |"
   done
-  rwall=$(secs "$t0")
-  echo "| $bug | $scol | $swall | $first | $rwall |"
+  echo "$row"
 done

@@ -50,6 +50,13 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
             _ => anyhow::bail!("{name}: expected a .xml JUnit report or a .json summary"),
         }
     }
+    if let (Some(report), Some(merged)) = (&mut junit, &summary) {
+        report.system_out = merged
+            .to_result()
+            .map_err(anyhow::Error::msg)?
+            .dimensions
+            .table();
+    }
     if let (Some(report), Some(path)) = (&junit, &args.junit) {
         std::fs::write(path, report.render())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
@@ -81,6 +88,7 @@ fn print_summary(merged: &SweepSummary) -> anyhow::Result<u64> {
     let result = merged.to_result().map_err(anyhow::Error::msg)?;
     print!("{}", sweep::summary_table(&result.rows));
     print!("{}", sweep::fired_table(&result.fired));
+    print!("{}", result.dimensions.table());
     print!("{}", result.coverage.table());
     println!(
         "merged {} partitions ({}): {} runs, {} failed, {} not started, {:.0}s simulated",

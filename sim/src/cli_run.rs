@@ -3,7 +3,7 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use replica::bugs::KnownBugs;
-use sim::config::RunConfig;
+use sim::config::{Overrides, RunConfig};
 use sim::fault::FaultClass;
 use sim::report_merge::SweepSummary;
 use sim::run::run as run_one;
@@ -19,21 +19,23 @@ use std::time::{Duration, Instant};
 /// Settings shared by every random run.
 #[derive(Args, Debug, Clone)]
 pub struct RunSettings {
-    /// Cluster size.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=7))]
-    pub nodes: u64,
-    /// Virtual time with traffic and faults (e.g. `20s`, `500ms`).
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// `on`: each seed draws its world (cluster size, fault classes and
+    /// rate, store settings, network, request pacing, duration); `off`: the
+    /// fixed world (3 members, every fault class, 20 s) of earlier seeds.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub swarm: bool,
+    /// Cluster size (default: drawn; 3 with `--swarm off`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=7))]
+    pub nodes: Option<u64>,
+    /// Virtual time with traffic and faults, e.g. `20s`, `500ms` (default:
+    /// drawn; 20s with `--swarm off`).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// Fault classes to inject: any of crash, power, torn, eio, net, point,
     /// cluster-power, bitrot, enospc, read-error, misdirect, slow (comma
-    /// separated), or `none`.
-    #[arg(
-        long,
-        default_value = "crash,power,torn,eio,net,point,cluster-power,bitrot,enospc,read-error,misdirect,slow",
-        value_parser = parse_faults
-    )]
-    pub faults: BTreeSet<FaultClass>,
+    /// separated), or `none` (default: drawn; all with `--swarm off`).
+    #[arg(long, value_parser = parse_faults)]
+    pub faults: Option<BTreeSet<FaultClass>>,
     /// Re-introduce a known historical bug (builds with `--features
     /// known-bugs` only), e.g. `cindex-only-on-explicit-commit`.
     #[arg(long = "bug")]
@@ -47,10 +49,12 @@ impl RunSettings {
 
     /// [`RunSettings::config`] with the bug switches already parsed.
     fn config_with(&self, seed: u64, bugs: KnownBugs) -> RunConfig {
-        let mut cfg = RunConfig::new(seed);
-        cfg.nodes = self.nodes;
-        cfg.duration_ms = self.duration.as_millis() as u64;
-        cfg.faults = self.faults.clone();
+        let set = Overrides {
+            nodes: self.nodes,
+            duration_ms: self.duration.map(|d| d.as_millis() as u64),
+            faults: self.faults.clone(),
+        };
+        let mut cfg = RunConfig::random(seed, self.swarm, &set);
         cfg.bugs = bugs;
         cfg
     }
@@ -169,6 +173,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
+}
+
 fn parse_faults(s: &str) -> Result<BTreeSet<FaultClass>, String> {
     if s == "none" {
         return Ok(BTreeSet::new());
@@ -206,19 +218,22 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
             s.run_config(cfg)
         }
         None => {
-            let mut cfg = args
-                .settings
-                .config(seed)
-                .unwrap_or_else(|_| RunConfig::new(seed));
+            let mut cfg = args.settings.config_with(seed, bugs);
             cfg.trace = trace;
             cfg.keep_trace = keep_trace;
             run_one(&cfg)
         }
     };
+    if scenario.is_none() {
+        println!("{}", args.settings.config_with(seed, bugs).world_line());
+    }
     let report = execute(trace);
     let cfg = report.config.clone();
     println!("{}", report.summary());
     println!("probes: {}", report.probes.summary());
+    if cfg.scenario.is_none() {
+        println!("  {}", cfg.world_line());
+    }
     if let Some(path) = &args.trace_out {
         let members: Vec<u64> = (1..=cfg.nodes + cfg.spares).collect();
         let doc = sim::chrome_trace::to_json(&report.trace_records, &members);
@@ -358,6 +373,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", result.coverage.table());
     write_coverage_json(&args, &result)?;
+    print!("{}", result.dimensions.table());
     println!(
         "sweep: {} runs, {} failed, {:.0}s simulated in {:.1}s wall ({} jobs)",
         result.runs,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct ShrinkArgs {
     /// The failing scenario (a path, or a name in `scenarios/`). Without
-    /// it, the failing random run of `--seed` (with `--nodes`,
+    /// it, the failing random run of `--seed` (with `--swarm`, `--nodes`,
     /// `--duration`, `--faults`) is shrunk: its fault schedule is recorded
     /// as explicit scenario steps first.
     #[arg(long)]

@@ -2,6 +2,7 @@
 
 use crate::checker::{AckedPut, AppliedDelete};
 use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
+use crate::swarm::Swarm;
 use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
@@ -93,12 +94,25 @@ pub struct RunConfig {
     pub request_interval_ms: u64,
     /// Expected faults per simulated second while faults are on.
     pub faults_per_second: f64,
-    /// The network model, when set explicitly (a scenario's `[network]`);
-    /// else [`RunConfig::network`] derives it from the fault classes.
+    /// The network model, when set explicitly (a scenario's `[network]`,
+    /// the swarm's draw); else [`RunConfig::network`] derives it from the
+    /// fault classes.
     pub network: Option<NetworkModel>,
     /// Disk operations cost virtual time from the start even without the
     /// `slow` class (a scenario's `disk_time`, e.g. a replayed schedule).
     pub disk_time: bool,
+    /// Whether the swarm drew this random run's world ([`RunConfig::new`]),
+    /// or it is the fixed one ([`RunConfig::fixed`], `--swarm off`).
+    pub swarm: bool,
+}
+
+/// What the command line sets explicitly in a random run; the rest is drawn
+/// (swarm on) or fixed (swarm off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub nodes: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub faults: Option<BTreeSet<FaultClass>>,
 }
 
 /// Packet loss and latency of the simulated network.
@@ -141,12 +155,57 @@ impl NetworkModel {
 }
 
 impl RunConfig {
-    /// The default random run for a seed. Store settings are drawn from the
-    /// seed too (as FoundationDB's BUGGIFY widens the state space): tiny
-    /// batch limits make automatic commits land inside replays and between
-    /// entries, small snapshot counts make snapshots and leader snapshot
-    /// installs frequent, small segments make WAL cuts and releases common.
+    /// The default random run for a seed: the swarm draws its whole world
+    /// from the seed ([`Swarm::draw`]).
     pub fn new(seed: u64) -> RunConfig {
+        RunConfig::random(seed, true, &Overrides::default())
+    }
+
+    /// A random run: its world drawn by the swarm (`swarm`) or the fixed
+    /// one, with the command line's explicit settings on top.
+    pub fn random(seed: u64, swarm: bool, set: &Overrides) -> RunConfig {
+        let mut cfg = if swarm {
+            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes))
+        } else {
+            RunConfig::fixed(seed)
+        };
+        cfg.nodes = set.nodes.unwrap_or(cfg.nodes);
+        cfg.duration_ms = set.duration_ms.unwrap_or(cfg.duration_ms);
+        if let Some(faults) = &set.faults {
+            cfg.faults = faults.clone();
+        }
+        cfg
+    }
+
+    /// The run of a drawn world.
+    fn drawn(seed: u64, world: Swarm) -> RunConfig {
+        RunConfig {
+            nodes: world.nodes,
+            duration_ms: world.duration_ms,
+            faults: world.faults,
+            snapshot_count: world.snapshot_count,
+            batch_limit: world.batch_limit,
+            batch_interval_ms: world.batch_interval_ms,
+            wal_segment_size: world.wal_segment_size,
+            request_interval_ms: world.request_interval_ms,
+            faults_per_second: world.faults_per_second,
+            network: Some(NetworkModel {
+                packet_loss: world.packet_loss,
+                max_latency_ms: world.max_latency_ms,
+            }),
+            swarm: true,
+            ..RunConfig::fixed(seed)
+        }
+    }
+
+    /// The fixed world (`--swarm off`, and the base of every scenario):
+    /// three members, every fault class, a fault a second, 20 s. Store
+    /// settings are drawn from the seed too (as FoundationDB's BUGGIFY
+    /// widens the state space): tiny batch limits make automatic commits
+    /// land inside replays and between entries, small snapshot counts make
+    /// snapshots and leader snapshot installs frequent, small segments make
+    /// WAL cuts and releases common.
+    pub fn fixed(seed: u64) -> RunConfig {
         let mut rng = crate::rng::stream(seed, crate::rng::STREAM_SETTINGS);
         RunConfig {
             seed,
@@ -170,6 +229,7 @@ impl RunConfig {
             faults_per_second: 1.0,
             network: None,
             disk_time: false,
+            swarm: false,
         }
     }
 
@@ -240,25 +300,69 @@ impl RunConfig {
     /// `shrink` take the same ones).
     fn command(&self, subcommand: &str) -> String {
         let (features, bugs) = bug_flags(self.bugs);
-        if let Some(path) = &self.scenario {
-            return format!(
-                "cargo run --release -p sim{features} -- {subcommand} --scenario {path} --seed {}{bugs}",
-                self.seed
-            );
+        let selection = match &self.scenario {
+            Some(path) => format!("--scenario {path} --seed {}", self.seed),
+            None if self.swarm => format!("--seed {}{}", self.seed, self.swarm_overrides()),
+            None => format!(
+                "--seed {} --swarm off --nodes {} --duration {}ms --faults {}",
+                self.seed,
+                self.nodes,
+                self.duration_ms,
+                faults_arg(&self.faults)
+            ),
+        };
+        format!("cargo run --release -p sim{features} -- {subcommand} {selection}{bugs}")
+    }
+
+    /// The flags a swarm run needs besides its seed: each setting the
+    /// command line can make that differs from the seed's draw.
+    fn swarm_overrides(&self) -> String {
+        let mut args = String::new();
+        let mut nodes = None;
+        if self.nodes != Swarm::draw(self.seed, None).nodes {
+            nodes = Some(self.nodes);
+            args += &format!(" --nodes {}", self.nodes);
         }
-        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        let drawn = Swarm::draw(self.seed, nodes);
+        if self.duration_ms != drawn.duration_ms {
+            args += &format!(" --duration {}ms", self.duration_ms);
+        }
+        if self.faults != drawn.faults {
+            args += &format!(" --faults {}", faults_arg(&self.faults));
+        }
+        args
+    }
+
+    /// The run's world in one line: size, faults, length, store settings,
+    /// network, client pacing, and whether the swarm drew it.
+    pub fn world_line(&self) -> String {
+        let net = self.network();
         format!(
-            "cargo run --release -p sim{features} -- {subcommand} --seed {} --nodes {} --duration {}ms --faults {}{bugs}",
-            self.seed,
-            self.nodes,
-            self.duration_ms,
-            if faults.is_empty() {
-                "none".to_string()
+            "world ({}): {} members, faults {} at {}/s for {}ms, {}, packet loss {}%, latency 1-{}ms, a request every {}ms per session",
+            if self.swarm {
+                "swarm"
             } else {
-                faults.join(",")
+                "fixed, --swarm off"
             },
+            self.nodes,
+            faults_arg(&self.faults),
+            self.faults_per_second,
+            self.duration_ms,
+            self.settings_line(),
+            net.packet_loss * 100.0,
+            net.max_latency_ms,
+            self.request_interval_ms
         )
     }
+}
+
+/// Fault classes as `--faults` takes them.
+fn faults_arg(faults: &BTreeSet<FaultClass>) -> String {
+    if faults.is_empty() {
+        return "none".to_string();
+    }
+    let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+    names.join(",")
 }
 
 /// The command-line pieces that re-enable `bugs` in a reproduce command:

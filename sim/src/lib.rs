@@ -24,6 +24,8 @@ pub mod scenario_file;
 pub mod shrink;
 pub mod snapshot_view;
 pub mod stats;
+pub mod swarm;
+pub mod swarm_table;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

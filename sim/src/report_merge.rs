@@ -9,6 +9,7 @@
 //! wall times and the order of JUnit cases.
 
 use crate::coverage::{Coverage, FirstHit, ProbeRow};
+use crate::swarm_table::{Cell, DimensionTally};
 use crate::sweep::{FailedRun, Partition, Row, StatCount, SweepResult, xml_escape};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -32,6 +33,9 @@ pub struct SweepSummary {
     /// Coverage probes: runs that hit each, hits, and the first run in the
     /// order of the whole (unpartitioned) plan.
     pub coverage: Vec<SummaryProbe>,
+    /// Random runs and failures by (dimension, bucket) of their world:
+    /// (dimension, bucket, label, runs, failed).
+    pub dimensions: Vec<(usize, usize, String, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -111,6 +115,11 @@ impl SweepSummary {
                     reproduce: f.reproduce.clone(),
                 })
                 .collect(),
+            dimensions: result
+                .dimensions
+                .cells()
+                .map(|((d, b), label, c)| (d, b, label.to_string(), c.runs, c.failed))
+                .collect(),
             coverage: result
                 .coverage
                 .rows()
@@ -160,6 +169,7 @@ impl SweepSummary {
             }
         }
         self.rows.sort_by(|a, b| a.label.cmp(&b.label));
+        self.dimensions.extend(other.dimensions.iter().cloned());
         for probe in &other.coverage {
             match self.coverage.iter_mut().find(|p| p.name == probe.name) {
                 Some(p) => {
@@ -228,6 +238,20 @@ impl SweepSummary {
             simulated_ms: self.simulated_ms,
             wall: Duration::from_secs_f64(self.wall_s.max(0.0)),
             fired,
+            dimensions: {
+                let mut tally = DimensionTally::default();
+                for (d, b, label, runs, failed) in &self.dimensions {
+                    tally.add_cell(
+                        (*d, *b),
+                        label,
+                        Cell {
+                            runs: *runs,
+                            failed: *failed,
+                        },
+                    );
+                }
+                tally
+            },
             coverage: Coverage::from_rows(
                 self.coverage
                     .iter()
@@ -266,6 +290,9 @@ pub struct JunitReport {
     pub time_s: f64,
     /// The `<testcase>` elements, verbatim, one string each.
     pub cases: Vec<String>,
+    /// Text for the suite's `<system-out>` (the merged dimension table;
+    /// a partition's own is not read back).
+    pub system_out: String,
 }
 
 impl JunitReport {
@@ -296,7 +323,16 @@ impl JunitReport {
         };
         let mut cases = Vec::new();
         let mut current = String::new();
+        let mut in_system_out = false;
         for line in &lines[suite + 1..end] {
+            // The suite's `<system-out>` (a partition's own dimension
+            // table) is not a case; the merge writes the merged table.
+            if in_system_out
+                || (current.is_empty() && line.trim_start().starts_with("<system-out>"))
+            {
+                in_system_out = !line.contains("</system-out>");
+                continue;
+            }
             current.push_str(line);
             current.push('\n');
             let trimmed = line.trim_end();
@@ -315,6 +351,7 @@ impl JunitReport {
             skipped: number("skipped")? as u64,
             time_s: number("time")?,
             cases,
+            system_out: String::new(),
         })
     }
 
@@ -345,6 +382,13 @@ impl JunitReport {
         );
         for case in &self.cases {
             out.push_str(case);
+        }
+        if !self.system_out.is_empty() {
+            let _ = writeln!(
+                out,
+                "    <system-out>{}</system-out>",
+                xml_escape(&self.system_out)
+            );
         }
         out.push_str(crate::sweep::JUNIT_TAIL);
         out
@@ -391,6 +435,7 @@ mod tests {
                 })
                 .collect(),
             coverage: Vec::new(),
+            dimensions: Vec::new(),
         }
     }
 

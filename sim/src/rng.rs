@@ -17,6 +17,9 @@ pub const STREAM_DISK_MODEL: u64 = 4;
 pub const STREAM_CLUSTER_EVENTS: u64 = 40;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
+/// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream
+/// `STREAM_SWARM_BASE + d`.
+pub const STREAM_SWARM_BASE: u64 = 300;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 /// Member `id`'s disk latency jitter is stream `STREAM_DISK_JITTER_BASE + id`.

@@ -121,6 +121,10 @@ pub struct RandomSection {
     /// Whether random client sessions run.
     #[serde(default = "default_true")]
     pub workload: bool,
+    /// Pause between a session's requests (default 15 ms; a recorded
+    /// swarm run carries the one it drew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_interval_ms: Option<u64>,
 }
 
 /// Which member a step acts on.
@@ -686,6 +690,11 @@ impl Scenario {
         if let Some(r) = &self.random {
             for f in &r.faults {
                 f.parse::<FaultClass>()?;
+            }
+            if r.request_interval_ms
+                .is_some_and(|ms| !(1..=1000).contains(&ms))
+            {
+                return Err("random.request_interval_ms: expected 1 to 1000".into());
             }
         }
         if let Some(n) = &self.network {

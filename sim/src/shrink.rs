@@ -339,6 +339,7 @@ pub fn scenario_of_random_run(report: &RunReport) -> Scenario {
             duration_ms: cfg.duration_ms,
             faults: Vec::new(),
             workload: true,
+            request_interval_ms: Some(cfg.request_interval_ms),
         }),
         network: Some(cfg.network()),
         disk_time: cfg.disk_time || cfg.has(crate::fault::FaultClass::Slow),

@@ -17,6 +17,7 @@ use crate::pool::run_pool;
 use crate::run::{RunReport, run as run_random};
 use crate::scenario::{self, Scenario, ScenarioError};
 use crate::stats::RunStats;
+use crate::swarm_table::DimensionTally;
 use replica::bugs::KnownBugs;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -278,6 +279,8 @@ pub struct SweepResult {
     pub fired: Vec<StatCount>,
     /// Which coverage probes the runs reached.
     pub coverage: Coverage,
+    /// Random runs and failures by each dimension of their world.
+    pub dimensions: DimensionTally,
 }
 
 /// How often one run statistic happened over a sweep.
@@ -298,6 +301,7 @@ struct Tally<'w> {
     wall: Duration,
     fired: Vec<StatCount>,
     coverage: Coverage,
+    dimensions: DimensionTally,
     cases: CaseStream<'w>,
 }
 
@@ -316,6 +320,7 @@ impl<'w> Tally<'w> {
                 })
                 .collect(),
             coverage: Coverage::new(),
+            dimensions: DimensionTally::default(),
             cases: CaseStream::new(cases),
         }
     }
@@ -344,6 +349,7 @@ impl<'w> Tally<'w> {
         }
         self.coverage
             .add(index, &outcome.label, report.config.seed, &report.probes);
+        self.dimensions.add(&report.config, !report.passed());
         if !report.passed() {
             self.failed.push((
                 index,
@@ -368,6 +374,7 @@ impl<'w> Tally<'w> {
             wall: self.wall,
             fired: self.fired,
             coverage: self.coverage,
+            dimensions: self.dimensions,
         };
         (result, self.cases.finish())
     }
@@ -643,6 +650,10 @@ impl JunitFile {
         let mut out = BufWriter::new(File::create(&self.path)?);
         out.write_all(junit_head(result).as_bytes())?;
         io::copy(&mut File::open(&self.part)?, &mut out)?;
+        let table = result.dimensions.table();
+        if !table.is_empty() {
+            writeln!(out, "    <system-out>{}</system-out>", xml_escape(&table))?;
+        }
         out.write_all(JUNIT_TAIL.as_bytes())?;
         out.flush()?;
         std::fs::remove_file(&self.part)

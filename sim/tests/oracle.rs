@@ -97,7 +97,8 @@ action = "check"
         let cfg = RunConfig {
             duration_ms: 3_000,
             bugs: with(Bug::PutAckBeforeV3Write),
-            ..RunConfig::new(1)
+            // The fixed three-member world, which `only_durability` counts.
+            ..RunConfig::fixed(1)
         };
         only_durability(&sim::run::run(&cfg));
     }

@@ -58,10 +58,12 @@ fn shrinking_reduces_members_as_far_as_the_failure_allows() {
 
 /// A random run's faults, recorded as scenario steps and replayed from the
 /// written file, give the same run: every fault lands at the same moment
-/// with the same effect, so every statistic matches.
+/// with the same effect, so every statistic matches. Both seeds' worlds
+/// are drawn by the swarm: seed 3 paces its requests every 20 ms, which
+/// the recorded `[random]` section carries.
 #[test]
 fn a_random_runs_recorded_schedule_replays_the_same_run() {
-    for seed in [1, 2] {
+    for seed in [2, 3] {
         let cfg = sim::config::RunConfig::new(seed);
         let (recorded, original) = shrink::record_run(&cfg);
         assert!(original.passed(), "{}", original.failure_report());

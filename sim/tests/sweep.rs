@@ -236,6 +236,7 @@ fn partitions_are_disjoint_cover_the_sweep_and_their_reports_merge_to_its_report
     assert_eq!(rows(&merged), rows(&all));
     assert_eq!(merged.fired, all.fired);
     assert_eq!(merged.coverage, all.coverage);
+    assert_eq!(merged.dimensions, all.dimensions);
     let junit = junit.unwrap();
     let all_junit = JunitReport::parse("all.xml", &all_xml).unwrap();
     assert_eq!(junit.tests, all_junit.tests);
@@ -263,4 +264,61 @@ fn a_partition_spec_is_parsed_as_nextest_spells_it() {
     for bad in ["0/2", "3/2", "count:1", "hash:1/2", "a/b"] {
         assert!(bad.parse::<Partition>().is_err(), "{bad}");
     }
+}
+
+/// A sweep of random runs counts them by each dimension of their world,
+/// and a failure in the bucket of the world it ran in; the JUnit report
+/// carries the table.
+#[cfg(feature = "known-bugs")]
+#[test]
+fn the_dimension_table_counts_random_runs_and_failures_by_bucket() {
+    use replica::bugs::{Bug, KnownBugs};
+    let mut bugs = KnownBugs::NONE;
+    bugs.enable(Bug::CindexBeforeApply)
+        .expect("built with known-bugs");
+    // Seed 1 runs the fixed world with the switch (it fails there), the
+    // others short swarm worlds.
+    let config = move |seed| match seed {
+        1 => sim::config::RunConfig {
+            bugs,
+            ..sim::config::RunConfig::fixed(1)
+        },
+        _ => sim::config::RunConfig {
+            duration_ms: 2_000,
+            ..sim::config::RunConfig::new(seed)
+        },
+    };
+    let mut plan = Plan::default();
+    plan.random(1..5, Arc::new(config));
+    add(&mut plan, "03-*", 1..2);
+    let dir = std::env::temp_dir().join(format!("sim-sweep-dims-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.xml");
+    let mut file = sim::sweep::JunitFile::create(&path);
+    let (result, written) = run_sweep(&plan, 2, None, &mut file, &|_| {});
+    written.unwrap();
+    file.finish(&result).unwrap();
+    let xml = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let failed: Vec<u64> = result.failed.iter().map(|f| f.seed).collect();
+    assert_eq!(failed, [1], "{:?}", result.failed);
+    // Four random runs (the scenario run is left out), one failed: in the
+    // buckets of seed 1's world.
+    let nodes = result.dimensions.buckets("nodes");
+    assert_eq!(nodes.iter().map(|(_, c)| c.runs).sum::<u64>(), 4);
+    let three = nodes.iter().find(|(label, _)| label == "3").unwrap().1;
+    assert_eq!(three.failed, 1, "{nodes:?}");
+    assert_eq!(nodes.iter().map(|(_, c)| c.failed).sum::<u64>(), 1);
+    let swarm = result.dimensions.buckets("swarm");
+    let off = swarm.iter().find(|(label, _)| label == "off").unwrap().1;
+    assert_eq!((off.runs, off.failed), (1, 1), "{swarm:?}");
+    let table = result.dimensions.table();
+    assert!(
+        table.contains("| batch_limit | ") && table.contains("(**1 failed**)"),
+        "{table}"
+    );
+    assert!(
+        xml.contains("<system-out>| random runs by dimension"),
+        "{xml}"
+    );
 }

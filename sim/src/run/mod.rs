@@ -189,8 +189,11 @@ pub(crate) fn runtime(cfg: &RunConfig, extra_ms: u64) -> RunRuntime {
     let mut madsim_cfg = madsim::Config::default();
     let network = cfg.network();
     madsim_cfg.net.packet_loss_rate = network.packet_loss;
-    madsim_cfg.net.send_latency =
-        Duration::from_millis(1)..Duration::from_millis(network.max_latency_ms.max(1));
+    // madsim draws from the half-open range, which must not be empty: a
+    // maximum of 1 ms gives (almost exactly) 1 ms.
+    let min = Duration::from_millis(1);
+    let max = Duration::from_millis(network.max_latency_ms).max(min + Duration::from_micros(1));
+    madsim_cfg.net.send_latency = min..max;
     let mut rt = Runtime::with_seed_and_config(cfg.seed, madsim_cfg);
     // A hung run must not hang the harness.
     rt.set_time_limit(Duration::from_millis(

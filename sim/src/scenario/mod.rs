@@ -64,7 +64,8 @@ impl Scenario {
 
     /// The run configuration this scenario asks for.
     pub fn config(&self, seed: u64, bugs: KnownBugs, trace: bool) -> RunConfig {
-        let mut cfg = RunConfig::new(seed);
+        // The file sets the world, not the swarm.
+        let mut cfg = RunConfig::fixed(seed);
         cfg.scenario = Some(self.display_name());
         cfg.nodes = self.nodes;
         cfg.spares = self.spares;
@@ -79,6 +80,7 @@ impl Scenario {
         match &self.random {
             Some(r) => {
                 cfg.duration_ms = r.duration_ms;
+                cfg.request_interval_ms = r.request_interval_ms.unwrap_or(cfg.request_interval_ms);
                 cfg.faults = r.faults.iter().filter_map(|f| f.parse().ok()).collect();
             }
             None => {
