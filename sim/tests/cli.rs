@@ -82,13 +82,7 @@ fn a_recorded_schedule_is_a_scenario_run_accepts() {
 #[cfg(feature = "known-bugs")]
 #[test]
 fn a_found_bug_exits_1_with_the_commands_to_reproduce_and_shrink_it() {
-    let out = sim(&[
-        "run",
-        "--seed",
-        "1",
-        "--bug",
-        "cindex-only-on-explicit-commit",
-    ]);
+    let out = sim(&["run", "--seed", "1", "--bug", "put-ack-before-v3-write"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = text(&out);
     for line in [

@@ -208,21 +208,24 @@ fn backup_no_cindex_update_keeps_the_old_voters() {
     );
 }
 
-/// The random run's backup event (one seed in eight; seed 12 has one)
-/// catches both backup switches, not only the library tests and the
-/// catalogue.
+/// The random run's backup event (one seed in eight) catches both backup
+/// switches, not only the library tests and the catalogue: within the
+/// first 60 seeds (which seed depends on the world, and on the build: see
+/// the determinism note in ARCHITECTURE.md).
 #[test]
 fn the_random_runs_backup_catches_both_backup_switches() {
     for bug in [Bug::BackupShiftIndexes, Bug::BackupNoCindexUpdate] {
-        let mut cfg = sim::config::RunConfig::new(12);
-        cfg.bugs.enable(bug).expect("built with known-bugs");
-        let report = sim::run::run(&cfg);
-        assert!(
-            report.violations.iter().any(|v| v.invariant == Invariant::Recovery
-                && v.detail.contains("restored backup")),
-            "{bug}: {}",
-            report.failure_report()
-        );
+        let caught = (1..=60).find_map(|seed| {
+            let mut cfg = sim::config::RunConfig::new(seed);
+            cfg.bugs.enable(bug).expect("built with known-bugs");
+            let report = sim::run::run(&cfg);
+            report
+                .violations
+                .iter()
+                .any(|v| v.invariant == Invariant::Recovery && v.detail.contains("restored backup"))
+                .then_some(report)
+        });
+        let report = caught.unwrap_or_else(|| panic!("{bug}: not caught within 60 seeds"));
         assert_eq!(report.stats.backup_restores, 0, "the bad backup is refused");
     }
 }

@@ -274,7 +274,7 @@ fn a_partition_spec_is_parsed_as_nextest_spells_it() {
 fn the_dimension_table_counts_random_runs_and_failures_by_bucket() {
     use replica::bugs::{Bug, KnownBugs};
     let mut bugs = KnownBugs::NONE;
-    bugs.enable(Bug::CindexBeforeApply)
+    bugs.enable(Bug::CindexOnlyOnExplicitCommit)
         .expect("built with known-bugs");
     // Seed 1 runs the fixed world with the switch (it fails there), the
     // others short swarm worlds.
