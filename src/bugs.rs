@@ -52,11 +52,19 @@ pub enum Bug {
     /// The WAL reader takes a read error for the end of the segment, so a
     /// latent sector error silently cuts the log there.
     WalReadErrorAsEof,
+    /// A linearizable read is answered as soon as raft confirms its read
+    /// index, before the member has applied up to that index: a stale read
+    /// that no replica's state ever shows.
+    ReadIndexBeforeApply,
+    /// A serializable read is served from the key-value state as of the
+    /// member's last v2 snapshot, under the current revision: old values
+    /// presented as new ones.
+    SerializableReadFromStaleSnapshot,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -72,6 +80,8 @@ impl Bug {
         Bug::IgnoreStorageFull,
         Bug::SyncDirErrorIgnored,
         Bug::WalReadErrorAsEof,
+        Bug::ReadIndexBeforeApply,
+        Bug::SerializableReadFromStaleSnapshot,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -92,6 +102,8 @@ impl Bug {
             Bug::IgnoreStorageFull => "ignore-storage-full",
             Bug::SyncDirErrorIgnored => "sync-dir-error-ignored",
             Bug::WalReadErrorAsEof => "wal-read-error-as-eof",
+            Bug::ReadIndexBeforeApply => "read-index-before-apply",
+            Bug::SerializableReadFromStaleSnapshot => "serializable-read-from-stale-snapshot",
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod dump;
 mod error;
+mod read;
 
 pub use dump::{KeyDump, StateDump, V3Dump, printable};
 pub use error::StoreError;
@@ -126,6 +127,9 @@ pub struct Member {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// The v3 revision when this process last took or installed a snapshot
+    /// (0: not since it booted); only a known-bug switch reads it.
+    snapshot_revision: i64,
     /// Set by the first failed save, apply, commit or snapshot: the durable
     /// state is then unknown (a failed fsync cannot be retried), so every
     /// later mutating call fails until the member is reopened.
@@ -226,6 +230,7 @@ impl Member {
             applied_index: marker.index,
             applied_term: marker.term,
             snapshot_index: marker.index,
+            snapshot_revision: 0,
             poisoned: None,
         };
         let replay = member.replay_committed(&contents.entries, hard_state.commit, now_ms)?;
@@ -356,6 +361,7 @@ impl Member {
         self.wal.release_before(marker.index)?;
         self.snapshotter.purge(SNAPSHOTS_KEPT)?;
         self.snapshot_index = marker.index;
+        self.snapshot_revision = self.stores.mvcc.current_revision();
         Ok(marker)
     }
 
@@ -435,6 +441,7 @@ impl Member {
         self.applied_index = marker.index;
         self.applied_term = marker.term;
         self.snapshot_index = marker.index;
+        self.snapshot_revision = self.stores.mvcc.current_revision();
         Ok(())
     }
 
