@@ -10,6 +10,7 @@ pub mod demo;
 pub mod diff;
 pub mod explore;
 pub mod fault;
+pub mod linearize;
 pub mod panic_guard;
 pub mod pool;
 pub mod rng;

@@ -11,6 +11,8 @@ pub const STREAM_WORKLOAD: u64 = 1;
 pub const STREAM_FAULTS: u64 = 2;
 /// Store settings drawn per seed.
 pub const STREAM_SETTINGS: u64 = 3;
+/// The clients' read/write choice and their reads.
+pub const STREAM_READS: u64 = 11;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 

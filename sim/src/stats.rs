@@ -40,6 +40,16 @@ pub struct RunStats {
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
+    /// Client reads issued: linearizable (ReadIndex) and serializable.
+    pub linearizable_reads: u64,
+    pub serializable_reads: u64,
+    /// Client operations whose session gave up (they may or may not have
+    /// taken effect).
+    pub indeterminate: u64,
+    /// Key partitions whose linearizability search ran out of its step
+    /// budget (verdict unknown), and the search steps taken.
+    pub linearize_unknown: u64,
+    pub linearize_steps: u64,
 }
 
 /// Reads one counter.
@@ -48,7 +58,7 @@ type Reader = fn(&RunStats) -> u64;
 /// The statistics a scenario's `expect` step may name and a sweep's fault
 /// table shows, with how to read each: the one list the format's
 /// validation, the runner and the sweep use.
-const NAMED: [(&str, Reader); 21] = [
+const NAMED: [(&str, Reader); 25] = [
     ("wal_repairs", |s| s.wal_repairs),
     ("commit_crashes", |s| s.commit_crashes),
     ("point_crashes", |s| s.point_crashes),
@@ -70,6 +80,10 @@ const NAMED: [(&str, Reader); 21] = [
     ("torn_writes", |s| s.torn_writes),
     ("replayed", |s| s.replayed),
     ("applied_twice", |s| s.applied_twice),
+    ("linearizable_reads", |s| s.linearizable_reads),
+    ("serializable_reads", |s| s.serializable_reads),
+    ("indeterminate", |s| s.indeterminate),
+    ("linearize_unknown", |s| s.linearize_unknown),
 ];
 
 impl RunStats {
@@ -115,10 +129,14 @@ mod tests {
             torn_writes: 19,
             replayed: 20,
             applied_twice: 21,
+            linearizable_reads: 22,
+            serializable_reads: 23,
+            indeterminate: 24,
+            linearize_unknown: 25,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=21).collect::<Vec<_>>());
+        assert_eq!(read, (1..=25).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

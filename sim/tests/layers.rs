@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level module → layer (0 is the bottom). Keep in step with the table
 /// in docs/ARCHITECTURE.md.
-const LAYERS: [(&str, u8); 27] = [
+const LAYERS: [(&str, u8); 28] = [
     ("rng", 0),
     ("trace", 0),
     ("diff", 0),
@@ -16,6 +16,7 @@ const LAYERS: [(&str, u8); 27] = [
     ("workload", 0),
     ("pool", 0),
     ("stats", 0),
+    ("linearize", 0),
     ("fault", 1),
     ("config", 1),
     ("checker", 1),

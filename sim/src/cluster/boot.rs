@@ -5,6 +5,7 @@
 
 use super::slot::Down;
 use super::world::{WorldState, member_info};
+use crate::checker;
 use crate::checker::{Invariant, Violation};
 use crate::fault::CrashKind;
 use crate::panic_guard::guard;
@@ -75,6 +76,25 @@ impl WorldState {
         let applied = node.member().applied_index();
         let v2_index = node.member().stores().v2.index();
         let unclean = node.member().stores().backend.opened_unclean();
+        let durable = match node.member().state_dump() {
+            Ok(dump) => checker::check_durability_at_boot(
+                self.history.acked_puts(),
+                self.history.applied_deletes(),
+                id,
+                &dump,
+                now_ms,
+            ),
+            Err(e) => Err(checker::Violation {
+                invariant: checker::Invariant::MemberFailure,
+                time_ms: now_ms,
+                member: Some(id),
+                detail: format!("state dump after its recovery failed: {e}"),
+                diffs: Vec::new(),
+            }),
+        };
+        if let Err(v) = durable {
+            self.violation(v);
+        }
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };

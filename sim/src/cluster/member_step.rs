@@ -299,6 +299,14 @@ fn take_ready(
             }
         }
     }
+    for (ctx, resp) in ready.reads {
+        let Ok(id) = <[u8; 8]>::try_from(ctx.as_slice()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        if let Some(to) = pending.remove(&id) {
+            out.push((to, Wire::Response(Response { id, ..resp })));
+        }
+    }
     let stores = node.member().stores();
     let (revision, v2_index) = (stores.mvcc.current_revision(), stores.v2.index());
     let first = ready.applied.first().map(|a| a.index);
@@ -332,7 +340,7 @@ fn take_ready(
 
 /// Delivers the inbox, ticks, and handles raft's Ready (runs under the
 /// panic guard). A request reaches raft only on the leader; elsewhere the
-/// client is told who leads.
+/// client is told who leads. Reads: see [`Wire::Read`].
 fn drive(
     node: &mut Node,
     pending: &mut BTreeMap<u64, SocketAddr>,
@@ -354,6 +362,24 @@ fn drive(
             Wire::ConfChange(cc) => {
                 let ok = node.is_leader() && node.propose_conf_change(&cc).is_ok();
                 (ok, cc.request_id)
+            }
+            Wire::Read {
+                id,
+                range,
+                serializable,
+            } => {
+                if serializable {
+                    let resp = node.serializable_read(&range)?;
+                    out.push((from, Wire::Response(Response { id, ..resp })));
+                    continue;
+                }
+                // A member that knows no leader cannot get a read index
+                // (raft would drop the read): the client tries elsewhere.
+                let ok = node.leader_id() != 0;
+                if ok {
+                    node.read_index(id.to_be_bytes().to_vec(), range);
+                }
+                (ok, id)
             }
             Wire::Response(_) | Wire::NotLeader { .. } => continue,
         };

@@ -2,6 +2,7 @@
 //! faults for the configured duration, heals everything, waits for the
 //! cluster to quiesce, and checks the invariants.
 
+mod clients;
 mod damage;
 mod inject;
 mod lifecycle;
@@ -11,6 +12,7 @@ mod script_api;
 mod supervisor;
 mod verdict;
 
+pub use clients::ClientCheck;
 pub use schedule::TimedStep;
 
 pub(crate) use supervisor::Supervisor;
@@ -47,6 +49,8 @@ pub struct RunReport {
     /// The random faults that took effect, as scenario steps at their
     /// virtual times (random runs only; empty for scenarios).
     pub schedule: Vec<TimedStep>,
+    /// The client history and its check (done after the simulation).
+    pub clients: ClientCheck,
 }
 
 impl RunReport {
@@ -58,12 +62,16 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} linearizable and {} serializable reads, {} indeterminate operations, {} key partitions unknown, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors ({} members quarantined), {} full-disk stops, {} replayed ({} v3-skipped), trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
             s.acked,
             s.requests,
+            s.linearizable_reads,
+            s.serializable_reads,
+            s.indeterminate,
+            s.linearize_unknown,
             s.applied,
             s.applied_twice,
             s.crashes,
@@ -174,7 +182,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
     let rt = runtime(cfg, 0);
     let _quiet = crate::panic_guard::QuietPanics::new();
     let cfg = cfg.clone();
-    rt.block_on(async move {
+    let mut report = rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
         while sup.now_ms() < cfg.duration_ms {
@@ -184,5 +192,7 @@ pub fn run(cfg: &RunConfig) -> RunReport {
         sup.quiesce().await;
         sup.final_checks();
         sup.report()
-    })
+    });
+    report.check_clients();
+    report
 }

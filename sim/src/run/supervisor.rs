@@ -173,6 +173,10 @@ impl Supervisor {
                 .as_ref()
                 .map(|s| s.steps())
                 .unwrap_or_default(),
+            clients: super::ClientCheck::of(crate::linearize::History {
+                ops: w.history.ops().to_vec(),
+                applications: w.history.applications().clone(),
+            }),
         }
     }
 
