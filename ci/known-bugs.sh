@@ -22,6 +22,8 @@ declare -A scenario=(
   [ignore-storage-full]=19-disk-full
   [sync-dir-error-ignored]=20-sync-dir-error
   [wal-read-error-as-eof]=21-latent-sector-error
+  [read-index-before-apply]=22-read-index-before-apply
+  [serializable-read-from-stale-snapshot]=23-serializable-read-stale-snapshot
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -31,7 +33,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            v2-put-writes-v3-on-replay confchange-double-apply \
            no-torn-tail-repair no-fsync-before-send fsync-retry-after-eio \
            wal-crc-unchecked put-ack-before-v3-write ignore-storage-full \
-           sync-dir-error-ignored wal-read-error-as-eof; do
+           sync-dir-error-ignored wal-read-error-as-eof \
+           read-index-before-apply serializable-read-from-stale-snapshot; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)
