@@ -130,7 +130,9 @@ mod known_bugs {
         let report = s.run(s.seed, with(Bug::SerializableReadFromStaleSnapshot), false);
         only_the_client_history(&report);
         assert!(
-            report.violations[0].detail.contains("where the writes in revision order leave"),
+            report.violations[0]
+                .detail
+                .contains("where the writes in revision order leave"),
             "{}",
             report.failure_report()
         );

@@ -1,7 +1,8 @@
 //! The oracle, end to end: durability is judged by what took effect (a
 //! scripted delete excuses the put it removed), a store that loses an
-//! acknowledged put fails with `Durability` and nothing else, and a boot
-//! that comes up behind its own v2 index is a `Recovery` violation.
+//! acknowledged put fails with `Durability` (at the end, and at the boots
+//! after the loss) and the client history, nothing else, and a boot that
+//! comes up behind its own v2 index is a `Recovery` violation.
 
 use replica::bugs::KnownBugs;
 use sim::checker::Invariant;
@@ -104,7 +105,17 @@ action = "check"
             bugs: with(Bug::PutAckBeforeV3Write),
             ..RunConfig::new(1)
         };
-        only_durability(&sim::run::run(&cfg));
+        let report = sim::run::run(&cfg);
+        only_durability(&report);
+        // Caught as soon as a member recovers without it, not only at the end.
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.detail.starts_with("after its recovery")),
+            "{}",
+            report.failure_report()
+        );
     }
 
     /// With the dual requests skipped on replay, the restarted member comes

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 1300.0;
-const LANE: f64 = 46.0;
+const LANE: f64 = 74.0;
 const LEFT: f64 = 90.0;
 
 /// The page for `failure` of a run's history `ops`; `title` heads it.
@@ -51,10 +51,15 @@ pub fn render(title: &str, ops: &[Recorded], failure: &Failure) -> String {
             y + LANE - 4.0
         );
     }
+    // Labels alternate between three lines of a lane so neighbours do not
+    // overwrite each other.
+    let mut in_lane = vec![0usize; lanes.len()];
     for &i in &shown {
         let rec = &ops[i];
         let lane = lanes.iter().position(|c| *c == rec.client).unwrap_or(0);
         let y = 30.0 + LANE * lane as f64;
+        let line = in_lane[lane] % 3;
+        in_lane[lane] += 1;
         let (x0, x1) = (
             x(rec.invoke.us),
             x(end_us(rec, to)).max(x(rec.invoke.us) + 3.0),
@@ -77,8 +82,8 @@ pub fn render(title: &str, ops: &[Recorded], failure: &Failure) -> String {
             y + 4.0,
             x1 - x0,
             x0 + 2.0,
-            y + 36.0,
-            escape(&truncate(&label, 48))
+            y + 34.0 + 13.0 * line as f64,
+            escape(&truncate(&label, 60))
         );
     }
     svg.push_str("</svg>");
@@ -130,7 +135,7 @@ fn window(ops: &[Recorded], failing: &[usize]) -> (u64, u64) {
         .map(|&i| ops[i].returned.map_or(ops[i].invoke.us, |r| r.us))
         .max()
         .unwrap_or(from);
-    let margin = (last - from) / 10 + 1_000;
+    let margin = (last - from) / 4 + 100_000;
     (from.saturating_sub(margin), last + margin)
 }
 
@@ -169,8 +174,12 @@ pub fn describe(rec: &Recorded) -> String {
             }
         ),
     };
+    let by = rec.served_by.map_or(String::new(), |m| format!(" at m{m}"));
     match &rec.response {
-        Some(resp) => format!("{call} → {}", describe_response(resp)),
+        Some(resp) if matches!(rec.call, Call::Read { .. }) && resp.kvs.is_empty() => {
+            format!("{call}{by} → {} (no key)", describe_response(resp))
+        }
+        Some(resp) => format!("{call}{by} → {}", describe_response(resp)),
         None => format!("{call} → ?"),
     }
 }

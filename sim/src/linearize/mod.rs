@@ -150,3 +150,6 @@ fn minimal(mut ops: Vec<Timed>) -> Vec<Timed> {
     }
     ops
 }
+
+#[cfg(test)]
+mod tests;
