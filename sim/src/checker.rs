@@ -2,17 +2,23 @@
 //!
 //! - **Convergence**: once faults stop and the cluster is quiet, every
 //!   member's full state dump is identical.
-//! - **Restart equivalence**: every member that applies entry *i* (after
-//!   its boot replay, whether or not it ever restarted) must see the same
-//!   outcome of it as every other member: the v3 revision and v2 index after
-//!   it, and the request's result. A restarted member whose recovered state
-//!   differs from its pre-crash history shows up here at the first entry it
-//!   applies after recovery, long before the end of the run.
-//! - **Durability**: at the end, on every member, every acknowledged write
-//!   (put, txn put) is visible with its value at its revision, or was
+//! - **Restart equivalence**: every member that applies entry *i* (in its
+//!   Ready loop, or in a boot's replay when the entry's v3 half runs there)
+//!   must see the same outcome of it as every other member: the v3 revision
+//!   and v2 index after it, and the request's result. A restarted member
+//!   whose recovered state differs from its pre-crash history shows up here
+//!   at the first entry it applies after recovery, long before the end of
+//!   the run.
+//! - **Durability**: at the end, on every member (and right after each
+//!   boot, for the writes at or below the revision it came up with), every
+//!   acknowledged write (put, txn put) is visible with its value at its revision, or was
 //!   superseded by something that took effect later: a newer put, or a
 //!   delete applied at a newer revision. What took effect is read from the
 //!   apply stream, not from what the clients generated.
+//! - **Linearizability** (after the run, `linearize/`): the clients'
+//!   history has a linearization under the etcd model; serializable reads
+//!   match their member's state at the revision they report and never go
+//!   back for one session and member.
 //! - **Verify**: boot-time checks (`REPLICA_VERIFY`) pass at every open; a
 //!   member that cannot boot after a fault the fault model allows is a
 //!   violation too; and no boot comes up with a lower v2 index than its

@@ -113,6 +113,9 @@ pub struct Recovered {
     /// their v3 half skipped because the backend already held them.
     pub replayed: u64,
     pub replay_skipped_v3: u64,
+    /// The replayed entries whose v3 half ran, with their results (what
+    /// took effect during the boot).
+    pub replayed_v3: Vec<Applied>,
 }
 
 /// One member's durable state and apply path.
@@ -242,6 +245,7 @@ impl Member {
             wal_repair: contents.repaired,
             replayed: replay.replayed,
             replay_skipped_v3: replay.skipped_v3,
+            replayed_v3: replay.v3_applied,
         };
         Ok((member, recovered))
     }
@@ -263,7 +267,9 @@ impl Member {
             }
             let applied = self.apply(entry, now_ms)?;
             replay.replayed += 1;
-            if !applied.applied_v3 {
+            if applied.applied_v3 {
+                replay.v3_applied.push(applied);
+            } else {
                 replay.skipped_v3 += 1;
             }
         }
@@ -729,6 +735,7 @@ fn recovered_stores(v2: V2Store, backend: Backend) -> Result<Stores, StoreError>
 struct Replay {
     replayed: u64,
     skipped_v3: u64,
+    v3_applied: Vec<Applied>,
 }
 
 /// The conf change entry that adds an initial member at bootstrap.

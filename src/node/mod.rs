@@ -122,6 +122,10 @@ pub struct Node {
     /// Messages handed to the network during the current `handle_ready`.
     /// On a crash midway, what was already handed out stays sent.
     outbox: Vec<Message>,
+    /// Entries applied during the current `handle_ready`. On a failure
+    /// midway they took effect in the store (a later backend commit may
+    /// make them durable) but no `ReadyOutput` reports them.
+    unreported: Vec<Applied>,
     pending_reads: Vec<PendingRead>,
 }
 
@@ -201,6 +205,7 @@ impl Node {
             config,
             recovered,
             outbox: Vec::new(),
+            unreported: Vec::new(),
             pending_reads: Vec::new(),
         })
     }
@@ -331,6 +336,12 @@ impl Node {
         std::mem::take(&mut self.outbox)
     }
 
+    /// Entries a `handle_ready` that then failed had applied: they took
+    /// effect in the store, so the driver still records them.
+    pub fn take_unreported(&mut self) -> Vec<Applied> {
+        std::mem::take(&mut self.unreported)
+    }
+
     /// The batch commit timer.
     pub fn commit_timer(&mut self, now_ms: u64) -> Result<bool, NodeError> {
         Ok(self.member.tick(now_ms)?)
@@ -340,6 +351,7 @@ impl Node {
     /// has ready. Call after every tick, step and propose.
     pub fn handle_ready(&mut self, now_ms: u64) -> Result<ReadyOutput, NodeError> {
         let mut out = ReadyOutput::default();
+        self.unreported.clear();
         if self.log.take_snapshot_request() {
             out.snapshot_taken = Some(self.force_snapshot()?);
         }
@@ -431,6 +443,7 @@ impl Node {
                 let cs = self.raw.apply_conf_change(&raft_cc)?;
                 self.log.set_conf_state(cs);
             }
+            self.unreported.push(applied.clone());
             out.applied.push(applied);
         }
         Ok(())

@@ -54,6 +54,9 @@ impl WorldState {
                 // is on the wire.
                 let sent = node.take_outbox();
                 out.extend(sent.into_iter().map(|m| (member_addr(m.to), Wire::Raft(m))));
+                // What it applied before stopping took effect all the same.
+                let applied = node.take_unreported();
+                self.late_effects(id, &applied, now_ms);
                 self.member_stopped(id, now_ms, &e.to_string());
                 return StepOutcome::Stopped(out);
             }
@@ -237,6 +240,16 @@ fn describe(crash: &ArmedCrash) -> String {
     format!("crashed at {} (+{} ops)", crash.point, crash.after_ops)
 }
 
+/// An applied request's outcome as the client history keeps it (without
+/// the keys it read).
+pub(super) fn outcome_of(resp: &Response) -> Response {
+    Response {
+        kvs: Vec::new(),
+        error: resp.error.clone(),
+        ..*resp
+    }
+}
+
 /// What a Ready batch leaves for the timeline and the checker.
 struct ReadyRecord {
     wal_saves: u32,
@@ -287,12 +300,7 @@ fn take_ready(
                 Fingerprint::of(applied, resp.revision, resp.v2_index),
             ));
             if applied.applied_v3 {
-                let outcome = Response {
-                    kvs: Vec::new(),
-                    error: resp.error.clone(),
-                    ..*resp
-                };
-                outcomes.push((applied.index, outcome));
+                outcomes.push((applied.index, outcome_of(resp)));
             }
             if let Some(to) = pending.remove(&resp.id) {
                 out.push((to, Wire::Response(resp.clone())));
