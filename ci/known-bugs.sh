@@ -31,6 +31,8 @@ declare -A scenario=(
   [backup-shift-indexes]=25-backup-restore
   [backup-no-cindex-update]=25-backup-restore
   [snapshot-rename-error-ignored]=30-snapshot-rename-error
+  [read-index-before-apply]=22-read-index-before-apply
+  [serializable-read-from-stale-snapshot]=23-serializable-read-stale-snapshot
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -48,7 +50,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            wal-crc-unchecked put-ack-before-v3-write ignore-storage-full \
            sync-dir-error-ignored wal-read-error-as-eof wal-zero-word-as-end \
            cindex-only-grows backup-shift-indexes backup-no-cindex-update \
-           snapshot-rename-error-ignored; do
+           snapshot-rename-error-ignored read-index-before-apply \
+           serializable-read-from-stale-snapshot; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)

@@ -69,11 +69,19 @@ pub enum Bug {
     /// segments before it are released: the next boot has no snapshot to
     /// start the log from.
     SnapshotRenameErrorIgnored,
+    /// A linearizable read is answered as soon as raft confirms its read
+    /// index, before the member has applied up to that index: a stale read
+    /// that no replica's state ever shows.
+    ReadIndexBeforeApply,
+    /// A serializable read is served from the key-value state as of the
+    /// member's last v2 snapshot, under the current revision: old values
+    /// presented as new ones.
+    SerializableReadFromStaleSnapshot,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 20] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -92,6 +100,8 @@ impl Bug {
         Bug::WalZeroWordAsEnd,
         Bug::CindexOnlyGrows,
         Bug::SnapshotRenameErrorIgnored,
+        Bug::ReadIndexBeforeApply,
+        Bug::SerializableReadFromStaleSnapshot,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -115,6 +125,8 @@ impl Bug {
             Bug::WalZeroWordAsEnd => "wal-zero-word-as-end",
             Bug::CindexOnlyGrows => "cindex-only-grows",
             Bug::SnapshotRenameErrorIgnored => "snapshot-rename-error-ignored",
+            Bug::ReadIndexBeforeApply => "read-index-before-apply",
+            Bug::SerializableReadFromStaleSnapshot => "serializable-read-from-stale-snapshot",
         }
     }
 

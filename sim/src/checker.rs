@@ -2,17 +2,23 @@
 //!
 //! - **Convergence**: once faults stop and the cluster is quiet, every
 //!   member's full state dump is identical.
-//! - **Restart equivalence**: every member that applies entry *i* (after
-//!   its boot replay, whether or not it ever restarted) must see the same
-//!   outcome of it as every other member: the v3 revision and v2 index after
-//!   it, and the request's result. A restarted member whose recovered state
-//!   differs from its pre-crash history shows up here at the first entry it
-//!   applies after recovery, long before the end of the run.
-//! - **Durability**: at the end, on every member, every acknowledged write
-//!   (put, txn put) is visible with its value at its revision, or was
+//! - **Restart equivalence**: every member that applies entry *i* (in its
+//!   Ready loop, or in a boot's replay when the entry's v3 half runs there)
+//!   must see the same outcome of it as every other member: the v3 revision
+//!   and v2 index after it, and the request's result. A restarted member
+//!   whose recovered state differs from its pre-crash history shows up here
+//!   at the first entry it applies after recovery, long before the end of
+//!   the run.
+//! - **Durability**: at the end, on every member (and right after each
+//!   boot, for the writes at or below the revision it came up with), every
+//!   acknowledged write (put, txn put) is visible with its value at its revision, or was
 //!   superseded by something that took effect later: a newer put, or a
 //!   delete applied at a newer revision. What took effect is read from the
 //!   apply stream, not from what the clients generated.
+//! - **Linearizability** (after the run, `linearize/`): the clients'
+//!   history has a linearization under the etcd model; serializable reads
+//!   match their member's state at the revision they report and never go
+//!   back for one session and member.
 //! - **Verify**: boot-time checks (`REPLICA_VERIFY`) pass at every open; a
 //!   member that cannot boot after a fault the fault model allows is a
 //!   violation too; and no boot comes up with a lower v2 index than its
@@ -38,6 +44,12 @@ pub enum Invariant {
     /// The scenario did not do what it says (a request never acknowledged,
     /// an armed crash that never fired): its checks would be vacuous.
     Scenario,
+    /// What the clients saw has no linearization (a key's operations, or a
+    /// read against the writes in revision order).
+    Linearizability,
+    /// A client session's serializable reads from one member went back in
+    /// revision.
+    SerializableReads,
 }
 
 impl fmt::Display for Invariant {
@@ -49,6 +61,8 @@ impl fmt::Display for Invariant {
             Invariant::Recovery => "recovery/verify",
             Invariant::MemberFailure => "member-failure",
             Invariant::Scenario => "scenario",
+            Invariant::Linearizability => "linearizability",
+            Invariant::SerializableReads => "serializable-reads",
         })
     }
 }
@@ -321,6 +335,95 @@ pub fn check_durability(
         }
     }
     Ok(())
+}
+
+/// Durability right after a member's recovery: every acknowledged write
+/// at or below the revision the member came up with is visible or
+/// superseded in its state (it may lag the cluster, never lose what it had).
+pub fn check_durability_at_boot(
+    acked: &[AckedPut],
+    deletes: &[AppliedDelete],
+    member: u64,
+    dump: &StateDump,
+    time_ms: u64,
+) -> Result<(), Violation> {
+    let upto = dump.v3.revision;
+    let acked: Vec<AckedPut> = acked
+        .iter()
+        .filter(|a| a.revision <= upto)
+        .cloned()
+        .collect();
+    let deletes: Vec<AppliedDelete> = deletes
+        .iter()
+        .filter(|d| d.revision <= upto)
+        .cloned()
+        .collect();
+    check_durability(&acked, &deletes, member, dump, time_ms).map_err(|mut v| {
+        v.detail = format!("after its recovery: {}", v.detail);
+        v
+    })
+}
+
+/// The client history's verdict as violations: the first failure of each
+/// kind, naming the key and the operations (with how many more failed).
+pub fn client_violations(
+    ops: &[crate::linearize::Recorded],
+    report: &crate::linearize::Report,
+) -> Vec<Violation> {
+    use crate::linearize::Kind;
+    let mut out: Vec<Violation> = Vec::new();
+    for kind in [
+        Kind::Linearizability,
+        Kind::RevisionOrder,
+        Kind::SerializableMonotonic,
+    ] {
+        let mut of_kind = report.failures.iter().filter(|f| f.kind == kind);
+        let Some(first) = of_kind.next() else {
+            continue;
+        };
+        let more = of_kind.count();
+        let named: Vec<String> = first
+            .ops
+            .iter()
+            .filter_map(|&i| ops.get(i).map(|op| (i, op)))
+            .map(|(i, op)| {
+                format!(
+                    "#{i} client {}: {}",
+                    op.client,
+                    crate::linearize::describe(op)
+                )
+            })
+            .collect();
+        let last_us = first
+            .ops
+            .iter()
+            .filter_map(|&i| ops.get(i))
+            .map(|op| op.returned.map_or(op.invoke.us, |r| r.us))
+            .max()
+            .unwrap_or(0);
+        out.push(Violation {
+            invariant: if kind == Kind::SerializableMonotonic {
+                Invariant::SerializableReads
+            } else {
+                Invariant::Linearizability
+            },
+            time_ms: last_us / 1000,
+            member: None,
+            detail: format!(
+                "key {}: {}; operations: {}{}",
+                first.key.as_deref().unwrap_or("-"),
+                first.detail,
+                named.join("; "),
+                if more > 0 {
+                    format!(" ({more} more failures of this kind)")
+                } else {
+                    String::new()
+                }
+            ),
+            diffs: Vec::new(),
+        });
+    }
+    out
 }
 
 /// A value as a report shows it: quoted, and cut after 40 characters.

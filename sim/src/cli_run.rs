@@ -82,6 +82,36 @@ pub struct RunArgs {
     /// Perfetto or chrome://tracing): one track per member, virtual time.
     #[arg(long)]
     pub trace_out: Option<std::path::PathBuf>,
+    /// On a linearizability failure, write its minimal failing sub-history
+    /// as a self-contained HTML page (one lane per client session, the
+    /// operations as bars on virtual time, the failing ones in red).
+    #[arg(long)]
+    pub history_out: Option<std::path::PathBuf>,
+}
+
+/// Writes the first client-history failure of `report` as an HTML page.
+fn write_history(path: &std::path::Path, report: &sim::run::RunReport) -> anyhow::Result<()> {
+    let (Some(history), Some(failure)) = (&report.clients.history, report.clients.failures.first())
+    else {
+        println!("history: no client-history failure, nothing written");
+        return Ok(());
+    };
+    let title = format!(
+        "{} seed {}: {}",
+        report.config.scenario.as_deref().unwrap_or("random run"),
+        report.config.seed,
+        failure.key.as_deref().unwrap_or("-")
+    );
+    let page = sim::linearize::render(&title, &history.ops, failure);
+    std::fs::write(path, page)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "history: {} failing operations on key {} written to {}",
+        failure.ops.len(),
+        failure.key.as_deref().unwrap_or("-"),
+        path.display()
+    );
+    Ok(())
 }
 
 pub(crate) fn default_jobs() -> usize {
@@ -244,6 +274,17 @@ pub fn run(args: RunArgs, trace: bool) -> anyhow::Result<ExitCode> {
             report.trace_records.len(),
             path.display()
         );
+    }
+    println!(
+        "client history: {} operations, {} keys searched in {} steps ({} unknown), checked in {:.1} ms",
+        report.stats.requests + report.stats.linearizable_reads + report.stats.serializable_reads,
+        report.clients.keys,
+        report.stats.linearize_steps,
+        report.stats.linearize_unknown,
+        report.clients.wall.as_secs_f64() * 1000.0
+    );
+    if let Some(path) = &args.history_out {
+        write_history(path, &report)?;
     }
     if args.check_determinism {
         let again = execute(false);

@@ -13,6 +13,7 @@ pub mod explore;
 pub mod fault;
 pub mod floor;
 pub mod guided;
+pub mod linearize;
 pub mod localize;
 pub mod panic_guard;
 pub mod pool;

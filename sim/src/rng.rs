@@ -20,6 +20,8 @@ pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream
 /// `STREAM_SWARM_BASE + d`.
 pub const STREAM_SWARM_BASE: u64 = 300;
+/// The clients' read/write choice and their reads.
+pub const STREAM_READS: u64 = 11;
 /// Member `id`'s tick jitter is stream `STREAM_JITTER_BASE + id`.
 pub const STREAM_JITTER_BASE: u64 = 100;
 /// Member `id`'s disk latency jitter is stream `STREAM_DISK_JITTER_BASE + id`.

@@ -381,6 +381,21 @@ pub enum Step {
     Compact {
         revision: Revision,
     },
+    /// A v3 range read (answered before the next step): one key, or
+    /// `[key, range_end)`, at `revision` (0: the current one). Linearizable
+    /// (raft ReadIndex) unless `serializable`; sent first to `member`
+    /// (default: where the session's last request went).
+    Range {
+        key: String,
+        #[serde(default)]
+        range_end: String,
+        #[serde(default)]
+        revision: i64,
+        #[serde(default)]
+        serializable: bool,
+        #[serde(default)]
+        member: Option<Target>,
+    },
     V2Set {
         path: String,
         value: String,
@@ -786,7 +801,11 @@ impl Scenario {
             | Step::Corrupt { .. }
             | Step::Misdirect { .. }
             | Step::Slow { .. } => self.validate_disk_step(step),
-            Step::Isolate { member }
+            Step::Range {
+                member: Some(member),
+                ..
+            }
+            | Step::Isolate { member }
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }

@@ -83,6 +83,16 @@ pub struct RunStats {
     pub members_replaced: u64,
     /// Leadership handed to a chosen follower (raft-rs `transfer_leader`).
     pub leader_transfers: u64,
+    /// Client reads issued: linearizable (ReadIndex) and serializable.
+    pub linearizable_reads: u64,
+    pub serializable_reads: u64,
+    /// Client operations whose session gave up (they may or may not have
+    /// taken effect).
+    pub indeterminate: u64,
+    /// Key partitions whose linearizability search ran out of its step
+    /// budget (verdict unknown), and the search steps taken.
+    pub linearize_unknown: u64,
+    pub linearize_steps: u64,
 }
 
 /// Reads one counter.
@@ -131,6 +141,10 @@ const NAMED: &[(&str, Reader)] = &[
     ("messages_dropped", |s| s.messages_dropped),
     ("messages_duplicated", |s| s.messages_duplicated),
     ("messages_delayed", |s| s.messages_delayed),
+    ("linearizable_reads", |s| s.linearizable_reads),
+    ("serializable_reads", |s| s.serializable_reads),
+    ("indeterminate", |s| s.indeterminate),
+    ("linearize_unknown", |s| s.linearize_unknown),
 ];
 
 impl RunStats {
@@ -194,10 +208,14 @@ mod tests {
             messages_dropped: 37,
             messages_duplicated: 38,
             messages_delayed: 39,
+            linearizable_reads: 40,
+            serializable_reads: 41,
+            indeterminate: 42,
+            linearize_unknown: 43,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=39).collect::<Vec<_>>());
+        assert_eq!(read, (1..=43).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

@@ -249,3 +249,90 @@ impl Workload {
         }
     }
 }
+
+/// A range read a client session asks for (`id` shares the request id
+/// space: read ids start at [`READ_ID_BASE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOp {
+    pub id: u64,
+    pub range: RangeRequest,
+    /// Served from any member's local state, may be stale; otherwise
+    /// linearizable (raft ReadIndex).
+    pub serializable: bool,
+}
+
+/// The v3 key a request writes or guards first, if any (what a session's
+/// read-your-writes gets read).
+pub fn key_of(req: &Request) -> Option<&[u8]> {
+    match &req.kind {
+        Some(request::Kind::Put(p)) => Some(&p.key),
+        Some(request::Kind::DeleteRange(d)) => Some(&d.key),
+        Some(request::Kind::Txn(t)) => t.compare.first().map(|c| c.key.as_slice()),
+        _ => None,
+    }
+}
+
+/// Read ids start here, far above any request id a run issues.
+pub const READ_ID_BASE: u64 = 1 << 62;
+
+/// The read/write choice and the reads, from their own stream, so the
+/// write draws of [`Workload::next_request`] keep their order.
+#[derive(Debug)]
+pub struct ReadMix {
+    rng: ChaCha8Rng,
+    key_space: u32,
+    /// Percent of operations that are reads.
+    read_percent: u32,
+}
+
+impl ReadMix {
+    pub fn new(rng: ChaCha8Rng, key_space: u32) -> ReadMix {
+        ReadMix {
+            rng,
+            key_space,
+            read_percent: 30,
+        }
+    }
+
+    /// The member (of `nodes`) a read goes to first.
+    pub fn member(&mut self, nodes: u64) -> u64 {
+        self.rng.random_range(1..=nodes.max(1))
+    }
+
+    /// Whether the next operation is a read.
+    pub fn next_is_read(&mut self) -> bool {
+        self.rng.random_range(0..100) < self.read_percent
+    }
+
+    /// The next read: a get of one key (most; half of them of `recent`,
+    /// the key the session last wrote, if any), a range of a few
+    /// consecutive keys, or a get at a past (sometimes compacted, now and
+    /// then future) revision; a third are serializable. `last_revision` is
+    /// the highest revision clients have seen.
+    pub fn next_read(&mut self, id: u64, last_revision: i64, recent: Option<&[u8]>) -> ReadOp {
+        let first = self.rng.random_range(0..self.key_space);
+        let serializable = self.rng.random_range(0..3) == 0;
+        let mut range = RangeRequest {
+            key: key_name(first).into_bytes(),
+            ..RangeRequest::default()
+        };
+        match self.rng.random_range(0..100u32) {
+            0..=29 => {}
+            30..=59 => {
+                if let Some(key) = recent {
+                    range.key = key.to_vec();
+                }
+            }
+            60..=84 => {
+                let width = self.rng.random_range(2..=5);
+                range.range_end = key_name((first + width).min(self.key_space)).into_bytes();
+            }
+            _ => range.revision = self.rng.random_range(1..=last_revision.max(1) + 3),
+        }
+        ReadOp {
+            id,
+            range,
+            serializable,
+        }
+    }
+}

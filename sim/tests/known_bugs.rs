@@ -260,3 +260,26 @@ fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
         Invariant::Recovery,
     );
 }
+
+/// A linearizable read answered as soon as raft confirms its read index, at
+/// a follower still catching up: only the client history sees the stale
+/// value.
+#[test]
+fn read_index_before_apply_returns_a_stale_value() {
+    caught(
+        Bug::ReadIndexBeforeApply,
+        "22-read-index-before-apply",
+        Invariant::Linearizability,
+    );
+}
+
+/// A serializable read served from the last snapshot's state under the
+/// current revision: the client history's revision order sees it.
+#[test]
+fn serializable_read_from_stale_snapshot_returns_overwritten_values() {
+    caught(
+        Bug::SerializableReadFromStaleSnapshot,
+        "23-serializable-read-stale-snapshot",
+        Invariant::Linearizability,
+    );
+}

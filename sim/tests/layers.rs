@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pool", 0),
     ("stats", 0),
     ("coverage", 0),
+    ("linearize", 0),
     ("fault", 1),
     ("config", 1),
     ("swarm", 1),

@@ -15,6 +15,7 @@
 
 mod dump;
 mod error;
+mod read;
 
 pub use dump::{KeyDump, StateDump, V3Dump, printable};
 pub use error::StoreError;
@@ -116,6 +117,9 @@ pub struct Recovered {
     /// Boot finished a leader snapshot install that a crash interrupted
     /// (the received backend replaced the live one).
     pub install_finished: bool,
+    /// The replayed entries whose v3 half ran, with their results (what
+    /// took effect during the boot).
+    pub replayed_v3: Vec<Applied>,
 }
 
 /// One member's durable state and apply path.
@@ -130,6 +134,9 @@ pub struct Member {
     applied_index: u64,
     applied_term: u64,
     snapshot_index: u64,
+    /// The v3 revision when this process last took or installed a snapshot
+    /// (0: not since it booted); only a known-bug switch reads it.
+    snapshot_revision: i64,
     /// Set by the first failed save, apply, commit or snapshot: the durable
     /// state is then unknown (a failed fsync cannot be retried), so every
     /// later mutating call fails until the member is reopened.
@@ -235,6 +242,7 @@ impl Member {
             applied_index: marker.index,
             applied_term: marker.term,
             snapshot_index: marker.index,
+            snapshot_revision: 0,
             poisoned: None,
         };
         let replay = member.replay_committed(&contents.entries, hard_state.commit, now_ms)?;
@@ -247,6 +255,7 @@ impl Member {
             replayed: replay.replayed,
             replay_skipped_v3: replay.skipped_v3,
             install_finished,
+            replayed_v3: replay.v3_applied,
         };
         Ok((member, recovered))
     }
@@ -270,6 +279,7 @@ impl Member {
             replay.replayed += 1;
             if applied.applied_v3 {
                 self.hook.probe(Probe::ReplayV3Applied);
+                replay.v3_applied.push(applied);
             } else {
                 self.hook.probe(Probe::ReplayV3Skipped);
                 replay.skipped_v3 += 1;
@@ -369,6 +379,7 @@ impl Member {
         self.wal.release_before(marker.index)?;
         self.snapshotter.purge(SNAPSHOTS_KEPT)?;
         self.snapshot_index = marker.index;
+        self.snapshot_revision = self.stores.mvcc.current_revision();
         Ok(marker)
     }
 
@@ -448,6 +459,7 @@ impl Member {
         self.applied_index = marker.index;
         self.applied_term = marker.term;
         self.snapshot_index = marker.index;
+        self.snapshot_revision = self.stores.mvcc.current_revision();
         Ok(())
     }
 
@@ -770,6 +782,7 @@ fn recovered_stores(v2: V2Store, backend: Backend) -> Result<Stores, StoreError>
 struct Replay {
     replayed: u64,
     skipped_v3: u64,
+    v3_applied: Vec<Applied>,
 }
 
 /// The conf change entry that adds an initial member at bootstrap.

@@ -25,7 +25,7 @@ use crate::crash_point::CrashHook;
 use crate::disk::Disk;
 use crate::member::{Member, Recovered, StoreConfig, StoreError, WalMetadata};
 use crate::probe::Probe;
-use crate::proto::{ConfChangeRequest, Member as MemberInfo, Request};
+use crate::proto::{ConfChangeRequest, Member as MemberInfo, RangeRequest, Request, Response};
 use convert::{
     conf_change_to_raft, conf_state_to_raft, hard_state_to_raft, hard_state_to_store,
     marker_to_raft, marker_to_store,
@@ -99,7 +99,23 @@ pub struct ReadyOutput {
     /// Indexes of applied entries that compacted the v3 store (raised its
     /// compact revision).
     pub compacted: Vec<u64>,
+    /// Linearizable reads answered, by the context they were asked with.
+    pub reads: Vec<(Vec<u8>, Response)>,
 }
+
+/// A linearizable read waiting for raft to confirm its read index
+/// (`index`), then for the member to apply up to it.
+#[derive(Debug)]
+struct PendingRead {
+    ctx: Vec<u8>,
+    req: RangeRequest,
+    index: Option<u64>,
+}
+
+/// Reads kept waiting at most (raft drops a read it cannot serve, e.g. one
+/// asked of a leader that has not committed in its term; its client times
+/// out and asks again).
+const MAX_PENDING_READS: usize = 256;
 
 /// One cluster member.
 pub struct Node {
@@ -112,6 +128,11 @@ pub struct Node {
     /// Messages handed to the network during the current `handle_ready`.
     /// On a crash midway, what was already handed out stays sent.
     outbox: Vec<Message>,
+    /// Entries applied during the current `handle_ready`. On a failure
+    /// midway they took effect in the store (a later backend commit may
+    /// make them durable) but no `ReadyOutput` reports them.
+    unreported: Vec<Applied>,
+    pending_reads: Vec<PendingRead>,
 }
 
 impl std::fmt::Debug for Node {
@@ -190,6 +211,8 @@ impl Node {
             config,
             recovered,
             outbox: Vec::new(),
+            unreported: Vec::new(),
+            pending_reads: Vec::new(),
         })
     }
 
@@ -262,11 +285,74 @@ impl Node {
         Ok(self.raw.propose_conf_change(cc.encode_to_vec(), raft_cc)?)
     }
 
+    /// Starts a linearizable read (raft's ReadIndex): it is answered in the
+    /// `reads` of a later [`Node::handle_ready`], once the leader confirmed
+    /// the read index and this member has applied up to it. `ctx` names the
+    /// read (unique per request).
+    pub fn read_index(&mut self, ctx: Vec<u8>, req: RangeRequest) {
+        if self.pending_reads.len() >= MAX_PENDING_READS {
+            self.pending_reads.remove(0);
+        }
+        self.pending_reads.push(PendingRead {
+            ctx: ctx.clone(),
+            req,
+            index: None,
+        });
+        self.raw.read_index(ctx);
+    }
+
+    /// A serializable read: this member's applied state, at once.
+    pub fn serializable_read(&self, req: &RangeRequest) -> Result<Response, NodeError> {
+        Ok(self.member.serializable_range(req)?)
+    }
+
+    /// Gives each pending read the index raft confirmed for it.
+    fn note_read_states(
+        &mut self,
+        states: Vec<raft::ReadState>,
+        out: &mut ReadyOutput,
+    ) -> Result<(), NodeError> {
+        for rs in states {
+            for read in &mut self.pending_reads {
+                if read.index.is_none() && read.ctx == rs.request_ctx {
+                    read.index = Some(rs.index);
+                }
+            }
+        }
+        if self.config.store.bugs.has(Bug::ReadIndexBeforeApply) {
+            // The bug: answered before this Ready's committed entries apply.
+            self.serve_reads(out)?;
+        }
+        Ok(())
+    }
+
+    /// Answers the pending reads whose read index the member has applied
+    /// (with the known bug, every read whose index is known, applied or not).
+    fn serve_reads(&mut self, out: &mut ReadyOutput) -> Result<(), NodeError> {
+        let applied = self.member.applied_index();
+        let early = self.config.store.bugs.has(Bug::ReadIndexBeforeApply);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_reads)
+            .into_iter()
+            .partition(|r| r.index.is_some_and(|i| early || i <= applied));
+        self.pending_reads = waiting;
+        for read in ready {
+            let resp = self.member.range(&read.req)?;
+            out.reads.push((read.ctx, resp));
+        }
+        Ok(())
+    }
+
     /// Messages handed to the network by a `handle_ready` that then failed
     /// (a crash midway): they left before the crash, so the driver still
     /// delivers them.
     pub fn take_outbox(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Entries a `handle_ready` that then failed had applied: they took
+    /// effect in the store, so the driver still records them.
+    pub fn take_unreported(&mut self) -> Vec<Applied> {
+        std::mem::take(&mut self.unreported)
     }
 
     /// The batch commit timer.
@@ -278,14 +364,17 @@ impl Node {
     /// has ready. Call after every tick, step and propose.
     pub fn handle_ready(&mut self, now_ms: u64) -> Result<ReadyOutput, NodeError> {
         let mut out = ReadyOutput::default();
+        self.unreported.clear();
         if self.log.take_snapshot_request() {
             out.snapshot_taken = Some(self.force_snapshot()?);
         }
         if !self.raw.has_ready() {
+            self.serve_reads(&mut out)?;
             return Ok(out);
         }
         let seq_before = self.member.wal_segment_seq();
         let mut rd = self.raw.ready();
+        self.note_read_states(rd.take_read_states(), &mut out)?;
         // Leader appends may go out before the leader's own fsync (raft
         // counts the leader's vote only once it has persisted).
         self.outbox.extend(rd.take_messages());
@@ -331,6 +420,7 @@ impl Node {
         self.apply_committed(&committed, now_ms, &mut out)?;
         self.raw.advance_apply();
         out.wal_cuts = self.member.wal_segment_seq().saturating_sub(seq_before);
+        self.serve_reads(&mut out)?;
         if let Some(marker) = self.member.maybe_snapshot()? {
             self.publish_snapshot(&marker)?;
             out.snapshot_taken = Some(marker.index);
@@ -372,6 +462,7 @@ impl Node {
                 let cs = self.raw.apply_conf_change(&raft_cc)?;
                 self.log.set_conf_state(cs);
             }
+            self.unreported.push(applied.clone());
             out.applied.push(applied);
         }
         Ok(())

@@ -3,8 +3,10 @@
 //! boot that failed: a crash armed for the boot itself, or a recovery
 //! violation.
 
+use super::member_step::outcome_of;
 use super::slot::Down;
 use super::world::{WorldState, member_info};
+use crate::checker;
 use crate::checker::{Invariant, Violation};
 use crate::fault::CrashKind;
 use crate::panic_guard::guard;
@@ -76,6 +78,28 @@ impl WorldState {
         let applied = node.member().applied_index();
         let v2_index = node.member().stores().v2.index();
         let unclean = node.member().stores().backend.opened_unclean();
+        // What the replay applied counts as taken effect before the state
+        // it left is judged.
+        self.late_effects(id, &rec.replayed_v3, now_ms);
+        let durable = match node.member().state_dump() {
+            Ok(dump) => checker::check_durability_at_boot(
+                self.history.acked_puts(),
+                self.history.applied_deletes(),
+                id,
+                &dump,
+                now_ms,
+            ),
+            Err(e) => Err(checker::Violation {
+                invariant: checker::Invariant::MemberFailure,
+                time_ms: now_ms,
+                member: Some(id),
+                detail: format!("state dump after its recovery failed: {e}"),
+                diffs: Vec::new(),
+            }),
+        };
+        if let Err(v) = durable {
+            self.violation(v);
+        }
         let Some(slot) = self.members.get_mut(&id) else {
             return;
         };
@@ -127,6 +151,31 @@ impl WorldState {
         );
         if let Err(v) = self.checks.v2_index.check_boot(id, v2_index, now_ms) {
             self.violation(v);
+        }
+    }
+
+    /// Applies no Ready batch reported: a boot's replay (entries whose v3
+    /// half ran), or a Ready that failed after applying. They go on the
+    /// client history's apply stream like the Ready loop's (an entry the
+    /// cluster applied only there would be unseen otherwise), and are
+    /// fingerprinted for restart equivalence.
+    pub(super) fn late_effects(
+        &mut self,
+        id: u64,
+        applied: &[replica::apply::Applied],
+        now_ms: u64,
+    ) {
+        for applied in applied.iter().filter(|a| a.applied_v3) {
+            let Some(resp) = &applied.response else {
+                continue;
+            };
+            if self.history.applied(applied.index, &outcome_of(resp)) {
+                self.stats.applied_twice += 1;
+            }
+            let fp = checker::Fingerprint::of(applied, resp.revision, resp.v2_index);
+            if let Err(v) = self.checks.entries.check(id, applied.index, fp, now_ms) {
+                self.violation(v);
+            }
         }
     }
 

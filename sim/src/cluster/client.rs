@@ -1,9 +1,14 @@
-//! The client: one request at a time to the member it believes leads,
-//! retried elsewhere on a redirect or a timeout. Every response it gets is an
-//! acknowledgement the durability check holds the cluster to.
+//! The client: one operation at a time. A request goes to the member it
+//! believes leads, retried elsewhere on a redirect or a timeout; a read to
+//! a member drawn for it (any member serves a serializable read, and any
+//! member with a leader a linearizable one). Every response it
+//! gets is an acknowledgement the checkers hold the cluster to; every
+//! operation goes into the client history with its invoke and return time,
+//! and one whose session gave up stays indeterminate there.
 
-use super::wire::{TAG, Wire, client_addr, member_addr};
+use super::wire::{TAG, Wire, client_addr, member_addr, member_of};
 use super::world::World;
+use crate::linearize::Call;
 use madsim::net::Endpoint;
 use replica::proto::{ConfChangeRequest, Request, Response};
 use std::sync::Arc;
@@ -20,19 +25,58 @@ pub async fn client_main(world: Arc<World>, session: u16) {
     let nodes = world.lock().cfg.nodes;
     let interval = Duration::from_millis(world.lock().cfg.request_interval_ms);
     let mut target = u64::from(session) % nodes + 1;
+    let mut recent: Option<Vec<u8>> = None;
     loop {
         madsim::time::sleep(interval).await;
         if world.lock().history.is_stopped() {
             return;
         }
-        let req = world.lock().next_request();
-        let wire = Wire::Request(req.clone());
-        let answer =
-            send_until_answered(&ep, &wire, req.id, &mut target, nodes, MAX_ATTEMPTS).await;
-        if let Some(resp) = answer {
-            let now = world.now_ms();
-            world.lock().ack(now, &req, &resp);
+        let call = world.lock().next_call(recent.as_deref());
+        if let Call::Write(req) = &call
+            && let Some(key) = crate::workload::key_of(req)
+        {
+            recent = Some(key.to_vec());
         }
+        let op = {
+            let now = world.now_us();
+            world
+                .lock()
+                .history
+                .invoked(session.into(), call.clone(), now)
+        };
+        // A read goes to a member drawn for it (any member serves reads).
+        let mut drawn;
+        let to = match &call {
+            Call::Read { .. } => {
+                drawn = world.lock().history.read_member(nodes);
+                &mut drawn
+            }
+            Call::Write(_) => &mut target,
+        };
+        let answer =
+            send_until_answered(&ep, &wire_of(&call), call.id(), to, nodes, MAX_ATTEMPTS).await;
+        if let (Some((resp, _)), Call::Write(req)) = (&answer, &call) {
+            let now = world.now_ms();
+            world.lock().ack(now, req, resp);
+        }
+        let now = world.now_us();
+        world.lock().returned(op, answer, now);
+    }
+}
+
+/// What goes over the wire for `call`.
+fn wire_of(call: &Call) -> Wire {
+    match call {
+        Call::Write(req) => Wire::Request(req.clone()),
+        Call::Read {
+            id,
+            range,
+            serializable,
+        } => Wire::Read {
+            id: *id,
+            range: range.clone(),
+            serializable: *serializable,
+        },
     }
 }
 
@@ -41,7 +85,7 @@ pub async fn client_main(world: Arc<World>, session: u16) {
 /// or else, after a short pause, to the next of the `slots` members.
 /// `target` carries over between requests: it ends at the member that
 /// answered (or the one to try next), where the session's next request
-/// goes first.
+/// goes first. The answer comes with the member that gave it.
 async fn send_until_answered(
     ep: &Endpoint,
     wire: &Wire,
@@ -49,14 +93,14 @@ async fn send_until_answered(
     target: &mut u64,
     slots: u64,
     attempts: u32,
-) -> Option<Response> {
+) -> Option<(Response, Option<u64>)> {
     for _ in 0..attempts {
         let _ = ep
             .send_to_raw(member_addr(*target), TAG, Box::new(wire.clone()))
             .await;
         match madsim::time::timeout(REPLY_TIMEOUT, reply_to(ep, id)).await {
-            Ok(Some(Wire::Response(resp))) => return Some(resp),
-            Ok(Some(Wire::NotLeader { leader, .. })) if leader != 0 && leader != *target => {
+            Ok(Some((Wire::Response(resp), from))) => return Some((resp, member_of(from))),
+            Ok(Some((Wire::NotLeader { leader, .. }, _))) if leader != 0 && leader != *target => {
                 *target = leader;
             }
             _ => {
@@ -69,15 +113,15 @@ async fn send_until_answered(
 }
 
 /// Waits for the reply to request `id`, dropping stale replies.
-async fn reply_to(ep: &Endpoint, id: u64) -> Option<Wire> {
+async fn reply_to(ep: &Endpoint, id: u64) -> Option<(Wire, std::net::SocketAddr)> {
     loop {
-        let (payload, _) = ep.recv_from_raw(TAG).await.ok()?;
+        let (payload, from) = ep.recv_from_raw(TAG).await.ok()?;
         let Ok(wire) = payload.downcast::<Wire>() else {
             continue;
         };
         match *wire {
-            Wire::Response(ref r) if r.id == id => return Some(*wire),
-            Wire::NotLeader { request_id, .. } if request_id == id => return Some(*wire),
+            Wire::Response(ref r) if r.id == id => return Some((*wire, from)),
+            Wire::NotLeader { request_id, .. } if request_id == id => return Some((*wire, from)),
             _ => {}
         }
     }
@@ -88,6 +132,13 @@ async fn reply_to(ep: &Endpoint, id: u64) -> Option<Wire> {
 pub enum ScriptOp {
     Request(Request),
     ConfChange(ConfChangeRequest),
+    /// A read (its id is given by the session), sent first to `member`
+    /// if one is named.
+    Read {
+        range: replica::proto::RangeRequest,
+        serializable: bool,
+        member: Option<u64>,
+    },
 }
 
 /// One scripted request and where its response goes (`None`: never
@@ -100,14 +151,18 @@ pub struct ScriptRequest {
 /// How many times a scripted request is sent before it is given up.
 const SCRIPT_ATTEMPTS: u32 = 40;
 
+/// The scenario's session number in the client history.
+const SCRIPT_SESSION: u16 = 100;
+
 /// The scenario's client session: one scripted request at a time, retried
-/// across members until a leader acknowledges it.
+/// across members until a leader acknowledges it. Requests and reads go
+/// into the client history like the random sessions' operations.
 pub async fn script_session(
     world: Arc<World>,
     mut requests: futures_channel::mpsc::UnboundedReceiver<ScriptRequest>,
 ) {
     use futures_util::StreamExt;
-    let Ok(ep) = Endpoint::bind(client_addr(100)).await else {
+    let Ok(ep) = Endpoint::bind(client_addr(SCRIPT_SESSION)).await else {
         return;
     };
     let slots = {
@@ -116,19 +171,51 @@ pub async fn script_session(
     };
     let mut target = 1;
     while let Some(req) = requests.next().await {
-        world.lock().stats.requests += 1;
-        let (wire, id) = match &req.op {
-            ScriptOp::Request(r) => {
-                world.lock().history.issued(r);
-                (Wire::Request(r.clone()), r.id)
-            }
-            ScriptOp::ConfChange(cc) => (Wire::ConfChange(cc.clone()), cc.request_id),
+        let call = match &req.op {
+            ScriptOp::Request(r) => Some(Call::Write(r.clone())),
+            ScriptOp::Read {
+                range,
+                serializable,
+                ..
+            } => Some(Call::Read {
+                id: world.lock().history.read_id(),
+                range: range.clone(),
+                serializable: *serializable,
+            }),
+            ScriptOp::ConfChange(_) => None,
         };
+        if let ScriptOp::Read {
+            member: Some(m), ..
+        } = &req.op
+        {
+            target = *m;
+        }
+        let (wire, id) = match (&req.op, &call) {
+            (ScriptOp::ConfChange(cc), _) => (Wire::ConfChange(cc.clone()), cc.request_id),
+            (_, Some(call)) => (wire_of(call), call.id()),
+            (_, None) => continue,
+        };
+        let op = call.clone().map(|call| {
+            let now = world.now_us();
+            let mut w = world.lock();
+            w.count_call(&call);
+            if let Call::Write(r) = &call {
+                w.history.issued(r);
+            }
+            w.history.invoked(SCRIPT_SESSION.into(), call, now)
+        });
+        if call.is_none() {
+            world.lock().stats.requests += 1;
+        }
         let result = send_until_answered(&ep, &wire, id, &mut target, slots, SCRIPT_ATTEMPTS).await;
-        if let (Some(resp), ScriptOp::Request(r)) = (&result, &req.op) {
+        if let (Some((resp, _)), Some(Call::Write(r))) = (&result, &call) {
             let now = world.now_ms();
             world.lock().ack(now, r, resp);
         }
-        let _ = req.reply.send(result);
+        if let Some(op) = op {
+            let now = world.now_us();
+            world.lock().returned(op, result.clone(), now);
+        }
+        let _ = req.reply.send(result.map(|(resp, _)| resp));
     }
 }

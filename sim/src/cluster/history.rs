@@ -3,7 +3,8 @@
 //! apply stream shows were applied (for the durability check).
 
 use crate::checker::{AckedPut, AppliedDelete};
-use crate::workload::Workload;
+use crate::linearize::{Call, Instant, Recorded};
+use crate::workload::{READ_ID_BASE, ReadMix, ReadOp, Workload};
 use replica::proto::{DeleteRangeRequest, Request, RequestOp, Response, request, request_op};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,17 +23,28 @@ pub struct ClientHistory {
     /// The index of every entry recorded from the apply stream (each
     /// entry once: the first member to apply it).
     applied: BTreeSet<u64>,
-    /// How many times each request id was applied (a client retry after a
-    /// timeout may propose a request twice, and both may commit).
-    applications: BTreeMap<u64, u32>,
+    /// Each application of a request id, from the apply stream (a client
+    /// retry after a timeout may propose a request twice, and both may
+    /// commit); without the keys read.
+    applications: BTreeMap<u64, Vec<Response>>,
     deletes: Vec<AppliedDelete>,
+    reads: ReadMix,
+    next_read_id: u64,
+    /// Every client operation, in invoke order.
+    ops: Vec<Recorded>,
+    /// Orders every invoke and return.
+    seq: u64,
     /// The random sessions stop at their next request.
     stopped: bool,
 }
 
 impl ClientHistory {
-    pub fn new(workload: Workload) -> ClientHistory {
+    pub fn new(workload: Workload, reads: ReadMix) -> ClientHistory {
         ClientHistory {
+            reads,
+            next_read_id: READ_ID_BASE,
+            ops: Vec::new(),
+            seq: 0,
             workload,
             last_revision: 1,
             acked: Vec::new(),
@@ -49,6 +61,84 @@ impl ClientHistory {
         let req = self.workload.next_request(self.last_revision);
         self.issued(&req);
         req
+    }
+
+    /// The next random operation: a read (its own draw decides) or the
+    /// next request. `recent`: the key the session last wrote.
+    pub fn next_call(&mut self, recent: Option<&[u8]>) -> Call {
+        if self.reads.next_is_read() {
+            let ReadOp {
+                id,
+                range,
+                serializable,
+            } = self
+                .reads
+                .next_read(self.next_read_id, self.last_revision, recent);
+            self.next_read_id += 1;
+            Call::Read {
+                id,
+                range,
+                serializable,
+            }
+        } else {
+            Call::Write(self.next_request())
+        }
+    }
+
+    /// The member (of `nodes`) the next random read goes to first.
+    pub fn read_member(&mut self, nodes: u64) -> u64 {
+        self.reads.member(nodes)
+    }
+
+    /// A fresh id for a scripted read.
+    pub fn read_id(&mut self) -> u64 {
+        self.next_read_id += 1;
+        self.next_read_id - 1
+    }
+
+    fn instant(&mut self, us: u64) -> Instant {
+        self.seq += 1;
+        Instant { seq: self.seq, us }
+    }
+
+    /// Session `client` invokes `call` now; returns the operation's number
+    /// for [`ClientHistory::returned`].
+    pub fn invoked(&mut self, client: u32, call: Call, now_us: u64) -> usize {
+        let invoke = self.instant(now_us);
+        self.ops.push(Recorded {
+            client,
+            call,
+            invoke,
+            returned: None,
+            response: None,
+            served_by: None,
+        });
+        self.ops.len() - 1
+    }
+
+    /// Operation `op` got `answer` from member `served_by` (`None`: the
+    /// session gave up; the operation stays indeterminate).
+    pub fn returned(&mut self, op: usize, answer: Option<(Response, Option<u64>)>, now_us: u64) {
+        let Some((resp, served_by)) = answer else {
+            return;
+        };
+        self.last_revision = self.last_revision.max(resp.revision);
+        let at = self.instant(now_us);
+        if let Some(rec) = self.ops.get_mut(op) {
+            rec.returned = Some(at);
+            rec.response = Some(resp);
+            rec.served_by = served_by;
+        }
+    }
+
+    /// Every client operation so far.
+    pub fn ops(&self) -> &[Recorded] {
+        &self.ops
+    }
+
+    /// Each application of each request id the apply stream showed.
+    pub fn applications(&self) -> &BTreeMap<u64, Vec<Response>> {
+        &self.applications
     }
 
     /// Keeps `req` if it may delete, so that its application can be read.
@@ -102,8 +192,8 @@ impl ClientHistory {
             return false;
         }
         let times = self.applications.entry(resp.id).or_default();
-        *times += 1;
-        let again = *times > 1;
+        times.push(resp.clone());
+        let again = times.len() > 1;
         // A delete that found nothing made no revision and removed nothing;
         // only a request that deleted something is a delete that took effect.
         if !resp.error.is_empty() || resp.deleted == 0 {
@@ -192,7 +282,10 @@ mod tests {
     use replica::proto::{PutRequest, TxnRequest};
 
     fn history() -> ClientHistory {
-        ClientHistory::new(Workload::new(stream(1, STREAM_WORKLOAD), 24, vec![1]))
+        ClientHistory::new(
+            Workload::new(stream(1, STREAM_WORKLOAD), 24, vec![1]),
+            ReadMix::new(stream(1, crate::rng::STREAM_READS), 24),
+        )
     }
 
     fn put(id: u64, key: &str, value: &str) -> Request {

@@ -54,6 +54,9 @@ impl WorldState {
                 // is on the wire.
                 let sent = node.take_outbox();
                 out.extend(sent.into_iter().map(|m| (member_addr(m.to), Wire::Raft(m))));
+                // What it applied before stopping took effect all the same.
+                let applied = node.take_unreported();
+                self.late_effects(id, &applied, now_ms);
                 self.member_stopped(id, now_ms, &e.to_string());
                 return StepOutcome::Stopped(out);
             }
@@ -245,6 +248,16 @@ fn describe(crash: &ArmedCrash) -> String {
     format!("crashed at {} (+{} ops)", crash.point, crash.after_ops)
 }
 
+/// An applied request's outcome as the client history keeps it (without
+/// the keys it read).
+pub(super) fn outcome_of(resp: &Response) -> Response {
+    Response {
+        kvs: Vec::new(),
+        error: resp.error.clone(),
+        ..*resp
+    }
+}
+
 /// What a Ready batch leaves for the timeline and the checker.
 struct ReadyRecord {
     wal_saves: u32,
@@ -298,16 +311,19 @@ fn take_ready(
                 Fingerprint::of(applied, resp.revision, resp.v2_index),
             ));
             if applied.applied_v3 {
-                let outcome = Response {
-                    kvs: Vec::new(),
-                    error: resp.error.clone(),
-                    ..*resp
-                };
-                outcomes.push((applied.index, outcome));
+                outcomes.push((applied.index, outcome_of(resp)));
             }
             if let Some(to) = pending.remove(&resp.id) {
                 out.push((to, Wire::Response(resp.clone())));
             }
+        }
+    }
+    for (ctx, resp) in ready.reads {
+        let Ok(id) = <[u8; 8]>::try_from(ctx.as_slice()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        if let Some(to) = pending.remove(&id) {
+            out.push((to, Wire::Response(Response { id, ..resp })));
         }
     }
     let stores = node.member().stores();
@@ -345,7 +361,7 @@ fn take_ready(
 
 /// Delivers the inbox, ticks, and handles raft's Ready (runs under the
 /// panic guard). A request reaches raft only on the leader; elsewhere the
-/// client is told who leads.
+/// client is told who leads. Reads: see [`Wire::Read`].
 fn drive(
     node: &mut Node,
     pending: &mut BTreeMap<u64, SocketAddr>,
@@ -367,6 +383,24 @@ fn drive(
             Wire::ConfChange(cc) => {
                 let ok = node.is_leader() && node.propose_conf_change(&cc).is_ok();
                 (ok, cc.request_id)
+            }
+            Wire::Read {
+                id,
+                range,
+                serializable,
+            } => {
+                if serializable {
+                    let resp = node.serializable_read(&range)?;
+                    out.push((from, Wire::Response(Response { id, ..resp })));
+                    continue;
+                }
+                // A member that knows no leader cannot get a read index
+                // (raft would drop the read): the client tries elsewhere.
+                let ok = node.leader_id() != 0;
+                if ok {
+                    node.read_index(id.to_be_bytes().to_vec(), range);
+                }
+                (ok, id)
             }
             Wire::Response(_) | Wire::NotLeader { .. } => continue,
         };

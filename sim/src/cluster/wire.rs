@@ -1,7 +1,7 @@
 //! What travels over the simulated network.
 
 use raft::eraftpb::Message;
-use replica::proto::{ConfChangeRequest, Request, Response};
+use replica::proto::{ConfChangeRequest, RangeRequest, Request, Response};
 
 /// The port every member listens on.
 pub const PORT: u16 = 2380;
@@ -17,6 +17,15 @@ pub enum Wire {
     Request(Request),
     /// A membership change (only the leader proposes).
     ConfChange(ConfChangeRequest),
+    /// A range read `id`. A serializable one is answered at once from the
+    /// receiving member's applied state; a linearizable one goes through
+    /// raft's ReadIndex on the receiving member (any member with a leader),
+    /// and is answered once that member has applied up to the read index.
+    Read {
+        id: u64,
+        range: RangeRequest,
+        serializable: bool,
+    },
     /// The result of an applied request, from the member that proposed it.
     Response(Response),
     /// The member is not the leader; `leader` is its guess (0 = unknown).
@@ -30,6 +39,14 @@ pub fn member_ip(id: u64) -> std::net::IpAddr {
 
 pub fn member_addr(id: u64) -> std::net::SocketAddr {
     std::net::SocketAddr::new(member_ip(id), PORT)
+}
+
+/// The member at `addr`, if it is a member's address.
+pub fn member_of(addr: std::net::SocketAddr) -> Option<u64> {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.octets()[..3] == [10, 0, 0] => Some(ip.octets()[3].into()),
+        _ => None,
+    }
 }
 
 /// The simulated IP of the client node.

@@ -11,11 +11,12 @@ use super::history::ClientHistory;
 use super::slot::Slot;
 use crate::checker::{Checks, Violation};
 use crate::config::RunConfig;
-use crate::rng::{STREAM_WORKLOAD, stream};
+use crate::linearize::Call;
+use crate::rng::{STREAM_READS, STREAM_WORKLOAD, stream};
 use crate::snapshot_view::Recorded;
 use crate::stats::RunStats;
 use crate::trace::Trace;
-use crate::workload::Workload;
+use crate::workload::{ReadMix, Workload};
 use replica::proto::{Member as MemberInfo, Request, Response};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,6 +62,7 @@ impl World {
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
         let cfg_seed = cfg.seed;
         let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids);
+        let reads = ReadMix::new(stream(cfg.seed, STREAM_READS), 24);
         let mut trace = Trace::new(cfg.trace);
         if cfg.keep_trace {
             trace.keep_records();
@@ -71,7 +73,7 @@ impl World {
                 cfg,
                 members,
                 checks: Checks::default(),
-                history: ClientHistory::new(workload),
+                history: ClientHistory::new(workload, reads),
                 stats: RunStats::default(),
                 recorded: Vec::new(),
                 links: super::links::LinkRules::new(stream(cfg_seed, crate::rng::STREAM_LINKS)),
@@ -87,6 +89,11 @@ impl World {
     /// Virtual milliseconds since the run started.
     pub fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// Virtual microseconds since the run started.
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
     }
 }
 
@@ -129,10 +136,31 @@ impl WorldState {
             .map(|(id, _)| *id)
     }
 
-    /// The next random client request.
-    pub fn next_request(&mut self) -> Request {
-        self.stats.requests += 1;
-        self.history.next_request()
+    /// The next random client operation (a request or a read); `recent`:
+    /// the key the session last wrote.
+    pub fn next_call(&mut self, recent: Option<&[u8]>) -> Call {
+        let call = self.history.next_call(recent);
+        self.count_call(&call);
+        call
+    }
+
+    /// Counts a client operation by kind.
+    pub fn count_call(&mut self, call: &Call) {
+        match call {
+            Call::Write(_) => self.stats.requests += 1,
+            Call::Read {
+                serializable: true, ..
+            } => self.stats.serializable_reads += 1,
+            Call::Read { .. } => self.stats.linearizable_reads += 1,
+        }
+    }
+
+    /// Records the answer to client operation `op` (`None`: given up).
+    pub fn returned(&mut self, op: usize, answer: Option<(Response, Option<u64>)>, now_us: u64) {
+        if answer.is_none() {
+            self.stats.indeterminate += 1;
+        }
+        self.history.returned(op, answer, now_us);
     }
 
     /// Records an acknowledged response to `req`.

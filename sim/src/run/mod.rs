@@ -4,6 +4,7 @@
 
 mod backup;
 mod churn;
+mod clients;
 mod damage;
 mod disk_time;
 mod from_disks;
@@ -16,6 +17,7 @@ mod script_api;
 mod supervisor;
 mod verdict;
 
+pub use clients::ClientCheck;
 pub use from_disks::run_from_disks;
 pub use schedule::TimedStep;
 
@@ -56,6 +58,8 @@ pub struct RunReport {
     pub schedule: Vec<TimedStep>,
     /// The coverage probes the run reached (not in the trace hash).
     pub probes: crate::coverage::ProbeHits,
+    /// The client history and its check (done after the simulation).
+    pub clients: ClientCheck,
 }
 
 impl RunReport {
@@ -67,12 +71,16 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} linearizable and {} serializable reads, {} indeterminate operations, {} key partitions unknown, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
             s.acked,
             s.requests,
+            s.linearizable_reads,
+            s.serializable_reads,
+            s.indeterminate,
+            s.linearize_unknown,
             s.applied,
             s.applied_twice,
             s.crashes,
@@ -223,7 +231,7 @@ pub fn run_forked(cfg: &RunConfig, fork: Option<Fork>) -> RunReport {
     let _quiet = crate::panic_guard::QuietPanics::new();
     let cfg = cfg.clone();
     let mut fork = fork;
-    rt.block_on(async move {
+    let mut report = rt.block_on(async move {
         let mut sup = Supervisor::start(cfg.clone(), true).await;
         sup.record_schedule();
         sup.draw_cluster_events();
@@ -239,5 +247,7 @@ pub fn run_forked(cfg: &RunConfig, fork: Option<Fork>) -> RunReport {
         sup.quiesce().await;
         sup.final_checks();
         sup.report()
-    })
+    });
+    report.check_clients();
+    report
 }

@@ -212,6 +212,10 @@ impl Supervisor {
                 .map(|s| s.steps())
                 .unwrap_or_default(),
             probes: run_probes(&w),
+            clients: super::ClientCheck::of(crate::linearize::History {
+                ops: w.history.ops().to_vec(),
+                applications: w.history.applications().clone(),
+            }),
         }
     }
 

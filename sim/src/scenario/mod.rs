@@ -102,7 +102,7 @@ impl Scenario {
         let rt = runtime(&cfg, 600_000);
         let _quiet = crate::panic_guard::QuietPanics::new();
         let scenario = self.clone();
-        rt.block_on(async move {
+        let mut report = rt.block_on(async move {
             let random = scenario.random.as_ref();
             let mut sup = Supervisor::start(cfg.clone(), random.is_some_and(|r| r.workload)).await;
             script::run_steps(&mut sup, &scenario.steps).await;
@@ -112,7 +112,9 @@ impl Scenario {
             sup.quiesce().await;
             sup.final_checks();
             sup.report()
-        })
+        });
+        report.check_clients();
+        report
     }
 }
 

@@ -2,11 +2,11 @@
 //! step kind, pure, so what a step sends can be read (and tested) apart from
 //! how the script waits for it.
 
-use crate::scenario_file::{Revision, Step};
+use crate::scenario_file::{Revision, Step, Target};
 use replica::proto::{
     ClusterVersionSetRequest, CompactRequest, Compare, CompareResult, CompareTarget,
-    DeleteRangeRequest, DowngradeInfoSetRequest, MemberAttrSetRequest, PutRequest, RequestOp,
-    TxnRequest, V2DeleteRequest, V2SetRequest, request, request_op,
+    DeleteRangeRequest, DowngradeInfoSetRequest, MemberAttrSetRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest, V2DeleteRequest, V2SetRequest, request, request_op,
 };
 
 /// The requests `step` sends, in order, each after the previous one is
@@ -73,6 +73,38 @@ pub(super) fn client_requests(step: &Step) -> Option<Vec<request::Kind>> {
 
 pub(super) fn compact(revision: i64) -> request::Kind {
     request::Kind::Compact(CompactRequest { revision })
+}
+
+/// The read a `range` step stands for: the range, whether it is
+/// serializable, and the member it goes to first.
+pub(super) struct StepRead {
+    pub range: RangeRequest,
+    pub serializable: bool,
+    pub member: Option<Target>,
+}
+
+/// The read `step` sends; `None` if it is not a read step.
+pub(super) fn client_read(step: &Step) -> Option<StepRead> {
+    let Step::Range {
+        key,
+        range_end,
+        revision,
+        serializable,
+        member,
+    } = step
+    else {
+        return None;
+    };
+    Some(StepRead {
+        range: RangeRequest {
+            key: key.clone().into_bytes(),
+            range_end: range_end.clone().into_bytes(),
+            revision: *revision,
+            limit: 0,
+        },
+        serializable: *serializable,
+        member: member.clone(),
+    })
 }
 
 fn put(key: &str, value: &[u8]) -> request::Kind {

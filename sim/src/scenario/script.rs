@@ -3,7 +3,7 @@
 //! while the script waits.
 
 use super::fault_steps::BootFault;
-use super::requests::client_requests;
+use super::requests::{client_read, client_requests};
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest};
 use crate::cluster::world::member_info;
@@ -203,6 +203,16 @@ impl Script<'_> {
             for kind in requests {
                 self.request(kind).await?;
             }
+            return Ok(());
+        }
+        if let Some(read) = client_read(step) {
+            let member = read.member.as_ref().map(|t| self.resolve(t)).transpose()?;
+            self.send(ScriptOp::Read {
+                range: read.range,
+                serializable: read.serializable,
+                member,
+            })
+            .await?;
             return Ok(());
         }
         match step {

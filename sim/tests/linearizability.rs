@@ -1,0 +1,168 @@
+//! The client-side oracle end to end: the random workload reads, the
+//! checker searches every key within its budget, scripted reads parse and
+//! run, and the stale-read switches are caught by the client history alone
+//! (the replicas agree with each other and with their own past).
+
+use replica::bugs::KnownBugs;
+use sim::checker::Invariant;
+use sim::config::RunConfig;
+use sim::scenario::Scenario;
+
+fn scenario(steps: &str) -> Scenario {
+    let text = format!("name = \"reads\"\ndescription = \"read steps\"\n{steps}");
+    Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_random_run_reads_and_its_history_is_searched_within_budget() {
+    let report = sim::run::run(&RunConfig::new(1));
+    assert!(report.passed(), "{}", report.failure_report());
+    let s = &report.stats;
+    let reads = s.linearizable_reads + s.serializable_reads;
+    assert!(
+        reads * 5 >= reads + s.requests,
+        "reads are at least a fifth of the operations: {}",
+        report.summary()
+    );
+    assert!(s.linearizable_reads > 0 && s.serializable_reads > 0);
+    assert!(report.clients.keys >= 20, "every key is searched");
+    assert!(s.linearize_steps > 0);
+    assert_eq!(s.linearize_unknown, 0);
+    assert!(report.summary().contains("linearizable and"));
+}
+
+#[test]
+fn read_steps_parse_and_run() {
+    let s = scenario(
+        r#"
+[[step]]
+action = "put"
+key = "a"
+value = "1"
+
+[[step]]
+action = "range"
+key = "a"
+
+[[step]]
+action = "range"
+key = "a"
+range_end = "b"
+serializable = true
+member = "follower"
+
+[[step]]
+action = "range"
+key = "a"
+revision = 1
+
+[[step]]
+action = "compact"
+revision = 2
+
+[[step]]
+action = "range"
+key = "a"
+revision = 1
+"#,
+    );
+    let report = s.run(1, KnownBugs::NONE, false);
+    assert!(report.passed(), "{}", report.failure_report());
+    assert_eq!(report.stats.linearizable_reads, 3);
+    assert_eq!(report.stats.serializable_reads, 1);
+}
+
+#[test]
+fn a_malformed_read_step_is_refused() {
+    let text = "name = \"x\"\ndescription = \"x\"\n[[step]]\naction = \"range\"\nkey = \"a\"\nmember = \"nobody\"\n";
+    assert!(Scenario::parse(text).is_err());
+}
+
+#[cfg(feature = "known-bugs")]
+mod known_bugs {
+    use super::*;
+    use replica::bugs::Bug;
+    use sim::run::RunReport;
+
+    fn with(bug: Bug) -> KnownBugs {
+        let mut bugs = KnownBugs::NONE;
+        bugs.enable(bug).expect("built with known-bugs");
+        bugs
+    }
+
+    fn catalogue(name: &str) -> Scenario {
+        let path = sim::scenario::find(name).unwrap_or_else(|e| panic!("{e}"));
+        Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Caught by the client history and by nothing else: the replicas
+    /// converge and agree entry by entry.
+    fn only_the_client_history(report: &RunReport) {
+        let text = report.failure_report();
+        assert!(!report.passed(), "the stale read must be caught");
+        assert!(
+            report
+                .violations
+                .iter()
+                .all(|v| v.invariant == Invariant::Linearizability),
+            "only the client history may fail: {text}"
+        );
+    }
+
+    #[test]
+    fn read_index_before_apply_is_caught_by_scenario_22_alone() {
+        let s = catalogue("22-read-index-before-apply");
+        let start = std::time::Instant::now();
+        let report = s.run(s.seed, with(Bug::ReadIndexBeforeApply), false);
+        only_the_client_history(&report);
+        assert!(start.elapsed().as_secs() < 5);
+        let failure = &report.clients.failures[0];
+        assert_eq!(failure.kind, sim::linearize::Kind::Linearizability);
+        assert!(failure.ops.len() <= 4, "shrunk: {failure:?}");
+        let history = report.clients.history.as_ref().expect("kept on failure");
+        let page = sim::linearize::render("22", &history.ops, failure);
+        assert!(page.contains("op bad") && page.contains("client 100"));
+    }
+
+    #[test]
+    fn serializable_read_from_stale_snapshot_is_caught_by_scenario_23_alone() {
+        let s = catalogue("23-serializable-read-stale-snapshot");
+        let report = s.run(s.seed, with(Bug::SerializableReadFromStaleSnapshot), false);
+        only_the_client_history(&report);
+        assert!(
+            report.violations[0]
+                .detail
+                .contains("where the writes in revision order leave"),
+            "{}",
+            report.failure_report()
+        );
+    }
+
+    #[test]
+    fn a_random_run_catches_a_stale_serializable_read() {
+        let cfg = RunConfig {
+            bugs: with(Bug::SerializableReadFromStaleSnapshot),
+            ..RunConfig::new(1)
+        };
+        only_the_client_history(&sim::run::run(&cfg));
+    }
+
+    /// A lost acknowledged put: the client history alone sees it (a later
+    /// read returns an older version), besides the durability check.
+    #[test]
+    fn a_random_run_with_a_lost_put_fails_linearizability() {
+        let cfg = RunConfig {
+            bugs: with(Bug::PutAckBeforeV3Write),
+            ..RunConfig::new(1)
+        };
+        let report = sim::run::run(&cfg);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.invariant == Invariant::Linearizability),
+            "{}",
+            report.failure_report()
+        );
+    }
+}
