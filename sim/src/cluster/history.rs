@@ -32,6 +32,9 @@ pub struct ClientHistory {
     next_read_id: u64,
     /// Every client operation, in invoke order.
     ops: Vec<Recorded>,
+    /// Restores so far: (the history's sequence number then, the restored
+    /// revision).
+    restores: Vec<(u64, i64)>,
     /// Orders every invoke and return.
     seq: u64,
     /// The random sessions stop at their next request.
@@ -44,6 +47,7 @@ impl ClientHistory {
             reads,
             next_read_id: READ_ID_BASE,
             ops: Vec::new(),
+            restores: Vec::new(),
             seq: 0,
             workload,
             last_revision: 1,
@@ -131,9 +135,31 @@ impl ClientHistory {
         }
     }
 
-    /// Every client operation so far.
-    pub fn ops(&self) -> &[Recorded] {
-        &self.ops
+    /// Every client operation so far, as the checker must see them: an
+    /// operation invoked before a restore and answered at a revision past
+    /// the restored one (by the old cluster, whose later state the restore
+    /// gave up) becomes indeterminate: it may or may not have taken effect,
+    /// and in the restored cluster it did not.
+    pub fn ops(&self) -> Vec<Recorded> {
+        self.ops
+            .iter()
+            .map(|op| {
+                let given_up = op.response.as_ref().is_some_and(|r| {
+                    self.restores
+                        .iter()
+                        .any(|&(seq, revision)| op.invoke.seq <= seq && r.revision > revision)
+                });
+                if given_up {
+                    Recorded {
+                        returned: None,
+                        response: None,
+                        ..op.clone()
+                    }
+                } else {
+                    op.clone()
+                }
+            })
+            .collect()
     }
 
     /// Each application of each request id the apply stream showed.
@@ -192,6 +218,15 @@ impl ClientHistory {
             return false;
         }
         let times = self.applications.entry(resp.id).or_default();
+        // The same application reported again (a restored cluster replays
+        // its new log, whose entries up to the restore were seen already):
+        // one effect, one instance.
+        if times
+            .iter()
+            .any(|r| r.revision == resp.revision && r.succeeded == resp.succeeded)
+        {
+            return false;
+        }
         times.push(resp.clone());
         let again = times.len() > 1;
         // A delete that found nothing made no revision and removed nothing;
@@ -224,9 +259,22 @@ impl ClientHistory {
     /// what took effect after it is gone by design (acknowledged writes and
     /// applied deletes of later revisions), and the new log's indexes name
     /// new entries.
+    ///
+    /// For the client history the same holds: an operation answered at a
+    /// later revision (a write, or a read that saw such writes) is removed,
+    /// and so is every application at a later revision; what is left is a
+    /// history whose state at the restore is the restored one. Operations
+    /// are kept in place (their numbers are how sessions report answers):
+    /// [`ClientHistory::ops`] applies the restores.
     pub fn restored(&mut self, revision: i64) {
         self.acked.retain(|p| p.revision <= revision);
         self.deletes.retain(|d| d.revision <= revision);
+        self.restores.push((self.seq, revision));
+        for responses in self.applications.values_mut() {
+            responses.retain(|r| r.revision <= revision);
+        }
+        self.applications
+            .retain(|_, responses| !responses.is_empty());
         self.applied.clear();
         self.last_revision = revision;
     }

@@ -213,7 +213,7 @@ impl Supervisor {
                 .unwrap_or_default(),
             probes: run_probes(&w),
             clients: super::ClientCheck::of(crate::linearize::History {
-                ops: w.history.ops().to_vec(),
+                ops: w.history.ops(),
                 applications: w.history.applications().clone(),
             }),
         }
