@@ -286,6 +286,11 @@ pub struct ReadMix {
 }
 
 impl ReadMix {
+    /// Draws from `rng` from now on (a fork of the run, `sim localize`).
+    pub fn reseed(&mut self, rng: ChaCha8Rng) {
+        self.rng = rng;
+    }
+
     pub fn new(rng: ChaCha8Rng, key_space: u32) -> ReadMix {
         ReadMix {
             rng,

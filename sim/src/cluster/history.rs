@@ -300,6 +300,11 @@ impl ClientHistory {
         self.workload.reseed(rng);
     }
 
+    /// The read mix draws from `rng` from now on (a fork of the run).
+    pub fn reseed_reads(&mut self, rng: rand_chacha::ChaCha8Rng) {
+        self.reads.reseed(rng);
+    }
+
     pub fn stop(&mut self) {
         self.stopped = true;
     }

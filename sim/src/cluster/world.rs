@@ -185,6 +185,8 @@ impl WorldState {
     /// localize`).
     pub fn reseed(&mut self, now_ms: u64, seed: u64) {
         self.history.reseed_workload(stream(seed, STREAM_WORKLOAD));
+        self.history
+            .reseed_reads(stream(seed, crate::rng::STREAM_READS));
         for (id, slot) in &mut self.members {
             slot.reseed_jitter(stream(seed, crate::rng::STREAM_JITTER_BASE + id));
         }
