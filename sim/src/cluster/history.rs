@@ -139,15 +139,29 @@ impl ClientHistory {
     /// operation invoked before a restore and answered at a revision past
     /// the restored one (by the old cluster, whose later state the restore
     /// gave up) becomes indeterminate: it may or may not have taken effect,
-    /// and in the restored cluster it did not.
+    /// and in the restored cluster it did not. So does a serializable read
+    /// invoked before a restore (see below).
     pub fn ops(&self) -> Vec<Recorded> {
         self.ops
             .iter()
             .map(|op| {
-                let given_up = op.response.as_ref().is_some_and(|r| {
+                let before_restore = |past: &dyn Fn(i64) -> bool| {
                     self.restores
                         .iter()
-                        .any(|&(seq, revision)| op.invoke.seq <= seq && r.revision > revision)
+                        .any(|&(seq, revision)| op.invoke.seq <= seq && past(revision))
+                };
+                let serializable = matches!(
+                    op.call,
+                    Call::Read {
+                        serializable: true,
+                        ..
+                    }
+                );
+                // A serializable read before a restore is not compared with
+                // those after it either: the restored members are new
+                // incarnations, which may start behind what it saw.
+                let given_up = op.response.as_ref().is_some_and(|r| {
+                    before_restore(&|revision| r.revision > revision || serializable)
                 });
                 if given_up {
                     Recorded {
