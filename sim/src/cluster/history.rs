@@ -274,12 +274,13 @@ impl ClientHistory {
     /// applied deletes of later revisions), and the new log's indexes name
     /// new entries.
     ///
-    /// For the client history the same holds: an operation answered at a
-    /// later revision (a write, or a read that saw such writes) is removed,
-    /// and so is every application at a later revision; what is left is a
-    /// history whose state at the restore is the restored one. Operations
-    /// are kept in place (their numbers are how sessions report answers):
-    /// [`ClientHistory::ops`] applies the restores.
+    /// For the client history the same holds: an operation invoked before
+    /// the restore and answered at a later revision (a write, or a read
+    /// that saw such writes) becomes indeterminate, and every application at
+    /// a later revision is dropped; the state the history then implies at
+    /// the restore is the restored one. Operations stay in place (their
+    /// numbers are how sessions report answers): [`ClientHistory::ops`]
+    /// applies the restores when the checker asks.
     pub fn restored(&mut self, revision: i64) {
         self.acked.retain(|p| p.revision <= revision);
         self.deletes.retain(|d| d.revision <= revision);
