@@ -1,6 +1,7 @@
 //! `sim bench --scaling`: how a run's cost grows with cluster size, request
 //! rate and duration. Each cell runs the same seeds with one setting
-//! changed from the baseline (3 members, 100 requests/s offered, 20 s) and
+//! changed from the baseline (3 members, 100 requests/s offered, 20 s; the
+//! rest of each seed's world as `--swarm` says) and
 //! reports wall milliseconds per simulated second, and that cost divided by
 //! the quantity it should be proportional to, so a non-linear cell stands
 //! out as a drift in the last column.
@@ -89,7 +90,9 @@ pub fn print_table(seeds: u64, jobs: usize, config: ConfigOf<'_>) -> anyhow::Res
     Ok(())
 }
 
-/// The baseline cell: the bench's settings, 3 members, 100 requests/s, 20 s.
+/// The baseline cell: the seed's world as the bench's flags make it (the
+/// swarm's, or the fixed one with `--swarm off`), with 3 members, 100
+/// requests/s offered and 20 s.
 fn baseline(config: ConfigOf<'_>, seed: u64) -> anyhow::Result<RunConfig> {
     let mut cfg = config(seed)?;
     cfg.nodes = 3;
