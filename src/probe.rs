@@ -1,8 +1,9 @@
 //! Coverage probes: named rare states a test run should reach, so that a
 //! green run can also say *what was tested*.
 //!
-//! The store reports a probe through [`crate::crash_point::CrashHook::probe`]
-//! when it passes one of these states. The default does nothing (the same
+//! The store reports a probe through `CrashHook::probe` (in
+//! `crash_point.rs`, which imports this module) when it passes one of these
+//! states. The default does nothing (the same
 //! empty virtual call as a crash point that is never armed), so a real
 //! member pays nothing; the simulator's hook counts the hits per run. Probes
 //! the harness observes itself (a crash inside a redb commit, by phase) are
