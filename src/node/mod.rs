@@ -132,6 +132,9 @@ pub struct Node {
     /// midway they took effect in the store (a later backend commit may
     /// make them durable) but no `ReadyOutput` reports them.
     unreported: Vec<Applied>,
+    /// The entry whose apply failed part-way (a crash inside it, e.g. after
+    /// its backend commit): it may have taken effect without a report.
+    interrupted: Option<crate::proto::Entry>,
     pending_reads: Vec<PendingRead>,
 }
 
@@ -212,6 +215,7 @@ impl Node {
             recovered,
             outbox: Vec::new(),
             unreported: Vec::new(),
+            interrupted: None,
             pending_reads: Vec::new(),
         })
     }
@@ -355,6 +359,13 @@ impl Node {
         std::mem::take(&mut self.unreported)
     }
 
+    /// The entry a failed `handle_ready` was applying when it failed: it
+    /// may have taken effect (a crash after its backend commit), so the
+    /// driver counts it as possibly applied.
+    pub fn take_interrupted(&mut self) -> Option<crate::proto::Entry> {
+        self.interrupted.take()
+    }
+
     /// The batch commit timer.
     pub fn commit_timer(&mut self, now_ms: u64) -> Result<bool, NodeError> {
         Ok(self.member.tick(now_ms)?)
@@ -454,7 +465,14 @@ impl Node {
                 continue;
             }
             let compacted_before = self.member.stores().mvcc.compact_revision();
-            let applied = self.member.apply(&entry_to_store(e), now_ms)?;
+            let entry = entry_to_store(e);
+            let applied = match self.member.apply(&entry, now_ms) {
+                Ok(applied) => applied,
+                Err(err) => {
+                    self.interrupted = Some(entry);
+                    return Err(err.into());
+                }
+            };
             if self.member.stores().mvcc.compact_revision() > compacted_before {
                 out.compacted.push(applied.index);
             }

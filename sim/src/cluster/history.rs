@@ -35,6 +35,10 @@ pub struct ClientHistory {
     /// Restores so far: (the history's sequence number then, the restored
     /// revision).
     restores: Vec<(u64, i64)>,
+    /// Request ids whose apply was interrupted by a crash: they may have
+    /// taken effect once more than the apply stream shows (a crash after
+    /// the entry's backend commit; its boot then skips it in replay).
+    interrupted: BTreeSet<u64>,
     /// Orders every invoke and return.
     seq: u64,
     /// The random sessions stop at their next request.
@@ -48,6 +52,7 @@ impl ClientHistory {
             next_read_id: READ_ID_BASE,
             ops: Vec::new(),
             restores: Vec::new(),
+            interrupted: BTreeSet::new(),
             seq: 0,
             workload,
             last_revision: 1,
@@ -292,6 +297,23 @@ impl ClientHistory {
             .retain(|_, responses| !responses.is_empty());
         self.applied.clear();
         self.last_revision = revision;
+    }
+
+    /// A member crashed while applying `entry`: if it is a client request,
+    /// it may have taken effect unseen.
+    pub fn interrupted(&mut self, entry: &replica::proto::Entry) {
+        use prost::Message;
+        if entry.entry_type != replica::proto::EntryType::Normal as i32 || entry.data.is_empty() {
+            return;
+        }
+        if let Ok(req) = Request::decode(entry.data.as_slice()) {
+            self.interrupted.insert(req.id);
+        }
+    }
+
+    /// Request ids that may have taken effect once more than reported.
+    pub fn interrupted_ids(&self) -> &BTreeSet<u64> {
+        &self.interrupted
     }
 
     /// Starts from another run's acknowledged writes and applied deletes

@@ -56,7 +56,11 @@ impl WorldState {
                 out.extend(sent.into_iter().map(|m| (member_addr(m.to), Wire::Raft(m))));
                 // What it applied before stopping took effect all the same.
                 let applied = node.take_unreported();
+                let interrupted = node.take_interrupted();
                 self.late_effects(id, &applied, now_ms);
+                if let Some(entry) = interrupted {
+                    self.history.interrupted(&entry);
+                }
                 self.member_stopped(id, now_ms, &e.to_string());
                 return StepOutcome::Stopped(out);
             }

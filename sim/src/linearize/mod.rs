@@ -27,7 +27,7 @@ pub use html::{describe, render};
 use project::{Universe, instances, project};
 use replica::proto::Response;
 use search::{Outcome, Timed, search};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Search steps one run may spend (all keys together).
 pub const RUN_BUDGET: u64 = 20_000_000;
@@ -40,6 +40,9 @@ const SHRINK_BUDGET: u64 = 2_000_000;
 pub struct History {
     pub ops: Vec<Recorded>,
     pub applications: BTreeMap<u64, Vec<Response>>,
+    /// Request ids that may have taken effect once more than the apply
+    /// stream shows (an apply a crash interrupted after it landed).
+    pub interrupted: BTreeSet<u64>,
 }
 
 /// Which check a failure comes from.
@@ -81,8 +84,19 @@ pub struct Report {
 /// `applications` lists, per request id, every outcome the apply stream
 /// showed. `budget` bounds the per-key searches of the whole run.
 pub fn check(ops: &[Recorded], applications: &BTreeMap<u64, Vec<Response>>, budget: u64) -> Report {
+    check_with(ops, applications, &BTreeSet::new(), budget)
+}
+
+/// [`check`], where each request id in `interrupted` may also have taken
+/// effect once more, at an unknown revision (an indeterminate instance).
+pub fn check_with(
+    ops: &[Recorded],
+    applications: &BTreeMap<u64, Vec<Response>>,
+    interrupted: &BTreeSet<u64>,
+    budget: u64,
+) -> Report {
     let u = Universe::of(ops);
-    let insts = instances(ops, applications);
+    let insts = instances(ops, applications, interrupted);
     let mut parts: BTreeMap<model::Key, Vec<Timed>> = BTreeMap::new();
     for inst in &insts {
         for (k, op) in project(&u, &ops[inst.source].call, inst) {

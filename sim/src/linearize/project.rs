@@ -139,7 +139,11 @@ pub struct Instance {
 }
 
 /// The instances of every recorded v3 write and every answered read.
-pub fn instances(ops: &[Recorded], applications: &BTreeMap<u64, Vec<Response>>) -> Vec<Instance> {
+pub fn instances(
+    ops: &[Recorded],
+    applications: &BTreeMap<u64, Vec<Response>>,
+    interrupted: &std::collections::BTreeSet<u64>,
+) -> Vec<Instance> {
     let mut out = Vec::new();
     for (source, rec) in ops.iter().enumerate() {
         let base = Instance {
@@ -172,6 +176,15 @@ pub fn instances(ops: &[Recorded], applications: &BTreeMap<u64, Vec<Response>>) 
                 returned: None,
                 output: Some(app),
                 kvs_known: false,
+                ..base.clone()
+            });
+        }
+        // An apply a crash interrupted after it landed: one more instance,
+        // indeterminate (it may or may not have taken effect).
+        if interrupted.contains(&req.id) {
+            out.push(Instance {
+                returned: None,
+                output: None,
                 ..base.clone()
             });
         }

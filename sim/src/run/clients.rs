@@ -40,7 +40,12 @@ impl RunReport {
             return;
         }
         let start = std::time::Instant::now();
-        let report = linearize::check(&history.ops, &history.applications, RUN_BUDGET);
+        let report = linearize::check_with(
+            &history.ops,
+            &history.applications,
+            &history.interrupted,
+            RUN_BUDGET,
+        );
         self.clients.wall = start.elapsed();
         self.stats.linearize_unknown += report.unknown;
         self.stats.linearize_steps += report.steps;

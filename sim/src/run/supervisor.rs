@@ -215,6 +215,7 @@ impl Supervisor {
             clients: super::ClientCheck::of(crate::linearize::History {
                 ops: w.history.ops(),
                 applications: w.history.applications().clone(),
+                interrupted: w.history.interrupted_ids().clone(),
             }),
         }
     }
