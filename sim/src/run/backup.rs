@@ -63,17 +63,24 @@ pub(crate) const SNAPSHOT_RESTORE_SHARE: u32 = 16;
 /// The snapshot restore's stream (apart from the backup's).
 const STREAM_SNAPSHOT_RESTORE: u64 = 42;
 
+/// Runs shorter than this draw no backup or snapshot restore: the restore
+/// (stop, drain, restore, restart, grow back) must be over before the
+/// random phase ends, because the quiesce restarts every stopped member
+/// and would start a second process beside a restored one.
+pub(crate) const MIN_RUN_MS: u64 = 4_000;
+
 impl BackupEvent {
     /// Draws whether and when the run of `seed` (lasting `duration_ms`)
     /// restores a backup or a backend snapshot, from the run's
     /// cluster-events streams.
     pub(crate) fn draw(seed: u64, duration_ms: u64) -> BackupEvent {
         let mut rng = stream(seed, STREAM_CLUSTER_EVENTS);
-        let at_ms = (duration_ms >= 8 && rng.random_ratio(1, BACKUP_SHARE))
+        let at_ms = (duration_ms >= MIN_RUN_MS && rng.random_ratio(1, BACKUP_SHARE))
             .then(|| rng.random_range(duration_ms / 4..duration_ms / 2));
         let mut snap = stream(seed, STREAM_SNAPSHOT_RESTORE);
-        let snapshot_at_ms = (duration_ms >= 8 && snap.random_ratio(1, SNAPSHOT_RESTORE_SHARE))
-            .then(|| snap.random_range(duration_ms / 2..duration_ms * 3 / 4));
+        let snapshot_at_ms = (duration_ms >= MIN_RUN_MS
+            && snap.random_ratio(1, SNAPSHOT_RESTORE_SHARE))
+        .then(|| snap.random_range(duration_ms / 2..duration_ms * 3 / 4));
         BackupEvent {
             rng,
             at_ms,
