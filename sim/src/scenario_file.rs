@@ -662,6 +662,17 @@ pub struct ScenarioError {
 }
 
 impl Scenario {
+    /// Whether some step (in a repeat too) satisfies `pred`.
+    pub fn has_step(&self, pred: &dyn Fn(&Step) -> bool) -> bool {
+        fn any(steps: &[Step], pred: &dyn Fn(&Step) -> bool) -> bool {
+            steps.iter().any(|s| match s {
+                Step::Repeat { steps, .. } => any(steps, pred),
+                s => pred(s),
+            })
+        }
+        any(&self.steps, pred)
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let err = |message: String| ScenarioError {
