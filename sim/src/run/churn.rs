@@ -368,17 +368,27 @@ impl Supervisor {
             self.count(|s| s.leader_transfers += 1);
             return true;
         }
+        if self.proposal_due(now, to, Step::TransferLeader { to: to.into() }) {
+            self.transfer_leader(to);
+        }
+        false
+    }
+
+    /// Whether the change's proposal is due now; the first one is recorded
+    /// as `step` (about member `id`) before it is made, so a replay of the
+    /// schedule proposes it too.
+    fn proposal_due(&mut self, now: u64, id: u64, step: Step) -> bool {
         let first = matches!(
             self.churn.as_ref().map(|c| c.phase),
             Some(Phase::Proposed(None))
         );
-        if self.propose_due(now) {
-            if first {
-                self.record_change(now, to, Step::TransferLeader { to: to.into() });
-            }
-            self.transfer_leader(to);
+        if !self.propose_due(now) {
+            return false;
         }
-        false
+        if first {
+            self.record_change(now, id, step);
+        }
+        true
     }
 
     /// The leader's view of member `id`: absent, learner, or voter.
@@ -450,14 +460,7 @@ impl Supervisor {
             self.count(|s| s.promotions += 1);
             return true;
         }
-        let first = matches!(
-            self.churn.as_ref().map(|c| c.phase),
-            Some(Phase::Proposed(None))
-        );
-        if self.propose_due(now) {
-            if first {
-                self.record_change(now, id, Step::PromoteMember { id: id.into() });
-            }
+        if self.proposal_due(now, id, Step::PromoteMember { id: id.into() }) {
             self.propose(leader, ConfChangeKind::Promote, id, false);
         }
         false
@@ -479,14 +482,7 @@ impl Supervisor {
             self.count(|s| s.members_removed += 1);
             return true;
         }
-        let first = matches!(
-            self.churn.as_ref().map(|c| c.phase),
-            Some(Phase::Proposed(None))
-        );
-        if self.propose_due(now) {
-            if first {
-                self.record_change(now, id, Step::RemoveMember { id: id.into() });
-            }
+        if self.proposal_due(now, id, Step::RemoveMember { id: id.into() }) {
             self.propose(leader, ConfChangeKind::RemoveNode, id, false);
         }
         false
