@@ -33,6 +33,9 @@ declare -A scenario=(
   [snapshot-rename-error-ignored]=30-snapshot-rename-error
   [read-index-before-apply]=22-read-index-before-apply
   [serializable-read-from-stale-snapshot]=23-serializable-read-stale-snapshot
+  [serializable-read-before-replay]=31-serializable-read-before-replay
+  [range-revision-unchecked]=32-range-revision-unchecked
+  [revision-not-restored-after-compaction]=33-revision-reuse-after-compaction
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -51,7 +54,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            sync-dir-error-ignored wal-read-error-as-eof wal-zero-word-as-end \
            cindex-only-grows backup-shift-indexes backup-no-cindex-update \
            snapshot-rename-error-ignored read-index-before-apply \
-           serializable-read-from-stale-snapshot; do
+           serializable-read-from-stale-snapshot serializable-read-before-replay \
+           range-revision-unchecked revision-not-restored-after-compaction; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)

@@ -77,11 +77,29 @@ pub enum Bug {
     /// member's last v2 snapshot, under the current revision: old values
     /// presented as new ones.
     SerializableReadFromStaleSnapshot,
+    /// A restarted member serves serializable reads from the state its
+    /// backend held when it opened, before the WAL replay, until it applies
+    /// its first entry from the cluster (a read view taken at open and
+    /// refreshed only by the next apply). Each answer is a true past state
+    /// under its own revision, so only a session that read the member
+    /// before the restart sees it: its reads go back in revision.
+    SerializableReadBeforeReplay,
+    /// A range at a past or future revision skips its bounds check: a
+    /// compacted revision is read from whatever rows compaction left
+    /// instead of failing with "compacted", and a future one is answered
+    /// with the current state instead of failing with "future revision".
+    RangeRevisionUnchecked,
+    /// Reopening the MVCC store takes the current revision from the rows
+    /// compaction left, not at least the compact revision (etcd restores
+    /// `currentRev = max(currentRev, compactMainRev)`): after a compaction
+    /// at a delete's revision and a restart of every member, the next write
+    /// reuses a revision a write already returned.
+    RevisionNotRestoredAfterCompaction,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 23] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -102,6 +120,9 @@ impl Bug {
         Bug::SnapshotRenameErrorIgnored,
         Bug::ReadIndexBeforeApply,
         Bug::SerializableReadFromStaleSnapshot,
+        Bug::SerializableReadBeforeReplay,
+        Bug::RangeRevisionUnchecked,
+        Bug::RevisionNotRestoredAfterCompaction,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -127,6 +148,9 @@ impl Bug {
             Bug::SnapshotRenameErrorIgnored => "snapshot-rename-error-ignored",
             Bug::ReadIndexBeforeApply => "read-index-before-apply",
             Bug::SerializableReadFromStaleSnapshot => "serializable-read-from-stale-snapshot",
+            Bug::SerializableReadBeforeReplay => "serializable-read-before-replay",
+            Bug::RangeRevisionUnchecked => "range-revision-unchecked",
+            Bug::RevisionNotRestoredAfterCompaction => "revision-not-restored-after-compaction",
         }
     }
 

@@ -283,3 +283,37 @@ fn serializable_read_from_stale_snapshot_returns_overwritten_values() {
         Invariant::Linearizability,
     );
 }
+
+/// A restarted member answers serializable reads from its backend's state
+/// before the WAL replay: the session that read it before the restart sees
+/// its revision go back.
+#[test]
+fn serializable_read_before_replay_goes_back_in_revision() {
+    caught(
+        Bug::SerializableReadBeforeReplay,
+        "31-serializable-read-before-replay",
+        Invariant::SerializableReads,
+    );
+}
+
+/// A range that skips its revision bounds check answers a compacted and a
+/// future revision with data instead of their errors.
+#[test]
+fn range_revision_unchecked_answers_compacted_and_future_revisions() {
+    caught(
+        Bug::RangeRevisionUnchecked,
+        "32-range-revision-unchecked",
+        Invariant::Linearizability,
+    );
+}
+
+/// A reopened MVCC store that forgets the compact revision when rebuilding
+/// its current revision reuses one an acknowledged write returned.
+#[test]
+fn revision_not_restored_after_compaction_reuses_a_revision() {
+    caught(
+        Bug::RevisionNotRestoredAfterCompaction,
+        "33-revision-reuse-after-compaction",
+        Invariant::Linearizability,
+    );
+}

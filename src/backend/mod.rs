@@ -437,6 +437,12 @@ impl Backend {
         Ok(rows.into_iter().collect())
     }
 
+    /// The known-bug switches this backend was opened with (the MVCC layer
+    /// above it reads them too).
+    pub fn known_bugs(&self) -> KnownBugs {
+        self.opts.bugs
+    }
+
     /// The in-memory consistent index (durable only after the next commit).
     pub fn consistent_index(&self) -> ConsistentIndex {
         self.ci

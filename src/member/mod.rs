@@ -137,6 +137,10 @@ pub struct Member {
     /// The v3 revision when this process last took or installed a snapshot
     /// (0: not since it booted); only a known-bug switch reads it.
     snapshot_revision: i64,
+    /// The v3 revision the backend held when this process opened it, before
+    /// the WAL replay; cleared by the first apply after boot. Only a
+    /// known-bug switch reads it.
+    pre_replay_revision: Option<i64>,
     /// Set by the first failed save, apply, commit or snapshot: the durable
     /// state is then unknown (a failed fsync cannot be retried), so every
     /// later mutating call fails until the member is reopened.
@@ -243,9 +247,12 @@ impl Member {
             applied_term: marker.term,
             snapshot_index: marker.index,
             snapshot_revision: 0,
+            pre_replay_revision: None,
             poisoned: None,
         };
+        let opened_at = member.stores.mvcc.current_revision();
         let replay = member.replay_committed(&contents.entries, hard_state.commit, now_ms)?;
+        member.pre_replay_revision = Some(opened_at);
         let recovered = Recovered {
             metadata,
             hard_state,
@@ -335,6 +342,7 @@ impl Member {
                 bugs: m.config.bugs,
             };
             let applied = apply_entry(&mut m.stores, entry, ctx)?;
+            m.pre_replay_revision = None;
             m.applied_index = entry.index;
             m.applied_term = entry.term;
             Ok(applied)

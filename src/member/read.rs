@@ -42,6 +42,23 @@ impl Member {
             resp.revision = self.stores.mvcc.current_revision();
             return Ok(resp);
         }
+        if let Some(opened_at) = self.pre_replay_revision
+            && self.config.bugs.has(Bug::SerializableReadBeforeReplay)
+            && req.revision == 0
+            && opened_at >= self.stores.mvcc.compact_revision()
+        {
+            // The bug: the read view the boot took before replaying the
+            // WAL, answered honestly at its own (older) revision.
+            let old = RangeRequest {
+                revision: opened_at,
+                ..req.clone()
+            };
+            let mut resp = self.range(&old)?;
+            if resp.error.is_empty() {
+                resp.revision = opened_at;
+            }
+            return Ok(resp);
+        }
         self.range(req)
     }
 }

@@ -25,6 +25,7 @@ pub mod revision;
 mod tests;
 
 use crate::backend::{Backend, BackendError, Table};
+use crate::bugs::{Bug, KnownBugs};
 use crate::crash_point::Crashed;
 use crate::proto::{
     DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, Response, TxnRequest,
@@ -202,6 +203,8 @@ pub struct Mvcc {
     index: BTreeMap<Vec<u8>, KeyHistory>,
     current: i64,
     compact: i64,
+    /// The backend's known-bug switches.
+    bugs: KnownBugs,
 }
 
 impl Mvcc {
@@ -223,6 +226,7 @@ impl Mvcc {
             index: BTreeMap::new(),
             current: 1,
             compact,
+            bugs: be.known_bugs(),
         };
         // Rows come sorted by revision, i.e. in write order.
         for (row, value) in be.range(Table::Key, b"", None)? {
@@ -248,7 +252,9 @@ impl Mvcc {
         }
         // A compaction can remove the rows of the newest revision (a delete
         // at or below the compact revision), never the revision itself.
-        mvcc.current = mvcc.current.max(mvcc.compact);
+        if !mvcc.bugs.has(Bug::RevisionNotRestoredAfterCompaction) {
+            mvcc.current = mvcc.current.max(mvcc.compact);
+        }
         Ok(mvcc)
     }
 
@@ -425,6 +431,9 @@ impl Mvcc {
         let at = match req.revision {
             0 => self.current,
             r if r < 0 => return Err(invalid(format!("negative revision {r}"))),
+            // The bug: no bounds check; a future revision reads the current
+            // state, a compacted one whatever rows compaction left.
+            r if self.bugs.has(Bug::RangeRevisionUnchecked) => r.min(self.current),
             r if r > self.current => {
                 return Err(MvccError::FutureRevision {
                     requested: r,
