@@ -369,9 +369,9 @@ pub fn check_durability_at_boot(
 pub fn client_violations(
     ops: &[crate::linearize::Recorded],
     report: &crate::linearize::Report,
-) -> Vec<Violation> {
+) -> Vec<(crate::linearize::Kind, Violation)> {
     use crate::linearize::Kind;
-    let mut out: Vec<Violation> = Vec::new();
+    let mut out: Vec<(Kind, Violation)> = Vec::new();
     for kind in [
         Kind::Linearizability,
         Kind::RevisionOrder,
@@ -401,27 +401,30 @@ pub fn client_violations(
             .map(|op| op.returned.map_or(op.invoke.us, |r| r.us))
             .max()
             .unwrap_or(0);
-        out.push(Violation {
-            invariant: if kind == Kind::SerializableMonotonic {
-                Invariant::SerializableReads
-            } else {
-                Invariant::Linearizability
-            },
-            time_ms: last_us / 1000,
-            member: None,
-            detail: format!(
-                "key {}: {}; operations: {}{}",
-                first.key.as_deref().unwrap_or("-"),
-                first.detail,
-                named.join("; "),
-                if more > 0 {
-                    format!(" ({more} more failures of this kind)")
+        out.push((
+            kind,
+            Violation {
+                invariant: if kind == Kind::SerializableMonotonic {
+                    Invariant::SerializableReads
                 } else {
-                    String::new()
-                }
-            ),
-            diffs: Vec::new(),
-        });
+                    Invariant::Linearizability
+                },
+                time_ms: last_us / 1000,
+                member: None,
+                detail: format!(
+                    "key {}: {}; operations: {}{}",
+                    first.key.as_deref().unwrap_or("-"),
+                    first.detail,
+                    named.join("; "),
+                    if more > 0 {
+                        format!(" ({more} more failures of this kind)")
+                    } else {
+                        String::new()
+                    }
+                ),
+                diffs: Vec::new(),
+            },
+        ));
     }
     out
 }

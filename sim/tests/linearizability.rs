@@ -126,6 +126,64 @@ mod known_bugs {
         report
     }
 
+    /// A `check` step runs the client check on the history so far: the
+    /// read answered past a compaction is reported at the step, seconds
+    /// before the run ends (its detail says so).
+    #[test]
+    fn a_check_step_reports_a_client_violation_at_its_time() {
+        let s = scenario(
+            r#"
+[random]
+duration_ms = 0
+faults = []
+workload = false
+
+[[step]]
+action = "puts"
+count = 4
+prefix = "c"
+
+[[step]]
+action = "compact"
+revision = "current - 1"
+
+[[step]]
+action = "range"
+key = "c000"
+revision = 2
+
+[[step]]
+action = "check"
+
+[[step]]
+action = "wait"
+ms = 3000
+
+[[step]]
+action = "put"
+key = "z"
+value = "1"
+"#,
+        );
+        let report = s.run(1, with(Bug::RangeRevisionUnchecked), false);
+        only_the_client_history(&report);
+        let v = &report.violations[0];
+        assert!(v.detail.starts_with("at the check step at"), "{v:?}");
+        assert!(
+            v.time_ms + 2_900 <= report.simulated_ms,
+            "reported at the check step ({} ms), not at the end ({} ms)",
+            v.time_ms,
+            report.simulated_ms
+        );
+        assert_eq!(
+            report.violations.len(),
+            1,
+            "the end of the run adds no duplicate"
+        );
+        let clean = s.run(1, KnownBugs::NONE, false);
+        assert!(clean.passed(), "{}", clean.failure_report());
+    }
+
     /// Serializable-monotonic: a restarted member's reads from before its
     /// replay are true past states, so only the session's order sees them.
     #[test]

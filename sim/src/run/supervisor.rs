@@ -50,6 +50,9 @@ pub(crate) struct Supervisor {
     pub(super) backup_event: Option<super::backup::BackupEvent>,
     /// The random run's membership churn (random runs only).
     pub(super) churn: Option<super::churn::Churn>,
+    /// The kinds of client-check failure a scenario's `check` step has
+    /// reported (the end of the run does not report them again).
+    pub(super) clients_reported: Vec<crate::linearize::Kind>,
 }
 
 impl Supervisor {
@@ -103,6 +106,7 @@ impl Supervisor {
             grow_back: None,
             backup_event: None,
             churn: None,
+            clients_reported: Vec::new(),
         }
     }
 
@@ -212,11 +216,14 @@ impl Supervisor {
                 .map(|s| s.steps())
                 .unwrap_or_default(),
             probes: run_probes(&w),
-            clients: super::ClientCheck::of(crate::linearize::History {
-                ops: w.history.ops(),
-                applications: w.history.applications().clone(),
-                interrupted: w.history.interrupted_ids().clone(),
-            }),
+            clients: super::ClientCheck {
+                reported: self.clients_reported.clone(),
+                ..super::ClientCheck::of(crate::linearize::History {
+                    ops: w.history.ops(),
+                    applications: w.history.applications().clone(),
+                    interrupted: w.history.interrupted_ids().clone(),
+                })
+            },
         }
     }
 

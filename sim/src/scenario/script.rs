@@ -324,6 +324,7 @@ impl Script<'_> {
             Step::Check => {
                 self.converge().await?;
                 self.sup.final_checks();
+                self.sup.check_clients_so_far();
             }
             Step::Snapshot { label } => {
                 self.converge().await?;
