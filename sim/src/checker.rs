@@ -116,6 +116,8 @@ impl Checks {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Fingerprint {
     pub term: u64,
+    /// The request or conf change the entry carries (its identity).
+    pub request_id: u64,
     pub revision: i64,
     pub v2_index: u64,
     pub error: String,
@@ -130,6 +132,7 @@ impl Fingerprint {
         let r = applied.response.clone().unwrap_or_default();
         Fingerprint {
             term: applied.term,
+            request_id: r.id,
             revision,
             v2_index,
             error: r.error,
@@ -172,6 +175,57 @@ impl EquivalenceTable {
                 diffs: crate::diff::diff(&fp, known),
             }),
         }
+    }
+}
+
+impl EquivalenceTable {
+    /// Compares what a boot's replay can show of an entry whose v3 half it
+    /// skipped (the backend already held it) with the entry's recorded
+    /// outcome: the entry's identity (term, request id, conf change) and its
+    /// v2 half (the v2 index after it), and, for the last such entry, the
+    /// revision, since the backend then holds exactly the state after it.
+    /// An index nobody recorded (the tables start again after a restore)
+    /// is not recorded from here: its v3 outcome is unknown.
+    pub fn check_v3_skipped(
+        &mut self,
+        member: u64,
+        index: u64,
+        fp: &Fingerprint,
+        with_revision: bool,
+        time_ms: u64,
+    ) -> Result<bool, Violation> {
+        let Some((first, known)) = self.seen.get(&index) else {
+            return Ok(false);
+        };
+        let mut expected = Fingerprint {
+            term: known.term,
+            request_id: known.request_id,
+            v2_index: known.v2_index,
+            conf_change: known.conf_change,
+            ..fp.clone()
+        };
+        if with_revision {
+            expected.revision = known.revision;
+        }
+        if expected == *fp {
+            return Ok(true);
+        }
+        Err(Violation {
+            invariant: Invariant::RestartEquivalence,
+            time_ms,
+            member: Some(member),
+            detail: format!(
+                "entry {index}: member {member} replayed it at boot with its v3 half skipped \
+                 (the backend held it), and its identity, v2 half{} differ from member {first}'s \
+                 outcome",
+                if with_revision {
+                    " or the backend's revision"
+                } else {
+                    ""
+                }
+            ),
+            diffs: crate::diff::diff(fp, &expected),
+        })
     }
 }
 
@@ -522,6 +576,7 @@ mod tests {
     fn restart_equivalence_reports_a_different_outcome_of_the_same_entry() {
         let fp = Fingerprint {
             term: 2,
+            request_id: 9,
             revision: 5,
             v2_index: 7,
             error: String::new(),
@@ -538,6 +593,46 @@ mod tests {
         assert_eq!(v.invariant, Invariant::RestartEquivalence);
         assert!(v.detail.contains("entry 10"), "{}", v.detail);
         assert_eq!(v.diffs[0].path, ".v2_index");
+    }
+
+    #[test]
+    fn a_v3_skipped_replay_is_compared_by_identity_v2_half_and_last_revision() {
+        let fp = Fingerprint {
+            term: 2,
+            request_id: 9,
+            revision: 5,
+            v2_index: 7,
+            error: String::new(),
+            succeeded: true,
+            deleted: 1,
+            keys_read: 0,
+            conf_change: false,
+        };
+        let mut table = EquivalenceTable::default();
+        assert!(!table.check_v3_skipped(1, 10, &fp, true, 0).unwrap());
+        table.check(1, 10, fp.clone(), 0).unwrap();
+        // The v3 result is not shown by a skipped replay; the backend's
+        // revision counts only for the last skipped entry.
+        let replayed = Fingerprint {
+            revision: 8,
+            deleted: 0,
+            ..fp.clone()
+        };
+        assert!(table.check_v3_skipped(2, 10, &replayed, false, 0).unwrap());
+        let v = table
+            .check_v3_skipped(2, 10, &replayed, true, 0)
+            .unwrap_err();
+        assert_eq!(v.diffs[0].path, ".revision");
+        let other_entry = Fingerprint {
+            request_id: 10,
+            ..fp.clone()
+        };
+        let v = table
+            .check_v3_skipped(2, 10, &other_entry, false, 0)
+            .unwrap_err();
+        assert_eq!(v.diffs[0].path, ".request_id");
+        let no_v2 = Fingerprint { v2_index: 6, ..fp };
+        assert!(table.check_v3_skipped(2, 10, &no_v2, false, 0).is_err());
     }
 
     #[test]

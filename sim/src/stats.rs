@@ -19,6 +19,9 @@ pub struct RunStats {
     pub wal_repairs: u64,
     pub replayed: u64,
     pub replay_skipped_v3: u64,
+    /// Replayed entries whose v3 half was skipped that restart equivalence
+    /// compared with their recorded outcome (identity and v2 half).
+    pub replay_skipped_fingerprinted: u64,
     pub torn_writes: u64,
     /// Boots whose backend had not been closed cleanly (redb repaired it).
     pub unclean_backend_opens: u64,

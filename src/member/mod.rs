@@ -120,6 +120,10 @@ pub struct Recovered {
     /// The replayed entries whose v3 half ran, with their results (what
     /// took effect during the boot).
     pub replayed_v3: Vec<Applied>,
+    /// The replayed entries whose v3 half was skipped (the backend already
+    /// held them), with the result of their v2 half; their `revision` is
+    /// the backend's, i.e. the state after the last of them.
+    pub replayed_v3_skipped: Vec<Applied>,
 }
 
 /// One member's durable state and apply path.
@@ -263,6 +267,7 @@ impl Member {
             replay_skipped_v3: replay.skipped_v3,
             install_finished,
             replayed_v3: replay.v3_applied,
+            replayed_v3_skipped: replay.v3_skipped,
         };
         Ok((member, recovered))
     }
@@ -290,6 +295,7 @@ impl Member {
             } else {
                 self.hook.probe(Probe::ReplayV3Skipped);
                 replay.skipped_v3 += 1;
+                replay.v3_skipped.push(applied);
             }
         }
         Ok(replay)
@@ -791,6 +797,7 @@ struct Replay {
     replayed: u64,
     skipped_v3: u64,
     v3_applied: Vec<Applied>,
+    v3_skipped: Vec<Applied>,
 }
 
 /// The conf change entry that adds an initial member at bootstrap.

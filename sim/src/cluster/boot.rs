@@ -81,6 +81,7 @@ impl WorldState {
         // What the replay applied counts as taken effect before the state
         // it left is judged.
         self.late_effects(id, &rec.replayed_v3, now_ms);
+        self.replayed_v3_skipped(id, &rec.replayed_v3_skipped, now_ms);
         let durable = match node.member().state_dump() {
             Ok(dump) => checker::check_durability_at_boot(
                 self.history.acked_puts(),
@@ -128,15 +129,7 @@ impl WorldState {
             );
         }
         if let Some(repair) = &rec.wal_repair {
-            self.stats.wal_repairs += 1;
-            self.event(
-                now_ms,
-                Some(id),
-                format_args!(
-                    "WAL torn tail repaired: {} at offset {} ({} bytes dropped)",
-                    repair.file, repair.offset, repair.dropped_bytes
-                ),
-            );
+            self.wal_repaired(id, repair, now_ms);
         }
         self.event(
             now_ms,
@@ -175,6 +168,49 @@ impl WorldState {
             let fp = checker::Fingerprint::of(applied, resp.revision, resp.v2_index);
             if let Err(v) = self.checks.entries.check(id, applied.index, fp, now_ms) {
                 self.violation(v);
+            }
+        }
+    }
+
+    /// Counts and traces a torn WAL tail the boot cut off.
+    fn wal_repaired(&mut self, id: u64, repair: &replica::wal::TailRepair, now_ms: u64) {
+        self.stats.wal_repairs += 1;
+        self.event(
+            now_ms,
+            Some(id),
+            format_args!(
+                "WAL torn tail repaired: {} at offset {} ({} bytes dropped)",
+                repair.file, repair.offset, repair.dropped_bytes
+            ),
+        );
+    }
+
+    /// A boot's replayed entries whose v3 half was skipped: each compared
+    /// with the outcome recorded for its index where the replay can show
+    /// it (`EquivalenceTable::check_v3_skipped`); the last one with a
+    /// response also by the revision the backend holds.
+    fn replayed_v3_skipped(&mut self, id: u64, applied: &[replica::apply::Applied], now_ms: u64) {
+        let last = applied
+            .iter()
+            .rev()
+            .find(|a| a.response.is_some())
+            .map(|a| a.index);
+        for applied in applied {
+            let Some(resp) = &applied.response else {
+                continue;
+            };
+            let fp = checker::Fingerprint::of(applied, resp.revision, resp.v2_index);
+            let with_revision = last == Some(applied.index);
+            match self.checks.entries.check_v3_skipped(
+                id,
+                applied.index,
+                &fp,
+                with_revision,
+                now_ms,
+            ) {
+                Ok(true) => self.stats.replay_skipped_fingerprinted += 1,
+                Ok(false) => {}
+                Err(v) => self.violation(v),
             }
         }
     }
