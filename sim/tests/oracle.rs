@@ -126,14 +126,8 @@ action = "check"
         let path = sim::scenario::find("04-backend-ahead-of-snapshot").unwrap();
         let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let report = s.run(s.seed, with(Bug::V2SkippedWithV3), false);
-        // The replay's own fingerprint of the skipped entry fails at the
-        // same boot (restart equivalence); the v2-index check beside it.
-        let first = report
-            .violations
-            .iter()
-            .find(|v| v.invariant == Invariant::Recovery)
-            .expect("caught");
-        assert!(first.time_ms <= 488, "at the boot: {first:?}");
+        let first = report.violations.first().expect("caught");
+        assert_eq!(first.invariant, Invariant::Recovery, "{first:?}");
         assert!(
             first.detail.contains("v2 store index went back from"),
             "{}",

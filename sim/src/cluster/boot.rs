@@ -81,7 +81,6 @@ impl WorldState {
         // What the replay applied counts as taken effect before the state
         // it left is judged.
         self.late_effects(id, &rec.replayed_v3, now_ms);
-        self.replayed_v3_skipped(id, &rec.replayed_v3_skipped, now_ms);
         let durable = match node.member().state_dump() {
             Ok(dump) => checker::check_durability_at_boot(
                 self.history.acked_puts(),
@@ -145,6 +144,8 @@ impl WorldState {
         if let Err(v) = self.checks.v2_index.check_boot(id, v2_index, now_ms) {
             self.violation(v);
         }
+        // After the v2-index check, which names a skipped v2 half better.
+        self.replayed_v3_skipped(id, &rec.replayed_v3_skipped, now_ms);
     }
 
     /// Applies no Ready batch reported: a boot's replay (entries whose v3
