@@ -44,15 +44,25 @@ fn dim(seed: u64, d: Dim) -> ChaCha8Rng {
 
 /// Cluster sizes and their weights (in percent): 3 and 5 members, the
 /// sizes users run, are common; every size from 1 to 7 is present. A run
-/// costs about its member count, so large sizes are kept rarer.
+/// costs about its member count, so large sizes are kept rarer. One and two
+/// members get 5 % each: they cannot show a bug that needs replication or a
+/// damage class (bit rot, read errors and misdirected writes need three
+/// members): at 8 % each they caught `cindex-before-apply` in 6 of 47
+/// seeds against 63 of 253 for the larger sizes, and neither
+/// `no-fsync-before-send` nor `cindex-only-grows` in seeds 1..100.
 pub const NODE_WEIGHTS: [(u64, u32); 7] =
-    [(1, 8), (2, 8), (3, 40), (4, 8), (5, 22), (6, 4), (7, 10)];
+    [(1, 5), (2, 5), (3, 46), (4, 8), (5, 22), (6, 4), (7, 10)];
 
 /// The chance, in per mille, that every applicable fault class is on (the
-/// fixed world's choice, under which a bug that needs one class stays
-/// about as reachable as without the swarm); otherwise each is on with
-/// probability 1/2, at least one.
-pub const ALL_CLASSES_PER_MILLE: u32 = 333;
+/// fixed world's choice); otherwise each is on with probability 1/2, at
+/// least one. Half, not a third: the rarest switches need several classes
+/// together (a damage class late in the run plus crashes, an EIO plus a
+/// power loss), and at a third their failures over seeds 1..150 came
+/// 5 in 120 from worlds with every class and 2 in 480 from the others,
+/// while the common switches were caught as often with every class as
+/// without. The other half keeps swarm testing's omissions (a class that
+/// masks another is off).
+pub const ALL_CLASSES_PER_MILLE: u32 = 500;
 
 /// Expected faults per second while faults run, and their weights.
 pub const FAULT_RATES: [(f64, u32); 5] = [(0.25, 1), (0.5, 2), (1.0, 4), (2.0, 2), (4.0, 1)];
@@ -132,8 +142,8 @@ impl Swarm {
     }
 }
 
-/// The fault classes of a cluster of `nodes`: a third of the time all
-/// that apply, else each on with probability 1/2; if none came up, one of
+/// The fault classes of a cluster of `nodes`: half the time all that
+/// apply, else each on with probability 1/2; if none came up, one of
 /// them.
 fn draw_faults(rng: &mut ChaCha8Rng, nodes: u64) -> BTreeSet<FaultClass> {
     let applicable: Vec<FaultClass> = FaultClass::ALL
