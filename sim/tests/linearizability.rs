@@ -110,17 +110,13 @@ mod known_bugs {
     }
 
     /// Runs a catalogue scenario with `bug` on: caught by the client history
-    /// alone, within 5 s of wall time; returns the failure report.
+    /// alone; returns the failure report. (The scenario's wall time, < 5 s,
+    /// is measured by `ci/known-bugs.sh`, not asserted here: a timed test
+    /// fails on a loaded machine.)
     fn caught_by_clients_alone(name: &str, bug: Bug) -> RunReport {
         let s = catalogue(name);
-        let start = std::time::Instant::now();
         let report = s.run(s.seed, with(bug), false);
         only_the_client_history(&report);
-        assert!(
-            start.elapsed().as_secs() < 5,
-            "{name} took {:?}",
-            start.elapsed()
-        );
         let clean = s.run(s.seed, KnownBugs::NONE, false);
         assert!(clean.passed(), "{}", clean.failure_report());
         report
@@ -328,10 +324,8 @@ action = "check"
     #[test]
     fn read_index_before_apply_is_caught_by_scenario_22_alone() {
         let s = catalogue("22-read-index-before-apply");
-        let start = std::time::Instant::now();
         let report = s.run(s.seed, with(Bug::ReadIndexBeforeApply), false);
         only_the_client_history(&report);
-        assert!(start.elapsed().as_secs() < 5);
         let failure = &report.clients.failures[0];
         assert_eq!(failure.kind, sim::linearize::Kind::Linearizability);
         assert!(failure.ops.len() <= 4, "shrunk: {failure:?}");
