@@ -170,7 +170,7 @@ impl WorldState {
         }
         self.stats.state_dumps += u64::from(record.sampled.is_some());
         if let Some((index, dump)) = record.sampled
-            && let Err(v) = self.checks.states.check(id, index, &dump, now_ms)
+            && let Err(v) = self.checks.states.check(id, index, dump, now_ms)
         {
             self.violation(v);
         }
