@@ -4,7 +4,10 @@
 //! Every operation passes one gate: a frozen disk (the member crashed at a
 //! crash point or at its k-th operation) refuses everything, so nothing the
 //! dead process would still have done can land; an armed operation countdown
-//! freezes the disk at the k-th operation; an armed EIO fails the next
+//! freezes the disk at the k-th operation, an armed tearable-sync crash at
+//! the next `sync` of a file that holds an unsynced write across a sector
+//! boundary (so the power loss that follows has a write to tear); an armed
+//! EIO fails the next
 //! `sync` or `write`. A failed file `sync` also drops that file's unsynced
 //! writes, as Linux does: a store that retries the fsync gets a success
 //! that persisted nothing. An armed misdirection sends the next write to a
@@ -13,9 +16,9 @@
 //! time, which the member's task sleeps off.
 
 use super::latency::{Cost, DiskLatency};
-use super::power::SECTOR;
+use super::power::{SECTOR, sector_cuts};
 use crate::coverage::ProbeHits;
-use replica::disk::{Disk, MemDisk, PowerLossPlan};
+use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan};
 use replica::member::{BACKEND_FILE, WAL_DIR};
 use replica::probe::Probe;
 use std::io;
@@ -90,6 +93,11 @@ pub enum DiskFault {
     /// Fail the n-th sync (or write) from now, counting only those of one
     /// kind of file if it names one, with EIO.
     FailNth(TargetedEio),
+    /// Freeze (crash) at the next `sync` of a file (of this kind, if it
+    /// names one) whose unsynced writes include one that crosses a sector
+    /// boundary of the file, before the sync lands: a power loss there has
+    /// a write to tear.
+    CrashAtTearableSync(Option<MemberFile>),
 }
 
 /// An EIO aimed at the n-th sync or write, of any file or of one kind.
@@ -143,6 +151,11 @@ struct Gate {
     /// then expected, not a bug).
     eio_returned: bool,
     misdirect: Option<Misdirection>,
+    /// A crash armed at the next sync with a write to tear (of files of
+    /// one kind, or of any file).
+    crash_at_tearable_sync: Option<Option<MemberFile>>,
+    /// That crash fired since the last restart.
+    tearable_sync_crashed: bool,
     /// A misdirected write landed; what it did (taken by the supervisor).
     misdirected: Option<String>,
     ops: u64,
@@ -440,6 +453,7 @@ impl SimDisk {
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
             DiskFault::Misdirect(m) => g.misdirect = Some(m),
             DiskFault::FailNth(t) => g.targeted = Some(t),
+            DiskFault::CrashAtTearableSync(file) => g.crash_at_tearable_sync = Some(file),
         }
     }
 
@@ -456,6 +470,7 @@ impl SimDisk {
         g.capacity = None;
         g.misdirect = None;
         g.targeted = None;
+        g.crash_at_tearable_sync = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
@@ -470,6 +485,42 @@ impl SimDisk {
             || g.capacity.is_some()
             || g.misdirect.is_some()
             || g.targeted.is_some()
+            || g.crash_at_tearable_sync.is_some()
+    }
+
+    /// Whether the disk froze at a sync with a write to tear (an armed
+    /// [`DiskFault::CrashAtTearableSync`]) since the last restart.
+    pub fn crashed_at_tearable_sync(&self) -> bool {
+        self.gate().tearable_sync_crashed
+    }
+
+    /// Freezes the disk if a crash is armed at a sync with a write to tear
+    /// and `path` is such a file: one of its unsynced writes crosses a
+    /// sector boundary of the file.
+    fn crash_if_tearable(&self, path: &Path) -> io::Result<()> {
+        let mut g = self.gate();
+        let Some(kind) = g.crash_at_tearable_sync else {
+            return Ok(());
+        };
+        if g.frozen || kind.is_some_and(|k| !k.holds(path)) || !self.has_tearable_write(path) {
+            return Ok(());
+        }
+        g.crash_at_tearable_sync = None;
+        g.tearable_sync_crashed = true;
+        g.frozen = true;
+        self.probe_commit_crash(&mut g, OpKind::Sync);
+        Err(crashed())
+    }
+
+    /// Whether one of `path`'s unsynced writes crosses a sector boundary of
+    /// the file (a power loss can tear it).
+    fn has_tearable_write(&self, path: &Path) -> bool {
+        self.mem.pending_ops(path).is_ok_and(|ops| {
+            ops.iter().any(|op| match op {
+                PendingOp::Write { offset, data } => !sector_cuts(*offset, data.len()).is_empty(),
+                PendingOp::SetLen(_) => false,
+            })
+        })
     }
 
     /// Whether a misdirected write is armed and has not landed yet.
@@ -678,7 +729,8 @@ impl Disk for SimDisk {
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
         if let Err(e) = self
-            .pass(OpKind::Sync, 0)
+            .crash_if_tearable(path)
+            .and_then(|()| self.pass(OpKind::Sync, 0))
             .and_then(|()| self.pass_targeted(true, path))
         {
             // Linux semantics of a failed fsync: the writes it would have

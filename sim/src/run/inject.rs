@@ -5,8 +5,11 @@
 
 use super::STEP_MS;
 use super::Supervisor;
-use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass, SimCrashHook, SimDisk};
-use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step};
+use crate::fault::{
+    ArmedCrash, CrashKind, DiskFault, FaultClass, MemberFile, PowerLossKind, PowerPlan,
+    SimCrashHook, SimDisk,
+};
+use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step, tearable_sync_name};
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use replica::crash_point::CrashPoint;
@@ -53,6 +56,9 @@ impl Supervisor {
         };
         let now = self.world.now_ms();
         match class {
+            FaultClass::Torn | FaultClass::Power if self.aims_tear(class) => {
+                self.arm_tearable_power_loss(now, id);
+            }
             FaultClass::Crash | FaultClass::Power | FaultClass::Torn => {
                 self.inject_crash(now, id, class != FaultClass::Crash);
             }
@@ -69,6 +75,69 @@ impl Supervisor {
             FaultClass::Misdirect => self.inject_misdirect(now, id),
             FaultClass::Slow => self.inject_slow(now, id),
         }
+    }
+
+    /// Whether a power loss of `class` waits for a write to tear instead of
+    /// striking now: three torn-write faults in four, and one power fault
+    /// in four when torn writes are on (its loss would tear then too); the
+    /// rest strike at once, anywhere. One draw from the aiming stream, only
+    /// for those classes (and for `power` only with torn writes on).
+    fn aims_tear(&mut self, class: FaultClass) -> bool {
+        match class {
+            FaultClass::Torn => self.tear_rng.random_ratio(3, 4),
+            _ if self.world.lock().cfg.has(FaultClass::Torn) => self.tear_rng.random_ratio(1, 4),
+            _ => false,
+        }
+    }
+
+    /// A torn-write power loss aimed at a write it can tear: armed at the
+    /// member's next sync of a WAL segment (half the time), of its backend
+    /// file (a quarter) or of any file (a quarter: snapshots, WAL and
+    /// backend alike) whose unsynced writes include one across a sector
+    /// boundary. Between two steps a member has synced everything, so a
+    /// power loss drawn at a random instant rarely finds such a write; this
+    /// one waits for it (3 s at most, like every armed fault). It keeps
+    /// every unsynced write and tears each file's last one, or keeps a
+    /// random subset, half each. Draws (from its own stream) the file and
+    /// the kind; the plan's seed comes from the fault stream when it fires.
+    fn arm_tearable_power_loss(&mut self, now: u64, id: u64) {
+        let file = match self.tear_rng.random_range(0..4) {
+            0 | 1 => Some(MemberFile::Wal),
+            2 => Some(MemberFile::Backend),
+            _ => None,
+        };
+        let kind = if self.tear_rng.random_bool(0.5) {
+            PowerLossKind::TearTail
+        } else {
+            PowerLossKind::Reorder
+        };
+        {
+            let mut w = self.world.lock();
+            let Some(slot) = w.slot_mut(id) else {
+                return;
+            };
+            slot.armed.disk_crash_power = true;
+            slot.armed.power_plan = Some(PowerPlan { kind, seed: None });
+            slot.disk.arm(DiskFault::CrashAtTearableSync(file));
+            w.event(
+                now,
+                Some(id),
+                format_args!(
+                    "armed {kind:?} power loss at the next sync with a write to tear ({file:?})"
+                ),
+            );
+        }
+        let step = Step::Crash {
+            member: id.into(),
+            mode: Mode::of_power_loss(kind),
+            at: Some(tearable_sync_name(file)),
+            hit: 1,
+            after_ops: None,
+            after_disk_ops: None,
+            plan_seed: None,
+        };
+        self.record(now, id, true, step);
+        self.arm_deadline(id);
     }
 
     /// Arms a misdirected write on the member's WAL (two in three: its next
