@@ -44,7 +44,9 @@
 //! past the damage into a state its peers do not share is (convergence or
 //! restart equivalence catches it), and so is a panic. The bound: at most
 //! one member per run is ever damaged, and only when no other member is
-//! down, so a majority stays free of such faults. The last 3,200 bytes of the
+//! down, so a majority stays free of such faults (a damaging fault drawn
+//! while this forbids it waits for the first moment it allows, in the
+//! random phase's last quarter). The last 3,200 bytes of the
 //! newest WAL segment are never damaged: a flip in the final record looks
 //! exactly like a torn write and is cut at boot (as etcd does), silently
 //! dropping an entry the member had acknowledged. That is a limit of the
@@ -101,7 +103,15 @@
 //! ([`PowerLossKind::Reorder`], half), keeps them all and tears each file's
 //! last one ([`PowerLossKind::TearTail`], a quarter: the shape of a torn
 //! WAL tail), or loses them all ([`PowerLossKind::Lose`], a quarter);
-//! without, it loses them all. A write tears only at a 512-byte sector
+//! without, it loses them all. Between two of its steps a member has
+//! synced everything it wrote, so a power loss at a random instant rarely
+//! finds a write to tear: three torn-write faults in four (and one power
+//! fault in four with torn writes on) are armed instead at the member's
+//! next sync of a WAL segment, the backend or any file holding an unsynced
+//! write across a sector boundary ([`DiskFault::CrashAtTearableSync`],
+//! scenario `crash` with `at = "tearable_sync[.wal|.backend|.snapshot]"`),
+//! and keep every write but tear the last, or keep a random subset; the
+//! bound is every armed fault's (forgotten after 3 s). A write tears only at a 512-byte sector
 //! boundary of its file (a disk persists whole sectors), and each unsynced
 //! directory entry (created, renamed, removed) survives or not on its own.
 //!

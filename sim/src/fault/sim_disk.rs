@@ -156,6 +156,11 @@ struct Gate {
     crash_at_tearable_sync: Option<Option<MemberFile>>,
     /// That crash fired since the last restart.
     tearable_sync_crashed: bool,
+    /// The end of the latest write to a WAL segment (path, end offset).
+    last_wal_write: Option<(PathBuf, u64)>,
+    /// `last_wal_write` as it was at the latest sync of the backend file:
+    /// WAL records past it hold entries the backend had not committed then.
+    wal_end_at_backend_sync: Option<(PathBuf, u64)>,
     /// A misdirected write landed; what it did (taken by the supervisor).
     misdirected: Option<String>,
     ops: u64,
@@ -488,6 +493,24 @@ impl SimDisk {
             || g.crash_at_tearable_sync.is_some()
     }
 
+    /// Where the WAL ended (segment, offset) when the backend file was
+    /// last synced in this process: the records after it carry entries the
+    /// backend did not hold then, which a boot replays into it.
+    pub fn wal_end_at_backend_sync(&self) -> Option<(PathBuf, u64)> {
+        self.gate().wal_end_at_backend_sync.clone()
+    }
+
+    /// Follows the WAL's end and the backend's syncs, for
+    /// [`SimDisk::wal_end_at_backend_sync`].
+    fn note_write_or_sync(&self, path: &Path, sync: bool, end: u64) {
+        let mut g = self.gate();
+        if sync && path == Path::new(BACKEND_FILE) {
+            g.wal_end_at_backend_sync = g.last_wal_write.clone();
+        } else if !sync && WriteTarget::Wal.matches(path) {
+            g.last_wal_write = Some((path.to_path_buf(), end));
+        }
+    }
+
     /// Whether the disk froze at a sync with a write to tear (an armed
     /// [`DiskFault::CrashAtTearableSync`]) since the last restart.
     pub fn crashed_at_tearable_sync(&self) -> bool {
@@ -718,6 +741,7 @@ impl Disk for SimDisk {
         self.observe(DiskOp::Write, path);
         self.mem.write_at(path, offset, data)?;
         self.advance_commit(path, OpKind::Write, offset);
+        self.note_write_or_sync(path, false, offset + data.len() as u64);
         Ok(())
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -751,6 +775,7 @@ impl Disk for SimDisk {
         }
         self.mem.sync(path)?;
         self.advance_commit(path, OpKind::Sync, 0);
+        self.note_write_or_sync(path, true, 0);
         Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -69,11 +69,53 @@ impl Supervisor {
             }
             FaultClass::Net => self.inject_partition(now, id),
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
+            FaultClass::Bitrot | FaultClass::ReadError | FaultClass::Misdirect
+                if !self.may_damage(now) =>
+            {
+                self.defer_damage(class, id);
+            }
             FaultClass::Bitrot => self.inject_bitrot(now, id),
             FaultClass::Enospc => self.inject_full_disk(now, id),
             FaultClass::ReadError => self.inject_bad_sector(now, id),
             FaultClass::Misdirect => self.inject_misdirect(now, id),
             FaultClass::Slow => self.inject_slow(now, id),
+        }
+    }
+
+    /// A damaging fault (bit rot, a latent sector error, a misdirected
+    /// write) drawn while its bound forbids it (too early, a member down or
+    /// armed) waits for the first moment the bound allows, so the class
+    /// damages a member in most runs that draw it, not only in those whose
+    /// draw fell in the last quarter with every member up. One at a time,
+    /// and none once a member is damaged (the bound allows no second).
+    /// Draws nothing.
+    fn defer_damage(&mut self, class: FaultClass, id: u64) {
+        if self.deferred_damage.is_none() && !self.any_damaged() {
+            self.deferred_damage = Some((class, id));
+        }
+    }
+
+    /// Injects the deferred damaging fault once its bound holds (on its
+    /// member; dropped if that one left the cluster). Its draws
+    /// happen then, as if it had been drawn at this step.
+    pub(super) fn deferred_damage_due(&mut self) {
+        let Some((class, id)) = self.deferred_damage else {
+            return;
+        };
+        let now = self.now_ms();
+        let gone = (self.world.lock().members.get(&id)).is_none_or(|s| s.removed);
+        if gone || self.any_damaged() {
+            self.deferred_damage = None;
+            return;
+        }
+        if !self.may_damage(now) {
+            return;
+        }
+        self.deferred_damage = None;
+        match class {
+            FaultClass::Bitrot => self.inject_bitrot(now, id),
+            FaultClass::ReadError => self.inject_bad_sector(now, id),
+            _ => self.inject_misdirect(now, id),
         }
     }
 
@@ -281,13 +323,15 @@ impl Supervisor {
         let Some(file) = self.draw_damaged_file(now) else {
             return;
         };
-        // In a WAL segment, the newest tenth: the entries a boot replays
-        // into a backend that has not committed them yet (damage to older
-        // entries is skipped by replay or cut off with a snapshot).
-        let at: f64 = match file {
-            DamagedFile::Wal => 0.9 + 0.1 * self.rng.random::<f64>(),
-            _ => self.rng.random(),
+        // In a WAL segment, the entries a boot replays into a backend that
+        // has not committed them yet: those written since the backend's
+        // latest sync, else the newest tenth (damage to older entries is
+        // skipped by replay or cut off with a snapshot: never read).
+        let (lo, hi) = match file {
+            DamagedFile::Wal => self.wal_span_past_backend(id).unwrap_or((0.9, 1.0)),
+            _ => (0.0, 1.0),
         };
+        let at = lo + (hi - lo) * self.rng.random::<f64>();
         let xor: u8 = self.rng.random_range(1..=255);
         if self.corrupt(id, file, at, xor).is_err() {
             // No such file yet (no snapshot taken): nothing to damage.
