@@ -516,11 +516,11 @@ pub enum Step {
         #[serde(default = "default_power")]
         mode: Mode,
         plan_seed: Option<u64>,
-        /// Only a sync or write of this kind of file counts (`on` is sync
-        /// or write).
+        /// Only a sync, write or rename of this kind of file counts (`on`
+        /// is sync, write or rename; a rename counts by its old name).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<DamagedFile>,
-        /// The n-th matching sync or write fails (default the next);
+        /// The n-th matching sync, write or rename fails (default the next);
         /// `"k"` in a repeat.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nth: Option<Count>,
@@ -1206,8 +1206,8 @@ fn validate_txn(step: &Step) -> Result<(), String> {
     Ok(())
 }
 
-/// An EIO aimed at one kind of file or at the n-th operation is a sync or
-/// a write one.
+/// An EIO aimed at one kind of file or at the n-th operation is a sync, a
+/// write or a rename one.
 fn validate_eio_target(
     on: EioOn,
     file: &Option<DamagedFile>,
@@ -1216,8 +1216,11 @@ fn validate_eio_target(
 ) -> Result<(), String> {
     validate_count(nth, in_repeat)?;
     let targeted = file.is_some() || nth.is_some();
-    if targeted && !matches!(on, EioOn::Sync | EioOn::Write) {
-        return Err("file and nth aim an EIO at a sync or a write: on is sync or write".into());
+    if targeted && !matches!(on, EioOn::Sync | EioOn::Write | EioOn::Rename) {
+        return Err(
+            "file and nth aim an EIO at a sync, a write or a rename: on is sync, write or rename"
+                .into(),
+        );
     }
     if matches!(nth, Some(Count::N(0))) {
         return Err("nth counts from 1".into());

@@ -168,7 +168,7 @@ pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
 pub use sim_disk::{
     DiskFault, DiskOp, EntryOp, MemberFile, Misdirection, SimDisk, SyncObserver, TargetedEio,
-    WriteTarget,
+    TargetedOp, WriteTarget,
 };
 
 use std::fmt;

@@ -90,8 +90,8 @@ pub enum DiskFault {
     /// A write to a `target` file lands `shift` bytes past its offset, in
     /// the same file: the aimed-at bytes keep what they held.
     Misdirect(Misdirection),
-    /// Fail the n-th sync (or write) from now, counting only those of one
-    /// kind of file if it names one, with EIO.
+    /// Fail the n-th sync (or write, or rename) from now, counting only
+    /// those of one kind of file if it names one, with EIO.
     FailNth(TargetedEio),
     /// Freeze (crash) at the next `sync` of a file (of this kind, if it
     /// names one) whose unsynced writes include one that crosses a sector
@@ -100,14 +100,25 @@ pub enum DiskFault {
     CrashAtTearableSync(Option<MemberFile>),
 }
 
-/// An EIO aimed at the n-th sync or write, of any file or of one kind.
+/// An EIO aimed at the n-th sync, write or rename, of any file or of one
+/// kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetedEio {
-    /// A file `sync` (else a `write_at` / `set_len`).
-    pub sync: bool,
+    pub op: TargetedOp,
     /// 1 = the next matching operation.
     pub nth: u64,
     pub file: Option<MemberFile>,
+}
+
+/// The operation a [`TargetedEio`] fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetedOp {
+    /// A file `sync`.
+    Sync,
+    /// A `write_at` or `set_len`.
+    Write,
+    /// A `rename`, counted by the file renamed (its old name).
+    Rename,
 }
 
 /// The kinds of file a member keeps.
@@ -422,14 +433,14 @@ impl SimDisk {
             .clone()
     }
 
-    /// A sync (or write) of `path` that passed the gate: fails it if it is
-    /// the one a targeted EIO waits for.
-    fn pass_targeted(&self, sync: bool, path: &Path) -> io::Result<()> {
+    /// A sync, write or rename of `path` that passed the gate: fails it if
+    /// it is the one a targeted EIO waits for.
+    fn pass_targeted(&self, op: TargetedOp, path: &Path) -> io::Result<()> {
         let mut g = self.gate();
         let Some(t) = g.targeted.as_mut() else {
             return Ok(());
         };
-        if t.sync != sync || t.file.is_some_and(|f| !f.holds(path)) {
+        if t.op != op || t.file.is_some_and(|f| !f.holds(path)) {
             return Ok(());
         }
         t.nth = t.nth.saturating_sub(1);
@@ -438,10 +449,10 @@ impl SimDisk {
         }
         g.targeted = None;
         g.eio_returned = true;
-        Err(eio(if sync {
-            "targeted sync"
-        } else {
-            "targeted write"
+        Err(eio(match op {
+            TargetedOp::Sync => "targeted sync",
+            TargetedOp::Write => "targeted write",
+            TargetedOp::Rename => "targeted rename",
         }))
     }
 
@@ -735,7 +746,7 @@ impl Disk for SimDisk {
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write, data.len())?;
-        self.pass_targeted(false, path)?;
+        self.pass_targeted(TargetedOp::Write, path)?;
         let offset = self.aim(path, offset, data.len());
         self.room_for(path, offset + data.len() as u64)?;
         self.observe(DiskOp::Write, path);
@@ -746,7 +757,7 @@ impl Disk for SimDisk {
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write, 0)?;
-        self.pass_targeted(false, path)?;
+        self.pass_targeted(TargetedOp::Write, path)?;
         self.room_for(path, len)?;
         self.observe(DiskOp::SetLen, path);
         self.mem.set_len(path, len)
@@ -755,7 +766,7 @@ impl Disk for SimDisk {
         if let Err(e) = self
             .crash_if_tearable(path)
             .and_then(|()| self.pass(OpKind::Sync, 0))
-            .and_then(|()| self.pass_targeted(true, path))
+            .and_then(|()| self.pass_targeted(TargetedOp::Sync, path))
         {
             // Linux semantics of a failed fsync: the writes it would have
             // persisted are lost, not kept pending for a retry.
@@ -785,6 +796,7 @@ impl Disk for SimDisk {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.pass(OpKind::Entry(EntryOp::Rename), 0)?;
+        self.pass_targeted(TargetedOp::Rename, from)?;
         self.observe(DiskOp::Rename, from);
         self.mem.rename(from, to)
     }
@@ -819,7 +831,7 @@ mod targeted_eio_tests {
         assert!(MemberFile::Backend.holds(db) && !MemberFile::Snapshot.holds(db));
         assert!(MemberFile::Snapshot.holds(snap));
         disk.arm(DiskFault::FailNth(TargetedEio {
-            sync: true,
+            op: TargetedOp::Sync,
             nth: 2,
             file: Some(MemberFile::Backend),
         }));

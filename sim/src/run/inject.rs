@@ -7,7 +7,7 @@ use super::STEP_MS;
 use super::Supervisor;
 use crate::fault::{
     ArmedCrash, CrashKind, DiskFault, FaultClass, MemberFile, PowerLossKind, PowerPlan,
-    SimCrashHook, SimDisk,
+    SimCrashHook, SimDisk, TargetedEio, TargetedOp,
 };
 use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step, tearable_sync_name};
 use rand::Rng;
@@ -424,7 +424,12 @@ impl Supervisor {
     /// entry change (a sixth each: a rename half the time, since renames
     /// are rarer than creates and removes and carry the store's atomic
     /// file replacements, else a create or a remove) on the member's disk.
-    /// Draws one number, and for an entry change which kind.
+    /// A failed rename is aimed, half the time, at the member's next rename
+    /// of a snapshot file (the store's one atomic replacement of a whole
+    /// file; WAL segment cuts are the other renames, and with small
+    /// segments they would take nearly every unaimed one). Draws one
+    /// number, and for an entry change which kind; for a rename, whether
+    /// it is aimed (from its own stream).
     fn inject_eio(&mut self, now: u64, id: u64) {
         let on = match self.rng.random_range(0..6) {
             0 | 1 => EioOn::Sync,
@@ -434,7 +439,18 @@ impl Supervisor {
                 .choose(&mut self.rng)
                 .unwrap_or(&EioOn::Rename),
         };
-        let fault = on.fault();
+        let aimed = on == EioOn::Rename && self.eio_aim_rng.random_bool(0.5);
+        let (fault, file, nth) = if aimed {
+            let target = TargetedEio {
+                op: TargetedOp::Rename,
+                nth: 1,
+                file: Some(MemberFile::Snapshot),
+            };
+            let one = Some(Count::N(1));
+            (DiskFault::FailNth(target), Some(DamagedFile::Snapshot), one)
+        } else {
+            (on.fault(), None, None)
+        };
         self.record(
             now,
             id,
@@ -444,8 +460,8 @@ impl Supervisor {
                 on,
                 mode: Mode::Power,
                 plan_seed: None,
-                file: None,
-                nth: None,
+                file,
+                nth,
             },
         );
         let mut w = self.world.lock();

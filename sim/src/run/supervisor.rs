@@ -14,7 +14,7 @@ use crate::cluster::wire::member_ip;
 use crate::cluster::world::World;
 use crate::config::RunConfig;
 use crate::fault::PowerPlan;
-use crate::rng::{STREAM_FAULTS, STREAM_TEAR_AIM, stream};
+use crate::rng::{STREAM_EIO_AIM, STREAM_FAULTS, STREAM_TEAR_AIM, stream};
 use madsim::runtime::Handle;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +27,8 @@ pub(crate) struct Supervisor {
     pub(super) rng: ChaCha8Rng,
     /// Aims torn-write power losses at pending writes (`STREAM_TEAR_AIM`).
     pub(super) tear_rng: ChaCha8Rng,
+    /// Aims rename EIOs at snapshot files (`STREAM_EIO_AIM`).
+    pub(super) eio_aim_rng: ChaCha8Rng,
     pub(super) restarts_due: BTreeMap<u64, u64>,
     /// A platter-damaging fault drawn while its bound forbade it, waiting
     /// for the moment the bound allows (`inject::deferred_damage_due`).
@@ -97,6 +99,7 @@ impl Supervisor {
             handle,
             rng: stream(cfg.seed, STREAM_FAULTS),
             tear_rng: stream(cfg.seed, STREAM_TEAR_AIM),
+            eio_aim_rng: stream(cfg.seed, STREAM_EIO_AIM),
             restarts_due: BTreeMap::new(),
             deferred_damage: None,
             random_until: cfg.duration_ms,
@@ -147,6 +150,7 @@ impl Supervisor {
         let forked = crate::rng::suffix_seed(seed, suffix);
         self.rng = stream(forked, STREAM_FAULTS);
         self.tear_rng = stream(forked, STREAM_TEAR_AIM);
+        self.eio_aim_rng = stream(forked, STREAM_EIO_AIM);
         self.world.lock().reseed(now, forked);
         for _ in 0..1 + forked % 1024 {
             let _: u64 = madsim::rand::random();
