@@ -44,9 +44,7 @@
 //! past the damage into a state its peers do not share is (convergence or
 //! restart equivalence catches it), and so is a panic. The bound: at most
 //! one member per run is ever damaged, and only when no other member is
-//! down, so a majority stays free of such faults (a damaging fault drawn
-//! while this forbids it waits for the first moment it allows, in the
-//! random phase's last quarter). The last 3,200 bytes of the
+//! down, so a majority stays free of such faults. The last 3,200 bytes of the
 //! newest WAL segment are never damaged: a flip in the final record looks
 //! exactly like a torn write and is cut at boot (as etcd does), silently
 //! dropping an entry the member had acknowledged. That is a limit of the

@@ -69,53 +69,11 @@ impl Supervisor {
             }
             FaultClass::Net => self.inject_partition(now, id),
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
-            FaultClass::Bitrot | FaultClass::ReadError | FaultClass::Misdirect
-                if !self.may_damage(now) =>
-            {
-                self.defer_damage(class, id);
-            }
             FaultClass::Bitrot => self.inject_bitrot(now, id),
             FaultClass::Enospc => self.inject_full_disk(now, id),
             FaultClass::ReadError => self.inject_bad_sector(now, id),
             FaultClass::Misdirect => self.inject_misdirect(now, id),
             FaultClass::Slow => self.inject_slow(now, id),
-        }
-    }
-
-    /// A damaging fault (bit rot, a latent sector error, a misdirected
-    /// write) drawn while its bound forbids it (too early, a member down or
-    /// armed) waits for the first moment the bound allows, so the class
-    /// damages a member in most runs that draw it, not only in those whose
-    /// draw fell in the last quarter with every member up. One at a time,
-    /// and none once a member is damaged (the bound allows no second).
-    /// Draws nothing.
-    fn defer_damage(&mut self, class: FaultClass, id: u64) {
-        if self.deferred_damage.is_none() && !self.any_damaged() {
-            self.deferred_damage = Some((class, id));
-        }
-    }
-
-    /// Injects the deferred damaging fault once its bound holds (on its
-    /// member; dropped if that one left the cluster). Its draws
-    /// happen then, as if it had been drawn at this step.
-    pub(super) fn deferred_damage_due(&mut self) {
-        let Some((class, id)) = self.deferred_damage else {
-            return;
-        };
-        let now = self.now_ms();
-        let gone = (self.world.lock().members.get(&id)).is_none_or(|s| s.removed);
-        if gone || self.any_damaged() {
-            self.deferred_damage = None;
-            return;
-        }
-        if !self.may_damage(now) {
-            return;
-        }
-        self.deferred_damage = None;
-        match class {
-            FaultClass::Bitrot => self.inject_bitrot(now, id),
-            FaultClass::ReadError => self.inject_bad_sector(now, id),
-            _ => self.inject_misdirect(now, id),
         }
     }
 

@@ -30,9 +30,6 @@ pub(crate) struct Supervisor {
     /// Aims rename EIOs at snapshot files (`STREAM_EIO_AIM`).
     pub(super) eio_aim_rng: ChaCha8Rng,
     pub(super) restarts_due: BTreeMap<u64, u64>,
-    /// A platter-damaging fault drawn while its bound forbade it, waiting
-    /// for the moment the bound allows (`inject::deferred_damage_due`).
-    pub(super) deferred_damage: Option<(crate::fault::FaultClass, u64)>,
     /// Random faults are injected until this virtual time.
     pub(super) random_until: u64,
     /// Members a script stopped: they stay down until the script restarts
@@ -101,7 +98,6 @@ impl Supervisor {
             tear_rng: stream(cfg.seed, STREAM_TEAR_AIM),
             eio_aim_rng: stream(cfg.seed, STREAM_EIO_AIM),
             restarts_due: BTreeMap::new(),
-            deferred_damage: None,
             random_until: cfg.duration_ms,
             held_down: BTreeSet::new(),
             client_node,
@@ -135,7 +131,6 @@ impl Supervisor {
         // membership change is under way: the cluster is not at its size,
         // and a fault could leave it without a quorum.
         if self.now_ms() < self.random_until && !self.restoring() && !self.churning() {
-            self.deferred_damage_due();
             self.maybe_inject();
         }
     }
