@@ -842,4 +842,57 @@ mod targeted_eio_tests {
         assert!(disk.sync(db).is_err());
         assert!(disk.eio_returned() && !disk.is_armed());
     }
+
+    /// A targeted rename EIO counts only renames of its kind of file (by
+    /// the old name), and nothing changes.
+    #[test]
+    fn a_targeted_rename_eio_fails_the_snapshot_rename_only() {
+        let disk = SimDisk::new();
+        let wal_tmp = Path::new("member/wal/0.tmp");
+        let snap_tmp = Path::new("member/snap/0000000000000001-0000000000000005.snap.tmp");
+        for p in [wal_tmp, snap_tmp] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+        }
+        disk.arm(DiskFault::FailNth(TargetedEio {
+            op: TargetedOp::Rename,
+            nth: 1,
+            file: Some(MemberFile::Snapshot),
+        }));
+        disk.rename(wal_tmp, Path::new("member/wal/0.wal")).unwrap();
+        let snap = snap_tmp.with_extension("");
+        assert!(disk.rename(snap_tmp, &snap).is_err());
+        assert!(disk.exists(snap_tmp).unwrap() && !disk.exists(&snap).unwrap());
+        assert!(disk.eio_returned() && !disk.is_armed());
+    }
+}
+
+#[cfg(test)]
+mod tearable_sync_tests {
+    use super::*;
+
+    /// The crash waits for a sync of its kind of file whose unsynced
+    /// writes cross a sector boundary; other syncs pass.
+    #[test]
+    fn a_tearable_sync_crash_waits_for_a_write_across_a_sector_boundary() {
+        let disk = SimDisk::new();
+        let wal = Path::new("member/wal/0000000000000000-0000000000000000.wal");
+        let db = Path::new("member/snap/db");
+        for p in [wal, db] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+        }
+        disk.arm(DiskFault::CrashAtTearableSync(Some(MemberFile::Wal)));
+        // Inside one sector: nothing to tear.
+        disk.write_at(wal, 0, &[1; 500]).unwrap();
+        disk.sync(wal).unwrap();
+        // The backend is not the file it waits for.
+        disk.write_at(db, 0, &[2; 4096]).unwrap();
+        disk.sync(db).unwrap();
+        // Across the boundary at 512: the sync does not land.
+        disk.write_at(wal, 500, &[3; 100]).unwrap();
+        assert!(disk.sync(wal).is_err());
+        assert!(disk.is_frozen() && disk.crashed_at_tearable_sync());
+        assert_eq!(disk.mem().pending_ops(wal).unwrap().len(), 1);
+    }
 }
