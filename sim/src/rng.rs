@@ -15,6 +15,11 @@ pub const STREAM_SETTINGS: u64 = 3;
 pub const STREAM_DISK_MODEL: u64 = 4;
 /// Cluster events of a random run (a backup restored and grown back).
 pub const STREAM_CLUSTER_EVENTS: u64 = 40;
+/// Which random torn-write power losses wait for a write to tear, and
+/// how (so the fault stream's draws keep their order).
+pub const STREAM_TEAR_AIM: u64 = 42;
+/// Which random EIOs on a rename wait for a snapshot file's rename.
+pub const STREAM_EIO_AIM: u64 = 43;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

@@ -1,7 +1,7 @@
 //! The scenario file format (TOML). `scenarios/README.md` documents it with
 //! an example of every step kind.
 
-use crate::fault::FaultClass;
+use crate::fault::{FaultClass, MemberFile};
 use crate::stats::RunStats;
 use replica::crash_point::CrashPoint;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,35 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// A restart's `crash_at` that stops the boot at its `hit`-th disk
 /// operation rather than at a named crash point.
 pub const BOOT_DISK_OP: &str = "disk_op";
+
+/// A crash's `at` that stops the member at its next sync of a file holding
+/// an unsynced write across a sector boundary (so a power loss there has a
+/// write to tear); `tearable_sync.wal`, `.backend` or `.snapshot` wait for
+/// such a sync of that kind of file.
+pub const TEARABLE_SYNC: &str = "tearable_sync";
+
+/// The files a `tearable_sync` crash waits for (`None` inside: any file),
+/// or `None` if `at` names no such crash.
+pub fn tearable_sync_target(at: &str) -> Option<Option<MemberFile>> {
+    match at.strip_prefix(TEARABLE_SYNC)? {
+        "" => Some(None),
+        ".wal" => Some(Some(MemberFile::Wal)),
+        ".backend" => Some(Some(MemberFile::Backend)),
+        ".snapshot" => Some(Some(MemberFile::Snapshot)),
+        _ => None,
+    }
+}
+
+/// The `at` of a `tearable_sync` crash waiting for `file`.
+pub fn tearable_sync_name(file: Option<MemberFile>) -> String {
+    let suffix = match file {
+        None => "",
+        Some(MemberFile::Wal) => ".wal",
+        Some(MemberFile::Backend) => ".backend",
+        Some(MemberFile::Snapshot) => ".snapshot",
+    };
+    format!("{TEARABLE_SYNC}{suffix}")
+}
 
 /// The member roles a step may name instead of an id.
 pub const ROLES: [&str; 5] = ["leader", "follower", "any follower", "crashed", "isolated"];
@@ -442,8 +471,10 @@ pub enum Step {
     },
     /// Stops a member: now (no `at`, no `after_disk_ops`), at a named crash
     /// point (its `hit`-th hit; with `after_ops` = k, at the k-th disk
-    /// operation after the point), or at its `after_disk_ops`-th next disk
-    /// operation. It stays down until a `restart` step.
+    /// operation after the point), at its `after_disk_ops`-th next disk
+    /// operation, or (`at = "tearable_sync[.wal|.backend|.snapshot]"`) at
+    /// its next sync of a file holding an unsynced write across a sector
+    /// boundary. It stays down until a `restart` step.
     Crash {
         member: Target,
         #[serde(default)]
@@ -485,11 +516,11 @@ pub enum Step {
         #[serde(default = "default_power")]
         mode: Mode,
         plan_seed: Option<u64>,
-        /// Only a sync or write of this kind of file counts (`on` is sync
-        /// or write).
+        /// Only a sync, write or rename of this kind of file counts (`on`
+        /// is sync, write or rename; a rename counts by its old name).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<DamagedFile>,
-        /// The n-th matching sync or write fails (default the next);
+        /// The n-th matching sync, write or rename fails (default the next);
         /// `"k"` in a repeat.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nth: Option<Count>,
@@ -1032,11 +1063,19 @@ fn validate_crash_trigger(
     hit: u32,
 ) -> Result<(), String> {
     if let Some(p) = at
+        && tearable_sync_target(p).is_some()
+    {
+        if after_ops.is_some() || after_disk_ops.is_some() || hit != 1 {
+            return Err(format!("a {p:?} crash takes no count: the next such sync"));
+        }
+        return Ok(());
+    }
+    if let Some(p) = at
         && CrashPoint::from_name(p).is_none()
     {
         let names: Vec<_> = CrashPoint::ALL.iter().map(|p| p.name()).collect();
         return Err(format!(
-            "unknown crash point {p:?}; expected one of {}",
+            "unknown crash point {p:?}; expected one of {}, or {TEARABLE_SYNC}[.wal|.backend|.snapshot]",
             names.join(", ")
         ));
     }
@@ -1167,8 +1206,8 @@ fn validate_txn(step: &Step) -> Result<(), String> {
     Ok(())
 }
 
-/// An EIO aimed at one kind of file or at the n-th operation is a sync or
-/// a write one.
+/// An EIO aimed at one kind of file or at the n-th operation is a sync, a
+/// write or a rename one.
 fn validate_eio_target(
     on: EioOn,
     file: &Option<DamagedFile>,
@@ -1177,8 +1216,11 @@ fn validate_eio_target(
 ) -> Result<(), String> {
     validate_count(nth, in_repeat)?;
     let targeted = file.is_some() || nth.is_some();
-    if targeted && !matches!(on, EioOn::Sync | EioOn::Write) {
-        return Err("file and nth aim an EIO at a sync or a write: on is sync or write".into());
+    if targeted && !matches!(on, EioOn::Sync | EioOn::Write | EioOn::Rename) {
+        return Err(
+            "file and nth aim an EIO at a sync, a write or a rename: on is sync, write or rename"
+                .into(),
+        );
     }
     if matches!(nth, Some(Count::N(0))) {
         return Err("nth counts from 1".into());

@@ -61,6 +61,10 @@ pub struct RunStats {
     /// Torn or reordering power losses that found no multi-sector write to
     /// tear, so acted as a clean power loss.
     pub tears_without_target: u64,
+    /// Power losses armed at a sync with a write to tear that fired (the
+    /// random run's torn-write faults aimed at a pending multi-sector
+    /// write).
+    pub aimed_tears: u64,
     /// Member-to-member messages lost, sent twice, or delayed by scripted
     /// link rules (`split`, `cut_link`, `link_faults` steps).
     pub messages_dropped: u64,
@@ -148,6 +152,7 @@ const NAMED: &[(&str, Reader)] = &[
     ("serializable_reads", |s| s.serializable_reads),
     ("indeterminate", |s| s.indeterminate),
     ("linearize_unknown", |s| s.linearize_unknown),
+    ("aimed_tears", |s| s.aimed_tears),
 ];
 
 impl RunStats {
@@ -215,10 +220,11 @@ mod tests {
             serializable_reads: 41,
             indeterminate: 42,
             linearize_unknown: 43,
+            aimed_tears: 44,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=43).collect::<Vec<_>>());
+        assert_eq!(read, (1..=44).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

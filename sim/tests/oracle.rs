@@ -47,7 +47,7 @@ mod known_bugs {
         bugs
     }
 
-    /// Durability fails on every member, and nothing but the client-side
+    /// Durability fails on every member (but a quarantined one), and nothing but the client-side
     /// checks fails beside it (the replicas agree with each other).
     fn only_durability(report: &RunReport) {
         let text = report.failure_report();
@@ -65,7 +65,10 @@ mod known_bugs {
             .filter(|v| v.invariant == Invariant::Durability)
             .map(|v| v.member)
             .collect();
-        assert_eq!(members.len(), 3, "checked on every member: {text}");
+        // A member quarantined on its damaged platter (a random run's bit
+        // rot or misdirected write) is not checked.
+        let checked = 3 - report.stats.quarantined as usize;
+        assert_eq!(members.len(), checked, "checked on every member: {text}");
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl WorldState {
         let frozen = slot.disk.is_frozen();
         let eio = slot.disk.eio_returned();
         let disk_crash_power = slot.armed.disk_crash_power;
+        let tearable_sync = slot.disk.crashed_at_tearable_sync();
         let reboot_sync = std::mem::take(&mut slot.armed.power_at_reboot_sync);
         let damaged = slot.damaged;
         let full = slot.disk.full_returned();
@@ -204,6 +205,11 @@ impl WorldState {
                 self.stats.reboot_power_losses += 1;
                 let what = "lost power at its first sync after a reboot".to_string();
                 (true, true, what)
+            }
+            (None, true, _) if tearable_sync => {
+                self.stats.aimed_tears += 1;
+                let what = "crashed at a sync with an unsynced write to tear".to_string();
+                (true, disk_crash_power, what)
             }
             (None, true, _) => {
                 self.stats.point_crashes += 1;

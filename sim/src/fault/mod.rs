@@ -101,7 +101,15 @@
 //! ([`PowerLossKind::Reorder`], half), keeps them all and tears each file's
 //! last one ([`PowerLossKind::TearTail`], a quarter: the shape of a torn
 //! WAL tail), or loses them all ([`PowerLossKind::Lose`], a quarter);
-//! without, it loses them all. A write tears only at a 512-byte sector
+//! without, it loses them all. Between two of its steps a member has
+//! synced everything it wrote, so a power loss at a random instant rarely
+//! finds a write to tear: three torn-write faults in four (and one power
+//! fault in four with torn writes on) are armed instead at the member's
+//! next sync of a WAL segment, the backend or any file holding an unsynced
+//! write across a sector boundary ([`DiskFault::CrashAtTearableSync`],
+//! scenario `crash` with `at = "tearable_sync[.wal|.backend|.snapshot]"`),
+//! and keep every write but tear the last, or keep a random subset; the
+//! bound is every armed fault's (forgotten after 3 s). A write tears only at a 512-byte sector
 //! boundary of its file (a disk persists whole sectors), and each unsynced
 //! directory entry (created, renamed, removed) survives or not on its own.
 //!
@@ -158,7 +166,7 @@ pub use latency::DiskLatency;
 pub use power::{PowerLossKind, PowerPlan, SECTOR, SeededPowerLoss, sector_cuts};
 pub use sim_disk::{
     DiskFault, DiskOp, EntryOp, MemberFile, Misdirection, SimDisk, SyncObserver, TargetedEio,
-    WriteTarget,
+    TargetedOp, WriteTarget,
 };
 
 use std::fmt;

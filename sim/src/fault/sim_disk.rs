@@ -4,7 +4,10 @@
 //! Every operation passes one gate: a frozen disk (the member crashed at a
 //! crash point or at its k-th operation) refuses everything, so nothing the
 //! dead process would still have done can land; an armed operation countdown
-//! freezes the disk at the k-th operation; an armed EIO fails the next
+//! freezes the disk at the k-th operation, an armed tearable-sync crash at
+//! the next `sync` of a file that holds an unsynced write across a sector
+//! boundary (so the power loss that follows has a write to tear); an armed
+//! EIO fails the next
 //! `sync` or `write`. A failed file `sync` also drops that file's unsynced
 //! writes, as Linux does: a store that retries the fsync gets a success
 //! that persisted nothing. An armed misdirection sends the next write to a
@@ -13,9 +16,9 @@
 //! time, which the member's task sleeps off.
 
 use super::latency::{Cost, DiskLatency};
-use super::power::SECTOR;
+use super::power::{SECTOR, sector_cuts};
 use crate::coverage::ProbeHits;
-use replica::disk::{Disk, MemDisk, PowerLossPlan};
+use replica::disk::{Disk, MemDisk, PendingOp, PowerLossPlan};
 use replica::member::{BACKEND_FILE, WAL_DIR};
 use replica::probe::Probe;
 use std::io;
@@ -87,19 +90,35 @@ pub enum DiskFault {
     /// A write to a `target` file lands `shift` bytes past its offset, in
     /// the same file: the aimed-at bytes keep what they held.
     Misdirect(Misdirection),
-    /// Fail the n-th sync (or write) from now, counting only those of one
-    /// kind of file if it names one, with EIO.
+    /// Fail the n-th sync (or write, or rename) from now, counting only
+    /// those of one kind of file if it names one, with EIO.
     FailNth(TargetedEio),
+    /// Freeze (crash) at the next `sync` of a file (of this kind, if it
+    /// names one) whose unsynced writes include one that crosses a sector
+    /// boundary of the file, before the sync lands: a power loss there has
+    /// a write to tear.
+    CrashAtTearableSync(Option<MemberFile>),
 }
 
-/// An EIO aimed at the n-th sync or write, of any file or of one kind.
+/// An EIO aimed at the n-th sync, write or rename, of any file or of one
+/// kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetedEio {
-    /// A file `sync` (else a `write_at` / `set_len`).
-    pub sync: bool,
+    pub op: TargetedOp,
     /// 1 = the next matching operation.
     pub nth: u64,
     pub file: Option<MemberFile>,
+}
+
+/// The operation a [`TargetedEio`] fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetedOp {
+    /// A file `sync`.
+    Sync,
+    /// A `write_at` or `set_len`.
+    Write,
+    /// A `rename`, counted by the file renamed (its old name).
+    Rename,
 }
 
 /// The kinds of file a member keeps.
@@ -143,6 +162,16 @@ struct Gate {
     /// then expected, not a bug).
     eio_returned: bool,
     misdirect: Option<Misdirection>,
+    /// A crash armed at the next sync with a write to tear (of files of
+    /// one kind, or of any file).
+    crash_at_tearable_sync: Option<Option<MemberFile>>,
+    /// That crash fired since the last restart.
+    tearable_sync_crashed: bool,
+    /// The end of the latest write to a WAL segment (path, end offset).
+    last_wal_write: Option<(PathBuf, u64)>,
+    /// `last_wal_write` as it was at the latest sync of the backend file:
+    /// WAL records past it hold entries the backend had not committed then.
+    wal_end_at_backend_sync: Option<(PathBuf, u64)>,
     /// A misdirected write landed; what it did (taken by the supervisor).
     misdirected: Option<String>,
     ops: u64,
@@ -404,14 +433,14 @@ impl SimDisk {
             .clone()
     }
 
-    /// A sync (or write) of `path` that passed the gate: fails it if it is
-    /// the one a targeted EIO waits for.
-    fn pass_targeted(&self, sync: bool, path: &Path) -> io::Result<()> {
+    /// A sync, write or rename of `path` that passed the gate: fails it if
+    /// it is the one a targeted EIO waits for.
+    fn pass_targeted(&self, op: TargetedOp, path: &Path) -> io::Result<()> {
         let mut g = self.gate();
         let Some(t) = g.targeted.as_mut() else {
             return Ok(());
         };
-        if t.sync != sync || t.file.is_some_and(|f| !f.holds(path)) {
+        if t.op != op || t.file.is_some_and(|f| !f.holds(path)) {
             return Ok(());
         }
         t.nth = t.nth.saturating_sub(1);
@@ -420,10 +449,10 @@ impl SimDisk {
         }
         g.targeted = None;
         g.eio_returned = true;
-        Err(eio(if sync {
-            "targeted sync"
-        } else {
-            "targeted write"
+        Err(eio(match op {
+            TargetedOp::Sync => "targeted sync",
+            TargetedOp::Write => "targeted write",
+            TargetedOp::Rename => "targeted rename",
         }))
     }
 
@@ -440,6 +469,7 @@ impl SimDisk {
             DiskFault::Capacity(bytes) => g.capacity = Some(bytes),
             DiskFault::Misdirect(m) => g.misdirect = Some(m),
             DiskFault::FailNth(t) => g.targeted = Some(t),
+            DiskFault::CrashAtTearableSync(file) => g.crash_at_tearable_sync = Some(file),
         }
     }
 
@@ -456,6 +486,7 @@ impl SimDisk {
         g.capacity = None;
         g.misdirect = None;
         g.targeted = None;
+        g.crash_at_tearable_sync = None;
     }
 
     /// Whether a fault is armed and has not fired yet.
@@ -470,6 +501,60 @@ impl SimDisk {
             || g.capacity.is_some()
             || g.misdirect.is_some()
             || g.targeted.is_some()
+            || g.crash_at_tearable_sync.is_some()
+    }
+
+    /// Where the WAL ended (segment, offset) when the backend file was
+    /// last synced in this process: the records after it carry entries the
+    /// backend did not hold then, which a boot replays into it.
+    pub fn wal_end_at_backend_sync(&self) -> Option<(PathBuf, u64)> {
+        self.gate().wal_end_at_backend_sync.clone()
+    }
+
+    /// Follows the WAL's end and the backend's syncs, for
+    /// [`SimDisk::wal_end_at_backend_sync`].
+    fn note_write_or_sync(&self, path: &Path, sync: bool, end: u64) {
+        let mut g = self.gate();
+        if sync && path == Path::new(BACKEND_FILE) {
+            g.wal_end_at_backend_sync = g.last_wal_write.clone();
+        } else if !sync && WriteTarget::Wal.matches(path) {
+            g.last_wal_write = Some((path.to_path_buf(), end));
+        }
+    }
+
+    /// Whether the disk froze at a sync with a write to tear (an armed
+    /// [`DiskFault::CrashAtTearableSync`]) since the last restart.
+    pub fn crashed_at_tearable_sync(&self) -> bool {
+        self.gate().tearable_sync_crashed
+    }
+
+    /// Freezes the disk if a crash is armed at a sync with a write to tear
+    /// and `path` is such a file: one of its unsynced writes crosses a
+    /// sector boundary of the file.
+    fn crash_if_tearable(&self, path: &Path) -> io::Result<()> {
+        let mut g = self.gate();
+        let Some(kind) = g.crash_at_tearable_sync else {
+            return Ok(());
+        };
+        if g.frozen || kind.is_some_and(|k| !k.holds(path)) || !self.has_tearable_write(path) {
+            return Ok(());
+        }
+        g.crash_at_tearable_sync = None;
+        g.tearable_sync_crashed = true;
+        g.frozen = true;
+        self.probe_commit_crash(&mut g, OpKind::Sync);
+        Err(crashed())
+    }
+
+    /// Whether one of `path`'s unsynced writes crosses a sector boundary of
+    /// the file (a power loss can tear it).
+    fn has_tearable_write(&self, path: &Path) -> bool {
+        self.mem.pending_ops(path).is_ok_and(|ops| {
+            ops.iter().any(|op| match op {
+                PendingOp::Write { offset, data } => !sector_cuts(*offset, data.len()).is_empty(),
+                PendingOp::SetLen(_) => false,
+            })
+        })
     }
 
     /// Whether a misdirected write is armed and has not landed yet.
@@ -661,25 +746,27 @@ impl Disk for SimDisk {
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         self.pass(OpKind::Write, data.len())?;
-        self.pass_targeted(false, path)?;
+        self.pass_targeted(TargetedOp::Write, path)?;
         let offset = self.aim(path, offset, data.len());
         self.room_for(path, offset + data.len() as u64)?;
         self.observe(DiskOp::Write, path);
         self.mem.write_at(path, offset, data)?;
         self.advance_commit(path, OpKind::Write, offset);
+        self.note_write_or_sync(path, false, offset + data.len() as u64);
         Ok(())
     }
     fn set_len(&self, path: &Path, len: u64) -> io::Result<()> {
         self.pass(OpKind::Write, 0)?;
-        self.pass_targeted(false, path)?;
+        self.pass_targeted(TargetedOp::Write, path)?;
         self.room_for(path, len)?;
         self.observe(DiskOp::SetLen, path);
         self.mem.set_len(path, len)
     }
     fn sync(&self, path: &Path) -> io::Result<()> {
         if let Err(e) = self
-            .pass(OpKind::Sync, 0)
-            .and_then(|()| self.pass_targeted(true, path))
+            .crash_if_tearable(path)
+            .and_then(|()| self.pass(OpKind::Sync, 0))
+            .and_then(|()| self.pass_targeted(TargetedOp::Sync, path))
         {
             // Linux semantics of a failed fsync: the writes it would have
             // persisted are lost, not kept pending for a retry.
@@ -699,6 +786,7 @@ impl Disk for SimDisk {
         }
         self.mem.sync(path)?;
         self.advance_commit(path, OpKind::Sync, 0);
+        self.note_write_or_sync(path, true, 0);
         Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -708,6 +796,7 @@ impl Disk for SimDisk {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.pass(OpKind::Entry(EntryOp::Rename), 0)?;
+        self.pass_targeted(TargetedOp::Rename, from)?;
         self.observe(DiskOp::Rename, from);
         self.mem.rename(from, to)
     }
@@ -742,7 +831,7 @@ mod targeted_eio_tests {
         assert!(MemberFile::Backend.holds(db) && !MemberFile::Snapshot.holds(db));
         assert!(MemberFile::Snapshot.holds(snap));
         disk.arm(DiskFault::FailNth(TargetedEio {
-            sync: true,
+            op: TargetedOp::Sync,
             nth: 2,
             file: Some(MemberFile::Backend),
         }));
@@ -752,5 +841,58 @@ mod targeted_eio_tests {
         disk.write_at(db, 0, b"y").unwrap();
         assert!(disk.sync(db).is_err());
         assert!(disk.eio_returned() && !disk.is_armed());
+    }
+
+    /// A targeted rename EIO counts only renames of its kind of file (by
+    /// the old name), and nothing changes.
+    #[test]
+    fn a_targeted_rename_eio_fails_the_snapshot_rename_only() {
+        let disk = SimDisk::new();
+        let wal_tmp = Path::new("member/wal/0.tmp");
+        let snap_tmp = Path::new("member/snap/0000000000000001-0000000000000005.snap.tmp");
+        for p in [wal_tmp, snap_tmp] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+        }
+        disk.arm(DiskFault::FailNth(TargetedEio {
+            op: TargetedOp::Rename,
+            nth: 1,
+            file: Some(MemberFile::Snapshot),
+        }));
+        disk.rename(wal_tmp, Path::new("member/wal/0.wal")).unwrap();
+        let snap = snap_tmp.with_extension("");
+        assert!(disk.rename(snap_tmp, &snap).is_err());
+        assert!(disk.exists(snap_tmp).unwrap() && !disk.exists(&snap).unwrap());
+        assert!(disk.eio_returned() && !disk.is_armed());
+    }
+}
+
+#[cfg(test)]
+mod tearable_sync_tests {
+    use super::*;
+
+    /// The crash waits for a sync of its kind of file whose unsynced
+    /// writes cross a sector boundary; other syncs pass.
+    #[test]
+    fn a_tearable_sync_crash_waits_for_a_write_across_a_sector_boundary() {
+        let disk = SimDisk::new();
+        let wal = Path::new("member/wal/0000000000000000-0000000000000000.wal");
+        let db = Path::new("member/snap/db");
+        for p in [wal, db] {
+            disk.create_dir_all(p.parent().unwrap()).unwrap();
+            disk.create(p).unwrap();
+        }
+        disk.arm(DiskFault::CrashAtTearableSync(Some(MemberFile::Wal)));
+        // Inside one sector: nothing to tear.
+        disk.write_at(wal, 0, &[1; 500]).unwrap();
+        disk.sync(wal).unwrap();
+        // The backend is not the file it waits for.
+        disk.write_at(db, 0, &[2; 4096]).unwrap();
+        disk.sync(db).unwrap();
+        // Across the boundary at 512: the sync does not land.
+        disk.write_at(wal, 500, &[3; 100]).unwrap();
+        assert!(disk.sync(wal).is_err());
+        assert!(disk.is_frozen() && disk.crashed_at_tearable_sync());
+        assert_eq!(disk.mem().pending_ops(wal).unwrap().len(), 1);
     }
 }

@@ -22,6 +22,20 @@ use std::path::{Path, PathBuf};
 const WAL_TAIL_GUARD: u64 = 3200;
 
 impl Supervisor {
+    /// The fractions of member `id`'s newest WAL segment (as `corrupt`
+    /// reads `at`) that hold records written after its backend's latest
+    /// sync, before the tail guard: entries the boot replays into the
+    /// backend. `None` if there are none (no backend sync yet in this
+    /// process, a newer segment since, or nothing past the guard).
+    pub(crate) fn wal_span_past_backend(&self, id: u64) -> Option<(f64, f64)> {
+        let w = self.world.lock();
+        let slot = w.slot(id)?;
+        let (mark_path, mark) = slot.disk.wal_end_at_backend_sync()?;
+        let (path, len) = damage_target(slot.disk.mem(), id, DamagedFile::Wal).ok()?;
+        let span = len.checked_sub(WAL_TAIL_GUARD)?;
+        (path == mark_path && mark < span).then(|| (mark as f64 / span as f64, 1.0))
+    }
+
     /// Flips `xor` into the byte at fraction `at` of member `id`'s `file`
     /// (platter and page cache alike) and marks the member damaged. Err if
     /// the member has no such file yet.

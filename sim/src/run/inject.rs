@@ -5,8 +5,11 @@
 
 use super::STEP_MS;
 use super::Supervisor;
-use crate::fault::{ArmedCrash, CrashKind, DiskFault, FaultClass, SimCrashHook, SimDisk};
-use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step};
+use crate::fault::{
+    ArmedCrash, CrashKind, DiskFault, FaultClass, MemberFile, PowerLossKind, PowerPlan,
+    SimCrashHook, SimDisk, TargetedEio, TargetedOp,
+};
+use crate::scenario_file::{Count, DamagedFile, EioOn, Mode, Step, tearable_sync_name};
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use replica::crash_point::CrashPoint;
@@ -53,6 +56,9 @@ impl Supervisor {
         };
         let now = self.world.now_ms();
         match class {
+            FaultClass::Torn | FaultClass::Power if self.aims_tear(class) => {
+                self.arm_tearable_power_loss(now, id);
+            }
             FaultClass::Crash | FaultClass::Power | FaultClass::Torn => {
                 self.inject_crash(now, id, class != FaultClass::Crash);
             }
@@ -69,6 +75,69 @@ impl Supervisor {
             FaultClass::Misdirect => self.inject_misdirect(now, id),
             FaultClass::Slow => self.inject_slow(now, id),
         }
+    }
+
+    /// Whether a power loss of `class` waits for a write to tear instead of
+    /// striking now: three torn-write faults in four, and one power fault
+    /// in four when torn writes are on (its loss would tear then too); the
+    /// rest strike at once, anywhere. One draw from the aiming stream, only
+    /// for those classes (and for `power` only with torn writes on).
+    fn aims_tear(&mut self, class: FaultClass) -> bool {
+        match class {
+            FaultClass::Torn => self.tear_rng.random_ratio(3, 4),
+            _ if self.world.lock().cfg.has(FaultClass::Torn) => self.tear_rng.random_ratio(1, 4),
+            _ => false,
+        }
+    }
+
+    /// A torn-write power loss aimed at a write it can tear: armed at the
+    /// member's next sync of a WAL segment (half the time), of its backend
+    /// file (a quarter) or of any file (a quarter: snapshots, WAL and
+    /// backend alike) whose unsynced writes include one across a sector
+    /// boundary. Between two steps a member has synced everything, so a
+    /// power loss drawn at a random instant rarely finds such a write; this
+    /// one waits for it (3 s at most, like every armed fault). It keeps
+    /// every unsynced write and tears each file's last one, or keeps a
+    /// random subset, half each. Draws (from its own stream) the file and
+    /// the kind; the plan's seed comes from the fault stream when it fires.
+    fn arm_tearable_power_loss(&mut self, now: u64, id: u64) {
+        let file = match self.tear_rng.random_range(0..4) {
+            0 | 1 => Some(MemberFile::Wal),
+            2 => Some(MemberFile::Backend),
+            _ => None,
+        };
+        let kind = if self.tear_rng.random_bool(0.5) {
+            PowerLossKind::TearTail
+        } else {
+            PowerLossKind::Reorder
+        };
+        {
+            let mut w = self.world.lock();
+            let Some(slot) = w.slot_mut(id) else {
+                return;
+            };
+            slot.armed.disk_crash_power = true;
+            slot.armed.power_plan = Some(PowerPlan { kind, seed: None });
+            slot.disk.arm(DiskFault::CrashAtTearableSync(file));
+            w.event(
+                now,
+                Some(id),
+                format_args!(
+                    "armed {kind:?} power loss at the next sync with a write to tear ({file:?})"
+                ),
+            );
+        }
+        let step = Step::Crash {
+            member: id.into(),
+            mode: Mode::of_power_loss(kind),
+            at: Some(tearable_sync_name(file)),
+            hit: 1,
+            after_ops: None,
+            after_disk_ops: None,
+            plan_seed: None,
+        };
+        self.record(now, id, true, step);
+        self.arm_deadline(id);
     }
 
     /// Arms a misdirected write on the member's WAL (two in three: its next
@@ -212,13 +281,15 @@ impl Supervisor {
         let Some(file) = self.draw_damaged_file(now) else {
             return;
         };
-        // In a WAL segment, the newest tenth: the entries a boot replays
-        // into a backend that has not committed them yet (damage to older
-        // entries is skipped by replay or cut off with a snapshot).
-        let at: f64 = match file {
-            DamagedFile::Wal => 0.9 + 0.1 * self.rng.random::<f64>(),
-            _ => self.rng.random(),
+        // In a WAL segment, the entries a boot replays into a backend that
+        // has not committed them yet: those written since the backend's
+        // latest sync, else the newest tenth (damage to older entries is
+        // skipped by replay or cut off with a snapshot: never read).
+        let (lo, hi) = match file {
+            DamagedFile::Wal => self.wal_span_past_backend(id).unwrap_or((0.9, 1.0)),
+            _ => (0.0, 1.0),
         };
+        let at = lo + (hi - lo) * self.rng.random::<f64>();
         let xor: u8 = self.rng.random_range(1..=255);
         if self.corrupt(id, file, at, xor).is_err() {
             // No such file yet (no snapshot taken): nothing to damage.
@@ -311,7 +382,12 @@ impl Supervisor {
     /// entry change (a sixth each: a rename half the time, since renames
     /// are rarer than creates and removes and carry the store's atomic
     /// file replacements, else a create or a remove) on the member's disk.
-    /// Draws one number, and for an entry change which kind.
+    /// A failed rename is aimed, half the time, at the member's next rename
+    /// of a snapshot file (the store's one atomic replacement of a whole
+    /// file; WAL segment cuts are the other renames, and with small
+    /// segments they would take nearly every unaimed one). Draws one
+    /// number, and for an entry change which kind; for a rename, whether
+    /// it is aimed (from its own stream).
     fn inject_eio(&mut self, now: u64, id: u64) {
         let on = match self.rng.random_range(0..6) {
             0 | 1 => EioOn::Sync,
@@ -321,7 +397,18 @@ impl Supervisor {
                 .choose(&mut self.rng)
                 .unwrap_or(&EioOn::Rename),
         };
-        let fault = on.fault();
+        let aimed = on == EioOn::Rename && self.eio_aim_rng.random_bool(0.5);
+        let (fault, file, nth) = if aimed {
+            let target = TargetedEio {
+                op: TargetedOp::Rename,
+                nth: 1,
+                file: Some(MemberFile::Snapshot),
+            };
+            let one = Some(Count::N(1));
+            (DiskFault::FailNth(target), Some(DamagedFile::Snapshot), one)
+        } else {
+            (on.fault(), None, None)
+        };
         self.record(
             now,
             id,
@@ -331,8 +418,8 @@ impl Supervisor {
                 on,
                 mode: Mode::Power,
                 plan_seed: None,
-                file: None,
-                nth: None,
+                file,
+                nth,
             },
         );
         let mut w = self.world.lock();

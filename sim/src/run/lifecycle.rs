@@ -392,6 +392,9 @@ impl Supervisor {
         for (id, slot) in w.members.iter_mut() {
             if slot.armed.until.is_some_and(|t| t <= now) {
                 slot.armed.until = None;
+                // What the expired fault would have done when it fired.
+                slot.armed.power_plan = None;
+                slot.armed.disk_crash_power = false;
                 slot.hook.disarm();
                 slot.disk.disarm();
                 expired.push(*id);

@@ -72,11 +72,14 @@ impl Supervisor {
         }
     }
 
-    /// Arms a fault on member `id`'s disk; a crash at the k-th operation is
-    /// a power loss if `power`.
+    /// Arms a fault on member `id`'s disk; a crash at the k-th operation or
+    /// at a sync with a write to tear is a power loss if `power`.
     pub(crate) fn arm_disk(&self, id: u64, fault: DiskFault, power: bool) {
         if let Some(slot) = self.world.lock().slot_mut(id) {
-            if matches!(fault, DiskFault::CrashAfterOps(_)) {
+            if matches!(
+                fault,
+                DiskFault::CrashAfterOps(_) | DiskFault::CrashAtTearableSync(_)
+            ) {
                 slot.armed.disk_crash_power = power;
             }
             slot.disk.arm(fault);

@@ -14,7 +14,7 @@ use crate::cluster::wire::member_ip;
 use crate::cluster::world::World;
 use crate::config::RunConfig;
 use crate::fault::PowerPlan;
-use crate::rng::{STREAM_FAULTS, stream};
+use crate::rng::{STREAM_EIO_AIM, STREAM_FAULTS, STREAM_TEAR_AIM, stream};
 use madsim::runtime::Handle;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +25,10 @@ pub(crate) struct Supervisor {
     pub(super) world: Arc<World>,
     pub(super) handle: Handle,
     pub(super) rng: ChaCha8Rng,
+    /// Aims torn-write power losses at pending writes (`STREAM_TEAR_AIM`).
+    pub(super) tear_rng: ChaCha8Rng,
+    /// Aims rename EIOs at snapshot files (`STREAM_EIO_AIM`).
+    pub(super) eio_aim_rng: ChaCha8Rng,
     pub(super) restarts_due: BTreeMap<u64, u64>,
     /// Random faults are injected until this virtual time.
     pub(super) random_until: u64,
@@ -94,6 +98,8 @@ impl Supervisor {
             world,
             handle,
             rng: stream(cfg.seed, STREAM_FAULTS),
+            tear_rng: stream(cfg.seed, STREAM_TEAR_AIM),
+            eio_aim_rng: stream(cfg.seed, STREAM_EIO_AIM),
             restarts_due: BTreeMap::new(),
             random_until: cfg.duration_ms,
             held_down: BTreeSet::new(),
@@ -142,6 +148,8 @@ impl Supervisor {
         let (seed, now) = (self.world.lock().cfg.seed, self.now_ms());
         let forked = crate::rng::suffix_seed(seed, suffix);
         self.rng = stream(forked, STREAM_FAULTS);
+        self.tear_rng = stream(forked, STREAM_TEAR_AIM);
+        self.eio_aim_rng = stream(forked, STREAM_EIO_AIM);
         self.world.lock().reseed(now, forked);
         for _ in 0..1 + forked % 1024 {
             let _: u64 = madsim::rand::random();

@@ -5,7 +5,7 @@
 
 use super::script::{STEP_LIMIT_MS, Script, count};
 use crate::fault::{ArmedCrash, CrashKind, DiskFault, PowerPlan};
-use crate::scenario_file::{EioOn, Mode, Step, Target};
+use crate::scenario_file::{EioOn, Mode, Step, Target, tearable_sync_target};
 use replica::crash_point::CrashPoint;
 
 /// What a `restart` step does to the boot it starts.
@@ -41,7 +41,10 @@ impl Script<'_> {
         self.sup.hold_down(id);
         let point = at.as_deref().and_then(CrashPoint::from_name);
         let disk_ops = count(after_disk_ops, k);
-        if let Some(point) = point {
+        if let Some(file) = at.as_deref().and_then(tearable_sync_target) {
+            let fault = DiskFault::CrashAtTearableSync(file);
+            self.sup.arm_disk(id, fault, kind == CrashKind::Power);
+        } else if let Some(point) = point {
             let crash = ArmedCrash {
                 point,
                 hits: *hit,

@@ -1,8 +1,8 @@
 //! An `eio` step aimed at one kind of file (`file = "wal"`) or at the n-th
-//! sync or write (`nth = 3`, or `"k"` in a repeat).
+//! sync, write or rename (`nth = 3`, or `"k"` in a repeat).
 
 use super::script::{Script, count};
-use crate::fault::{DiskFault, MemberFile, PowerPlan, TargetedEio};
+use crate::fault::{DiskFault, MemberFile, PowerPlan, TargetedEio, TargetedOp};
 use crate::scenario_file::{Count, DamagedFile, EioOn, Step};
 
 impl Script<'_> {
@@ -29,7 +29,11 @@ impl Script<'_> {
         });
         self.sup.set_power_plan(id, plan);
         let target = TargetedEio {
-            sync: *on == EioOn::Sync,
+            op: match on {
+                EioOn::Sync => TargetedOp::Sync,
+                EioOn::Rename => TargetedOp::Rename,
+                _ => TargetedOp::Write,
+            },
             nth: count(&Some(nth.clone().unwrap_or(Count::N(1))), k).max(1),
             file: file.map(member_file),
         };
