@@ -32,7 +32,7 @@ SEEDS="${SEEDS:-1..201}"
 SCENARIO_SEEDS="${SCENARIO_SEEDS:-1..21}"
 JUNIT_DIR="${JUNIT_DIR:-target/junit}"
 mkdir -p "$JUNIT_DIR"
-cargo nextest run --workspace --all-features
+cargo nextest run --workspace --all-features --release
 # One build for everything: the known-bug switches are off unless named.
 cargo build --quiet --release -p sim --all-features
 sim="${CARGO_TARGET_DIR:-target}/release/sim"
