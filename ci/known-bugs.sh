@@ -36,6 +36,7 @@ declare -A scenario=(
   [serializable-read-before-replay]=31-serializable-read-before-replay
   [range-revision-unchecked]=32-range-revision-unchecked
   [revision-not-restored-after-compaction]=33-revision-reuse-after-compaction
+  [lease-read-timed-by-ticks]=34-lease-read-on-a-slow-leader
 )
 now() { date +%s%N; }
 secs() { local ms=$(( ($(now) - $1) / 1000000 )); printf "%d.%03d" $((ms / 1000)) $((ms % 1000)); }
@@ -55,7 +56,8 @@ for bug in cindex-before-apply cindex-only-on-explicit-commit v2-skipped-with-v3
            cindex-only-grows backup-shift-indexes backup-no-cindex-update \
            snapshot-rename-error-ignored read-index-before-apply \
            serializable-read-from-stale-snapshot serializable-read-before-replay \
-           range-revision-unchecked revision-not-restored-after-compaction; do
+           range-revision-unchecked revision-not-restored-after-compaction \
+           lease-read-timed-by-ticks; do
   sc="${scenario[$bug]}"
   if [ -n "$sc" ]; then
     t0=$(now)

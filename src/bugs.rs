@@ -95,11 +95,18 @@ pub enum Bug {
     /// at a delete's revision and a restart of every member, the next write
     /// reuses a revision a write already returned.
     RevisionNotRestoredAfterCompaction,
+    /// The leader answers linearizable reads from its own state under a
+    /// lease counted in its raft ticks (renewed by each read index a quorum
+    /// confirms, half the election timeout long), trusting that its
+    /// ticks keep pace with the followers' clocks. A leader whose process
+    /// stalls on a slow disk ticks too little: its lease outlives the
+    /// election that replaced it, and it serves stale reads.
+    LeaseReadTimedByTicks,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::CindexBeforeApply,
         Bug::CindexOnlyOnExplicitCommit,
         Bug::V2SkippedWithV3,
@@ -123,6 +130,7 @@ impl Bug {
         Bug::SerializableReadBeforeReplay,
         Bug::RangeRevisionUnchecked,
         Bug::RevisionNotRestoredAfterCompaction,
+        Bug::LeaseReadTimedByTicks,
     ];
 
     /// The switch's name on the command line and in scenario files.
@@ -151,6 +159,7 @@ impl Bug {
             Bug::SerializableReadBeforeReplay => "serializable-read-before-replay",
             Bug::RangeRevisionUnchecked => "range-revision-unchecked",
             Bug::RevisionNotRestoredAfterCompaction => "revision-not-restored-after-compaction",
+            Bug::LeaseReadTimedByTicks => "lease-read-timed-by-ticks",
         }
     }
 

@@ -317,3 +317,16 @@ fn revision_not_restored_after_compaction_reuses_a_revision() {
         Invariant::Linearizability,
     );
 }
+
+/// A leader that times its read lease in its own raft ticks stalls on a
+/// slow disk while cut off from its peers: the followers elect a new leader
+/// and commit a write, and the old leader's lease, still valid by its
+/// stalled count, answers a read with the value before it.
+#[test]
+fn lease_read_timed_by_ticks_serves_a_stale_read_from_a_stalled_leader() {
+    caught(
+        Bug::LeaseReadTimedByTicks,
+        "34-lease-read-on-a-slow-leader",
+        Invariant::Linearizability,
+    );
+}

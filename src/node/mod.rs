@@ -14,9 +14,10 @@
 //! append responses) are released; then committed entries are applied.
 
 mod convert;
+mod lease;
 mod log_store;
 
-pub use convert::{entry_to_raft, entry_to_store};
+use convert::{entry_to_raft, entry_to_store};
 pub use log_store::LogStore;
 
 use crate::apply::Applied;
@@ -30,6 +31,7 @@ use convert::{
     conf_change_to_raft, conf_state_to_raft, hard_state_to_raft, hard_state_to_store,
     marker_to_raft, marker_to_store,
 };
+use lease::TickLease;
 use prost::Message as _;
 use raft::eraftpb::{Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage as _};
@@ -110,6 +112,8 @@ struct PendingRead {
     ctx: Vec<u8>,
     req: RangeRequest,
     index: Option<u64>,
+    /// The tick (of this member's raft clock) it was asked at.
+    asked: u64,
 }
 
 /// Reads kept waiting at most (raft drops a read it cannot serve, e.g. one
@@ -136,6 +140,8 @@ pub struct Node {
     /// its backend commit): it may have taken effect without a report.
     interrupted: Option<crate::proto::Entry>,
     pending_reads: Vec<PendingRead>,
+    /// The raft tick count, and the lease of `lease-read-timed-by-ticks`.
+    lease: TickLease,
 }
 
 impl std::fmt::Debug for Node {
@@ -217,6 +223,7 @@ impl Node {
             unreported: Vec::new(),
             interrupted: None,
             pending_reads: Vec::new(),
+            lease: TickLease::default(),
         })
     }
 
@@ -251,6 +258,7 @@ impl Node {
 
     /// One logical clock tick.
     pub fn tick(&mut self) {
+        self.lease.tick();
         self.raw.tick();
     }
 
@@ -297,10 +305,28 @@ impl Node {
         if self.pending_reads.len() >= MAX_PENDING_READS {
             self.pending_reads.remove(0);
         }
+        let asked = self.lease.now();
+        if self.config.store.bugs.has(Bug::LeaseReadTimedByTicks)
+            && self.is_leader()
+            && self.raw.raft.commit_to_current_term()
+            && self.lease.holds(self.term())
+        {
+            // The bug: the leader trusts a lease counted in its own ticks
+            // and answers at its commit index without asking a quorum.
+            let index = Some(self.commit_index());
+            self.pending_reads.push(PendingRead {
+                ctx,
+                req,
+                index,
+                asked,
+            });
+            return;
+        }
         self.pending_reads.push(PendingRead {
             ctx: ctx.clone(),
             req,
             index: None,
+            asked,
         });
         self.raw.read_index(ctx);
     }
@@ -316,10 +342,15 @@ impl Node {
         states: Vec<raft::ReadState>,
         out: &mut ReadyOutput,
     ) -> Result<(), NodeError> {
+        let lease = self.config.store.bugs.has(Bug::LeaseReadTimedByTicks) && self.is_leader();
+        let (term, lease_ticks) = (self.term(), self.config.election_tick as u64 / 2);
         for rs in states {
             for read in &mut self.pending_reads {
                 if read.index.is_none() && read.ctx == rs.request_ctx {
                     read.index = Some(rs.index);
+                    if lease {
+                        self.lease.renew(term, read.asked, lease_ticks);
+                    }
                 }
             }
         }

@@ -133,7 +133,9 @@
 //! (it is a crash after the step's last operation, before its outputs),
 //! never one half-way through a slow fsync; crash points and crashes at the
 //! k-th disk operation cover the windows between operations. A slow disk
-//! is not a failure: the store may assume nothing about disk speed, and the
+//! is not a failure: the store may assume nothing about disk speed, nor
+//! that its raft ticks keep time (a stalled member ticks once when it
+//! wakes; `lease-read-timed-by-ticks` is a store that does), and the
 //! invariants are the same.
 //!
 //! **Cluster sizes.** A cluster has 1 to 7 members, even sizes included.
