@@ -20,6 +20,9 @@ pub const STREAM_CLUSTER_EVENTS: u64 = 40;
 pub const STREAM_TEAR_AIM: u64 = 42;
 /// Which random EIOs on a rename wait for a snapshot file's rename.
 pub const STREAM_EIO_AIM: u64 = 43;
+/// Whether and when a member that carried on after an injected EIO
+/// crashes (`run/after_eio.rs`).
+pub const STREAM_EIO_AFTERMATH: u64 = 44;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

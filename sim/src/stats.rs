@@ -65,6 +65,9 @@ pub struct RunStats {
     /// random run's torn-write faults aimed at a pending multi-sector
     /// write).
     pub aimed_tears: u64,
+    /// Power losses of a member shortly after it carried on past an
+    /// injected EIO (a compound fault, `run/after_eio.rs`).
+    pub crashes_after_eio: u64,
     /// Member-to-member messages lost, sent twice, or delayed by scripted
     /// link rules (`split`, `cut_link`, `link_faults` steps).
     pub messages_dropped: u64,
@@ -153,6 +156,7 @@ const NAMED: &[(&str, Reader)] = &[
     ("indeterminate", |s| s.indeterminate),
     ("linearize_unknown", |s| s.linearize_unknown),
     ("aimed_tears", |s| s.aimed_tears),
+    ("crashes_after_eio", |s| s.crashes_after_eio),
 ];
 
 impl RunStats {
@@ -221,10 +225,11 @@ mod tests {
             indeterminate: 42,
             linearize_unknown: 43,
             aimed_tears: 44,
+            crashes_after_eio: 45,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=44).collect::<Vec<_>>());
+        assert_eq!(read, (1..=45).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

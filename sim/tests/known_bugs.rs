@@ -261,6 +261,27 @@ fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
     );
 }
 
+/// In the random run, a member that carried on past its failed snapshot
+/// rename loses power within a second (the compound fault of
+/// `run/after_eio.rs`); the correct store stops on the EIO instead, so it
+/// never gets one. In the release build the reboot of seed 89 then finds
+/// no snapshot to start its log from (`sim detect`, the first random seed
+/// that catches the switch); which seed fails depends on the build (the
+/// test build's seed 89 passes), see the determinism note in
+/// ARCHITECTURE.md, so this test checks only the fault.
+#[test]
+fn the_random_run_cuts_the_power_of_a_member_that_survived_an_eio() {
+    let mut cfg = sim::config::RunConfig::new(89);
+    cfg.bugs
+        .enable(Bug::SnapshotRenameErrorIgnored)
+        .expect("built with known-bugs");
+    let report = sim::run::run(&cfg);
+    assert!(report.stats.crashes_after_eio >= 1, "{}", report.summary());
+    let correct = sim::run::run(&sim::config::RunConfig::new(89));
+    assert!(correct.passed(), "{}", correct.failure_report());
+    assert_eq!(correct.stats.crashes_after_eio, 0);
+}
+
 /// A linearizable read answered as soon as raft confirms its read index, at
 /// a follower still catching up: only the client history sees the stale
 /// value.

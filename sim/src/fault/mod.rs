@@ -30,7 +30,13 @@
 //!   (stop), the same bound (one armed fault per member, a minority down,
 //!   forgotten after 3 s) and the same restart as every other EIO. A store
 //!   that takes a failed rename of its new snapshot file for done is the
-//!   bug they catch (`snapshot-rename-error-ignored`);
+//!   bug they catch (`snapshot-rename-error-ignored`). A member still
+//!   running after an injected EIO (it took the error for harmless, or
+//!   carried on over it) loses power within a second in the random run
+//!   (`run/after_eio.rs`, its own stream): errors on a failing disk come
+//!   in bursts and take the host down, and the reboot reads what the
+//!   member left on disk when it carried on. It stays within the budget of members down;
+//!   the store may assume nothing more of it than of any crash;
 //! - *network faults*: latency jitter, packet loss, partitions of one member.
 //!
 //! Faults the store must only **detect**: *bit rot* ([`FaultClass::Bitrot`],

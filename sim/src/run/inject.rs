@@ -372,7 +372,7 @@ impl Supervisor {
 
     /// Stops the member now: a process crash, or a power loss (the kill
     /// and its restart draw from the stream themselves).
-    fn inject_crash(&mut self, now: u64, id: u64, power: bool) {
+    pub(super) fn inject_crash(&mut self, now: u64, id: u64, power: bool) {
         let mode = if power { Mode::Power } else { Mode::Process };
         self.record(now, id, false, crash_step(id, None, 1, None, None, mode));
         self.kill(id, power);

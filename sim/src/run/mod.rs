@@ -2,6 +2,7 @@
 //! faults for the configured duration, heals everything, waits for the
 //! cluster to quiesce, and checks the invariants.
 
+mod after_eio;
 mod backup;
 mod churn;
 mod clients;

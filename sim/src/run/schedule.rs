@@ -115,6 +115,21 @@ impl ScheduleRecorder {
         }
     }
 
+    /// `member` carried on after its armed EIO failed an operation: the
+    /// EIO took effect, though it did not stop the member.
+    pub(crate) fn eio_survived(&mut self, member: u64) {
+        if self.stopped {
+            return;
+        }
+        if let Some(entry) = self.entries.iter_mut().rev().find(|e| {
+            e.member == member
+                && e.state == State::Armed
+                && matches!(e.timed.step, Step::Eio { .. })
+        }) {
+            entry.state = State::Happened;
+        }
+    }
+
     /// The latest restart of `member`, while recording.
     fn latest_restart(&mut self, member: u64) -> Option<&mut Entry> {
         if self.stopped {
@@ -289,6 +304,18 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_survived_eio_is_kept_before_the_crash_that_follows_it() {
+        let mut r = ScheduleRecorder::default();
+        r.armed(10, 1, eio(1));
+        r.eio_survived(1);
+        r.happened(40, 1, restart(1));
+        r.disarmed(1); // the restart forgets what is still armed
+        let steps = r.steps();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(matches!(steps[0].step, Step::Eio { .. }));
     }
 
     #[test]
