@@ -415,7 +415,7 @@ impl<'w> CaseStream<'w> {
     fn finish(self) -> io::Result<()> {
         // The runs that ran are a prefix of the plan, so none is left
         // waiting.
-        debug_assert!(self.waiting.is_empty());
+        assert!(self.waiting.is_empty(), "a run finished out of plan order");
         match self.error {
             Some(e) => Err(e),
             None => self.out.flush(),
