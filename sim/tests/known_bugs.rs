@@ -263,12 +263,11 @@ fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
 
 /// In the random run, a member that carried on past its failed snapshot
 /// rename loses power within a second (the compound fault of
-/// `run/after_eio.rs`); the correct store stops on the EIO instead, so it
-/// never gets one. In the release build the reboot of seed 89 then finds
-/// no snapshot to start its log from (`sim detect`, the first random seed
-/// that catches the switch); which seed fails depends on the build (the
-/// test build's seed 89 passes), see the determinism note in
-/// ARCHITECTURE.md, so this test checks only the fault.
+/// `run/after_eio.rs`), and its reboot finds no snapshot to start its log
+/// from: seed 89 is the first random seed that catches the switch (`sim
+/// detect`; the tests run in the main job's release build, so the seed is
+/// the same one). The correct store stops on the EIO instead, so it never
+/// gets the power loss.
 #[test]
 fn the_random_run_cuts_the_power_of_a_member_that_survived_an_eio() {
     let mut cfg = sim::config::RunConfig::new(89);
@@ -277,6 +276,14 @@ fn the_random_run_cuts_the_power_of_a_member_that_survived_an_eio() {
         .expect("built with known-bugs");
     let report = sim::run::run(&cfg);
     assert!(report.stats.crashes_after_eio >= 1, "{}", report.summary());
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.invariant == Invariant::Recovery),
+        "the reboot after the power loss must be caught: {}",
+        report.summary()
+    );
     let correct = sim::run::run(&sim::config::RunConfig::new(89));
     assert!(correct.passed(), "{}", correct.failure_report());
     assert_eq!(correct.stats.crashes_after_eio, 0);
