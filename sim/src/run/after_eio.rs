@@ -1,16 +1,21 @@
 //! A compound fault: a member that got an injected EIO and carried on loses
-//! power shortly after (within a second). Errors on a failing disk come in bursts
-//! and the host goes down soon after (a power loss, as
-//! after every EIO stop: a process crash would keep the page cache, and a
-//! reboot that syncs what it finds would hide a sync the store skipped); what matters to the store is
-//! what it left on disk when it carried on (a snapshot whose rename failed,
-//! a directory entry never synced), which only a reboot reads. Without this
-//! the next crash of that member is an independent draw seconds later, and
-//! a store that carried on over the error has usually repaired the damage
-//! (its next snapshot, its next sync) by then. Every survived EIO gets its
-//! power loss: they are rare (a dozen in 300 random seeds, the store stops on
-//! most EIOs), and with three in four the one random seed within 150 that
-//! catches `snapshot-rename-error-ignored` (89) drew no crash.
+//! power within a second.
+//!
+//! Errors on a failing disk come in bursts, and the host often goes down
+//! soon after. What matters to the store is what it left on disk when it
+//! carried on (a snapshot whose rename failed, a directory entry never
+//! synced), and only a reboot reads that. Without this fault the member's
+//! next crash is an independent draw seconds later, by when a store that
+//! carried on over the error has usually repaired the damage (its next
+//! snapshot, its next sync).
+//!
+//! It is a power loss, as after every EIO stop, not a process crash: the
+//! page cache would keep the unsynced state, and a reboot that syncs what
+//! it finds would hide a sync the store skipped. Every survived EIO gets
+//! its power loss: survived EIOs are rare (about a dozen in 300 random
+//! seeds with a switch on; the correct store stops on every EIO), and
+//! drawing it three times in four lost the one seed within 150 that
+//! catches `snapshot-rename-error-ignored`.
 
 use super::supervisor::Supervisor;
 use crate::fault::FaultClass;
@@ -43,8 +48,7 @@ impl EioAftermath {
 impl Supervisor {
     /// While random EIOs are on: draws, for each member newly seen running
     /// after an injected EIO, when it crashes (from the aftermath stream),
-    /// and
-    /// crashes those whose moment has come. The EIO then counts as fired
+    /// and crashes those whose moment has come. The EIO then counts as fired
     /// in the recorded schedule (the member survived it), and the crash is
     /// recorded as it happens, so a replay does both. A member that stops
     /// or restarts meanwhile is forgotten; the crash waits while the
