@@ -564,9 +564,9 @@ mod tests {
         assert_eq!(v.diffs[0].path, ".v3.keys[0].value");
     }
 
-    #[test]
-    fn restart_equivalence_reports_a_different_outcome_of_the_same_entry() {
-        let fp = Fingerprint {
+    /// The outcome of a put applied at entry 10 (any values would do).
+    fn put_outcome() -> Fingerprint {
+        Fingerprint {
             term: 2,
             request_id: 9,
             revision: 5,
@@ -576,7 +576,12 @@ mod tests {
             deleted: 0,
             keys_read: 0,
             conf_change: false,
-        };
+        }
+    }
+
+    #[test]
+    fn restart_equivalence_reports_a_different_outcome_of_the_same_entry() {
+        let fp = put_outcome();
         let mut table = EquivalenceTable::default();
         table.check(1, 10, fp.clone(), 0).unwrap();
         table.check(2, 10, fp.clone(), 0).unwrap();
@@ -590,15 +595,8 @@ mod tests {
     #[test]
     fn a_v3_skipped_replay_is_compared_by_identity_v2_half_and_last_revision() {
         let fp = Fingerprint {
-            term: 2,
-            request_id: 9,
-            revision: 5,
-            v2_index: 7,
-            error: String::new(),
-            succeeded: true,
             deleted: 1,
-            keys_read: 0,
-            conf_change: false,
+            ..put_outcome()
         };
         let mut table = EquivalenceTable::default();
         assert!(!table.check_v3_skipped(1, 10, &fp, true, 0).unwrap());
