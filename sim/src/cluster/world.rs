@@ -17,7 +17,7 @@ use crate::snapshot_view::Recorded;
 use crate::stats::RunStats;
 use crate::trace::Trace;
 use crate::workload::{ReadMix, Workload};
-use replica::proto::{Member as MemberInfo, Request, Response};
+use replica::proto::{ConfChangeKind, ConfChangeRequest, Member as MemberInfo, Request, Response};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -51,6 +51,25 @@ pub fn member_info(id: u64) -> MemberInfo {
         peer_urls: vec![format!("http://10.0.0.{id}:2380")],
         client_urls: Vec::new(),
         is_learner: false,
+    }
+}
+
+/// The conf change that adds (as a learner or a voter), promotes or removes
+/// member `id`, proposed as request `request_id`.
+pub fn conf_change_request(
+    kind: ConfChangeKind,
+    id: u64,
+    learner: bool,
+    request_id: u64,
+) -> ConfChangeRequest {
+    ConfChangeRequest {
+        kind: kind as i32,
+        node_id: id,
+        member: Some(MemberInfo {
+            is_learner: learner,
+            ..member_info(id)
+        }),
+        request_id,
     }
 }
 

@@ -23,7 +23,7 @@ use super::restore::{RestoreCheck, boot_copy, new_cluster, restore_generation};
 use super::supervisor::Supervisor;
 use crate::checker::{Invariant, Violation};
 use crate::cluster::slot::Down;
-use crate::cluster::world::{WorldState, member_info};
+use crate::cluster::world::{WorldState, conf_change_request, member_info};
 use crate::rng::{STREAM_CLUSTER_EVENTS, stream};
 use crate::scenario_file::Step;
 use rand::Rng;
@@ -33,7 +33,7 @@ use replica::backup::{BackupOptions, backup};
 use replica::crash_point::NoCrash;
 use replica::disk::Disk;
 use replica::member::{Member, StateDump};
-use replica::proto::{ConfChangeKind, ConfChangeRequest};
+use replica::proto::ConfChangeKind;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -415,12 +415,7 @@ impl Supervisor {
         }
         j.proposed_at = Some(now);
         g.next_request_id += 1;
-        let cc = ConfChangeRequest {
-            kind: ConfChangeKind::AddNode as i32,
-            node_id: id,
-            member: Some(member_info(id)),
-            request_id: g.next_request_id,
-        };
+        let cc = conf_change_request(ConfChangeKind::AddNode, id, false, g.next_request_id);
         // A refused proposal (a conf change still pending, leadership
         // lost) is proposed again later.
         let _ = node.propose_conf_change(&cc);

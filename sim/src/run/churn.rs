@@ -19,12 +19,12 @@
 use super::supervisor::Supervisor;
 use crate::checker::{Invariant, Violation};
 use crate::cluster::slot::Slot;
-use crate::cluster::world::member_info;
+use crate::cluster::world::conf_change_request;
 use crate::rng::stream;
 use crate::scenario_file::Step;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use replica::proto::{ConfChangeKind, ConfChangeRequest};
+use replica::proto::ConfChangeKind;
 use std::collections::VecDeque;
 
 /// The churn stream (apart from the backup event's, so neither shifts the
@@ -342,15 +342,7 @@ impl Supervisor {
             return;
         };
         c.next_request_id += 1;
-        let cc = ConfChangeRequest {
-            kind: kind as i32,
-            node_id: id,
-            member: Some(replica::proto::Member {
-                is_learner: learner,
-                ..member_info(id)
-            }),
-            request_id: c.next_request_id,
-        };
+        let cc = conf_change_request(kind, id, learner, c.next_request_id);
         let mut w = self.world.lock();
         if let Some(node) = w.slot_mut(leader).and_then(|s| s.node.as_mut()) {
             let _ = node.propose_conf_change(&cc);

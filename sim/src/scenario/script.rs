@@ -6,13 +6,13 @@ use super::fault_steps::BootFault;
 use super::requests::{client_read, client_requests};
 use crate::checker::{Invariant, Violation};
 use crate::cluster::client::{ScriptOp, ScriptRequest};
-use crate::cluster::world::member_info;
+use crate::cluster::world::conf_change_request;
 use crate::run::{STEP_MS, Supervisor};
 use crate::scenario_file::{BOOT_DISK_OP, Count, Step, Target};
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use futures_channel::oneshot;
 use replica::crash_point::CrashPoint;
-use replica::proto::{ConfChangeKind, ConfChangeRequest, PutRequest, Request, Response, request};
+use replica::proto::{ConfChangeKind, PutRequest, Request, Response, request};
 use std::time::Duration;
 
 /// How long a step may wait for the cluster before the scenario fails.
@@ -150,15 +150,7 @@ impl Script<'_> {
         learner: bool,
     ) -> Result<(), String> {
         self.next_id += 1;
-        let cc = ConfChangeRequest {
-            kind: kind as i32,
-            node_id: id,
-            member: Some(replica::proto::Member {
-                is_learner: learner,
-                ..member_info(id)
-            }),
-            request_id: self.next_id,
-        };
+        let cc = conf_change_request(kind, id, learner, self.next_id);
         let resp = self.send(ScriptOp::ConfChange(cc)).await?;
         if !resp.error.is_empty() {
             return Err(format!(
