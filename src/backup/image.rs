@@ -14,7 +14,7 @@ use crate::crash_point::NoCrash;
 use crate::disk::{Disk, MemDisk};
 use crate::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR, WalMetadata};
 use crate::membership::Cluster;
-use crate::proto::{ConfState, HardState, SnapshotMarker};
+use crate::proto::{ConfState, Entry, HardState, SnapshotMarker};
 use crate::snap::{Snapshot, Snapshotter, name};
 use crate::v2store::V2Store;
 use crate::wal::{Wal, WalOptions};
@@ -84,41 +84,7 @@ pub fn build(src: &SourceState, opts: &BackupOptions) -> Result<Image, BackupErr
     let file_of_snapshot =
         || PathBuf::from(SNAP_DIR).join(name::file_name(marker.term, marker.index));
     Cluster::recover_from_v2(&v2).map_err(|e| BackupError::corrupt_v2(file_of_snapshot(), e))?;
-    let mut backend = Backend::open(
-        dyn_disk.clone(),
-        Path::new(BACKEND_FILE),
-        BackendOptions::default(),
-        Arc::new(NoCrash),
-    )
-    .map_err(|e| BackupError::build("backend", e))?;
-    if let Some((bytes, _)) = &src.backend {
-        backend
-            .restore_from_bytes(bytes)
-            .map_err(|e| BackupError::build("backend copy", e))?;
-    }
-    super::membership::reset(&mut v2, &mut backend, &opts.new_member)?;
-    if !opts.bugs.has(Bug::BackupNoCindexUpdate) {
-        // The backend holds the effects of the source entries up to its
-        // consistent index (all of them, without v3: nothing will be
-        // replayed into an empty key space). Point the index at the
-        // destination entry that now ends that prefix, with that entry's
-        // term, so replay applies exactly the entries after it.
-        let held = match &src.backend {
-            Some((_, ci)) => ci.index,
-            None => commit,
-        };
-        let index = log.map_index(held);
-        let term = log.term_at(index, marker.term).ok_or_else(|| {
-            BackupError::Build(format!("no destination entry at consistent index {index}"))
-        })?;
-        backend.set_consistent_index(index, term);
-        backend.set_conf_state(&conf_state);
-    }
-    backend
-        .force_commit()
-        .map_err(|e| BackupError::build("backend commit", e))?;
-    let consistent_index = backend.consistent_index();
-    drop(backend);
+    let consistent_index = write_backend(dyn_disk.clone(), src, opts, &mut v2, &log, &conf_state)?;
 
     // The v2 snapshot, always written (also at index 0): boot rebuilds the
     // membership from it, and the stripped log no longer adds anyone.
@@ -134,24 +100,7 @@ pub fn build(src: &SourceState, opts: &BackupOptions) -> Result<Image, BackupErr
         })
         .map_err(|e| BackupError::build("snapshot", e))?;
 
-    let metadata = WalMetadata {
-        member_id: opts.new_member.id,
-        cluster_id: opts.new_cluster_id,
-    };
-    let mut wal = Wal::create(
-        dyn_disk,
-        Path::new(WAL_DIR),
-        &metadata.encode_to_vec(),
-        ONE_SEGMENT,
-        Arc::new(NoCrash),
-    )
-    .map_err(|e| BackupError::build("WAL", e))?;
-    if snapshot.index > 0 {
-        wal.save_snapshot_marker(&snapshot)
-            .map_err(|e| BackupError::build("WAL marker", e))?;
-    }
-    wal.save(Some(&hard_state), &log.entries)
-        .map_err(|e| BackupError::build("WAL entries", e))?;
+    write_wal(dyn_disk, opts, &snapshot, &hard_state, &log.entries)?;
     Ok(Image {
         disk,
         snapshot,
@@ -161,4 +110,82 @@ pub fn build(src: &SourceState, opts: &BackupOptions) -> Result<Image, BackupErr
         dropped_uncommitted,
         consistent_index,
     })
+}
+
+/// The backup's backend: the source's copy (or an empty one) with the new
+/// member as the whole membership and, unless the known bug leaves it, the
+/// consistent index moved to the destination log; committed. Returns that
+/// consistent index.
+fn write_backend(
+    disk: Arc<dyn Disk>,
+    src: &SourceState,
+    opts: &BackupOptions,
+    v2: &mut V2Store,
+    log: &Translated,
+    conf_state: &ConfState,
+) -> Result<ConsistentIndex, BackupError> {
+    let mut backend = Backend::open(
+        disk,
+        Path::new(BACKEND_FILE),
+        BackendOptions::default(),
+        Arc::new(NoCrash),
+    )
+    .map_err(|e| BackupError::build("backend", e))?;
+    if let Some((bytes, _)) = &src.backend {
+        backend
+            .restore_from_bytes(bytes)
+            .map_err(|e| BackupError::build("backend copy", e))?;
+    }
+    super::membership::reset(v2, &mut backend, &opts.new_member)?;
+    if !opts.bugs.has(Bug::BackupNoCindexUpdate) {
+        // The backend holds the effects of the source entries up to its
+        // consistent index (all of them, without v3: nothing will be
+        // replayed into an empty key space). Point the index at the
+        // destination entry that now ends that prefix, with that entry's
+        // term, so replay applies exactly the entries after it.
+        let held = match &src.backend {
+            Some((_, ci)) => ci.index,
+            None => src.commit(),
+        };
+        let index = log.map_index(held);
+        let term = log.term_at(index, src.marker().term).ok_or_else(|| {
+            BackupError::Build(format!("no destination entry at consistent index {index}"))
+        })?;
+        backend.set_consistent_index(index, term);
+        backend.set_conf_state(conf_state);
+    }
+    backend
+        .force_commit()
+        .map_err(|e| BackupError::build("backend commit", e))?;
+    Ok(backend.consistent_index())
+}
+
+/// The backup's WAL: the new member's metadata, the snapshot's marker (if
+/// past 0), the hard state and the translated entries, in one segment.
+fn write_wal(
+    disk: Arc<dyn Disk>,
+    opts: &BackupOptions,
+    snapshot: &SnapshotMarker,
+    hard_state: &HardState,
+    entries: &[Entry],
+) -> Result<(), BackupError> {
+    let metadata = WalMetadata {
+        member_id: opts.new_member.id,
+        cluster_id: opts.new_cluster_id,
+    };
+    let mut wal = Wal::create(
+        disk,
+        Path::new(WAL_DIR),
+        &metadata.encode_to_vec(),
+        ONE_SEGMENT,
+        Arc::new(NoCrash),
+    )
+    .map_err(|e| BackupError::build("WAL", e))?;
+    if snapshot.index > 0 {
+        wal.save_snapshot_marker(snapshot)
+            .map_err(|e| BackupError::build("WAL marker", e))?;
+    }
+    wal.save(Some(hard_state), entries)
+        .map_err(|e| BackupError::build("WAL entries", e))?;
+    Ok(())
 }

@@ -40,7 +40,7 @@ use crate::disk::{Disk, parent_dir};
 use crate::probe::Probe;
 use crate::proto::{Entry, HardState, SnapshotMarker};
 use prost::Message;
-use reader::{Payload, Visit, scan};
+use reader::{Payload, TornTail, Visit, scan};
 use record::{MAX_RECORD_LEN, RecordType, WalRecord, encode_frame};
 use segment::{display, list_segments, list_tmp_files};
 use std::path::{Path, PathBuf};
@@ -232,11 +232,7 @@ impl Wal {
         hook: Arc<dyn CrashHook>,
     ) -> Result<(Wal, WalContents), WalError> {
         let dir_err = |e| WalError::io(display(dir), e);
-        // Leftovers of a create or cut that crashed before its rename.
-        for tmp in list_tmp_files(disk.as_ref(), dir)? {
-            disk.remove(&tmp)
-                .map_err(|e| WalError::io(display(&tmp), e))?;
-        }
+        remove_leftover_tmp_files(disk.as_ref(), dir)?;
         let segments = list_segments(disk.as_ref(), dir)?;
         let not_found = WalError::SnapshotNotFound {
             index: at.index,
@@ -245,15 +241,9 @@ impl Wal {
         let Some(last) = segments.last().copied() else {
             return Err(WalError::NotFound { dir: display(dir) });
         };
-        // The newest segment cut at or before `at.index`. Anything newer than
-        // the snapshot lives there or later: a later cut is named after the
-        // last index at that time, so a segment named <= at.index that comes
-        // after an older one means the log was cut back below at.index, which
-        // overwrote whatever the older segments held above it.
-        let Some(start) = segments.iter().rposition(|s| s.first_index <= at.index) else {
+        let Some(read) = segments_holding(&segments, at.index) else {
             return Err(not_found);
         };
-        let read = segments.get(start..).unwrap_or_default();
         let seed = read.first().filter(|s| s.seq == 0).map(|_| 0);
 
         let mut entries: Vec<Entry> = Vec::new();
@@ -285,36 +275,9 @@ impl Wal {
             return Err(not_found);
         }
 
+        let repaired = repair_torn_tail(disk.as_ref(), end.torn, opts.bugs, hook.as_ref())?;
         let last_path = last.path(dir);
         let last_err = |e| WalError::io(display(&last_path), e);
-        let repaired = match end.torn {
-            Some(torn) if opts.bugs.has(crate::bugs::Bug::NoTornTailRepair) => {
-                // The bug: the unsynced end of the last save is taken for
-                // corruption, so a member cannot boot after a power loss.
-                return Err(WalError::Corrupt {
-                    file: display(&torn.path),
-                    offset: torn.offset,
-                    reason: "torn record at the end of the last segment".into(),
-                });
-            }
-            Some(torn) => {
-                disk.truncate(&torn.path, torn.offset).map_err(last_err)?;
-                let repair = TailRepair {
-                    file: display(&torn.path),
-                    offset: torn.offset,
-                    dropped_bytes: torn.file_len - torn.offset,
-                };
-                tracing::warn!(
-                    file = %repair.file,
-                    offset = repair.offset,
-                    dropped_bytes = repair.dropped_bytes,
-                    "wal: truncated a torn tail left by an unsynced save"
-                );
-                hook.probe(Probe::WalTornTailRepaired);
-                Some(repair)
-            }
-            None => None,
-        };
         disk.sync(&last_path).map_err(last_err)?;
         disk.sync_dir(dir).map_err(dir_err)?;
 
@@ -569,4 +532,63 @@ fn append_entry(entries: &mut Vec<Entry>, base: u64, entry: Entry) -> Result<(),
     entries.truncate((entry.index - base - 1) as usize);
     entries.push(entry);
     Ok(())
+}
+
+/// Cuts the torn tail a scan found off the last segment (the unsynced end
+/// of the last save a power loss tore), and says so; `None` if there was
+/// none.
+fn repair_torn_tail(
+    disk: &dyn Disk,
+    torn: Option<TornTail>,
+    bugs: KnownBugs,
+    hook: &dyn CrashHook,
+) -> Result<Option<TailRepair>, WalError> {
+    let Some(torn) = torn else {
+        return Ok(None);
+    };
+    if bugs.has(crate::bugs::Bug::NoTornTailRepair) {
+        // The bug: the unsynced end of the last save is taken for
+        // corruption, so a member cannot boot after a power loss.
+        return Err(WalError::Corrupt {
+            file: display(&torn.path),
+            offset: torn.offset,
+            reason: "torn record at the end of the last segment".into(),
+        });
+    }
+    disk.truncate(&torn.path, torn.offset)
+        .map_err(|e| WalError::io(display(&torn.path), e))?;
+    let repair = TailRepair {
+        file: display(&torn.path),
+        offset: torn.offset,
+        dropped_bytes: torn.file_len - torn.offset,
+    };
+    tracing::warn!(
+        file = %repair.file,
+        offset = repair.offset,
+        dropped_bytes = repair.dropped_bytes,
+        "wal: truncated a torn tail left by an unsynced save"
+    );
+    hook.probe(Probe::WalTornTailRepaired);
+    Ok(Some(repair))
+}
+
+/// Removes the leftovers of a segment create or cut that crashed before
+/// its rename.
+fn remove_leftover_tmp_files(disk: &dyn Disk, dir: &Path) -> Result<(), WalError> {
+    for tmp in list_tmp_files(disk, dir)? {
+        disk.remove(&tmp)
+            .map_err(|e| WalError::io(display(&tmp), e))?;
+    }
+    Ok(())
+}
+
+/// The segments from the newest one cut at or before `index` to the end
+/// (`None` if every segment starts after it). Anything newer than the
+/// snapshot at `index` lives there or later: a later cut is named after the
+/// last index at that time, so a segment named <= index that comes after an
+/// older one means the log was cut back below index, which overwrote
+/// whatever the older segments held above it.
+fn segments_holding(segments: &[SegmentName], index: u64) -> Option<&[SegmentName]> {
+    let start = segments.iter().rposition(|s| s.first_index <= index)?;
+    segments.get(start..)
 }

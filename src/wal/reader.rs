@@ -25,7 +25,9 @@
 //! chain but is shorter than the word claims, the word is corrupt, not torn.
 
 use super::WalError;
-use super::record::{LEN_WORD, RecordType, decode_body_with_padding, decode_len_word, record_crc};
+use super::record::{
+    LEN_WORD, RecordType, WalRecord, decode_body_with_padding, decode_len_word, record_crc,
+};
 use super::segment::{SegmentName, display};
 use crate::bugs::{Bug, KnownBugs};
 use crate::disk::Disk;
@@ -112,16 +114,7 @@ pub(crate) fn scan(
                         continue;
                     };
                     if let Payload::Metadata(m) = &payload {
-                        match &metadata {
-                            None => metadata = Some(m.clone()),
-                            Some(first) if first != m => {
-                                return Err(WalError::MetadataMismatch {
-                                    file: reader.file.clone(),
-                                    offset,
-                                });
-                            }
-                            Some(_) => {}
-                        }
+                        agree_on_metadata(&mut metadata, m, &reader.file, offset)?;
                     }
                     visit(Visit {
                         file: &reader.file,
@@ -158,6 +151,27 @@ pub(crate) fn scan(
     Ok(end)
 }
 
+/// Keeps the first segment's metadata `m`, and fails if a later segment's
+/// (at `file`, `offset`) differs from it.
+fn agree_on_metadata(
+    first: &mut Option<Vec<u8>>,
+    m: &[u8],
+    file: &str,
+    offset: u64,
+) -> Result<(), WalError> {
+    match first {
+        None => *first = Some(m.to_vec()),
+        Some(first) if first.as_slice() != m => {
+            return Err(WalError::MetadataMismatch {
+                file: file.to_string(),
+                offset,
+            });
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
 /// Records at the start of every segment that were durable before the
 /// segment was named: a Crc record, then a Metadata record.
 const HEADER_RECORDS: u64 = 2;
@@ -187,6 +201,14 @@ enum Step {
     },
     End,
     Bad(Bad),
+}
+
+/// A frame read whole: the record's body (`len` bytes) and its padding,
+/// ending at file offset `end`.
+struct Frame {
+    buf: Vec<u8>,
+    len: u64,
+    end: u64,
 }
 
 struct Bad {
@@ -281,52 +303,12 @@ impl<'a> SegmentReader<'a> {
 
     fn next(&mut self) -> Result<Step, WalError> {
         let offset = self.pos;
-        let remaining = self.len.saturating_sub(offset);
-        if remaining == 0 {
-            return Ok(Step::End);
-        }
-        if remaining < LEN_WORD {
-            return Ok(Self::bad(
-                offset,
-                "length word cut short by end of file",
-                TornIf::CutShort,
-            ));
-        }
-        let mut word = [0u8; 8];
-        self.read_exact(offset, &mut word)?;
-        let word = u64::from_le_bytes(word);
-        let body_start = offset + LEN_WORD;
-        if word == 0 {
-            return Ok(Self::bad(
-                offset,
-                "zero length word",
-                self.torn_if_zero_word(body_start),
-            ));
-        }
-        let (len, pad) = match decode_len_word(word) {
-            Ok(lp) => lp,
-            Err(reason) => return Ok(Self::bad(offset, reason, TornIf::ZerosFrom(body_start))),
+        let frame = match self.read_frame(offset)? {
+            Ok(frame) => frame,
+            Err(step) => return Ok(step),
         };
-        // decode_len_word bounds len by MAX_RECORD_LEN, and every read below
-        // is further bounded by the bytes left in the file.
-        let available = remaining - LEN_WORD;
-        if len + pad > available {
-            let mut body = vec![0u8; len.min(available) as usize];
-            self.read_exact(body_start, &mut body)?;
-            return Ok(if self.holds_shorter_record(&body, len) {
-                Self::bad(
-                    offset,
-                    "length word disagrees with the record after it",
-                    TornIf::Never,
-                )
-            } else {
-                Self::bad(offset, "record cut short by end of file", TornIf::CutShort)
-            });
-        }
-        let frame_end = body_start + len + pad;
-        let mut buf = vec![0u8; (len + pad) as usize];
-        self.read_exact(body_start, &mut buf)?;
-        let body = buf.get(..len as usize).unwrap_or_default();
+        let len = frame.len;
+        let body = frame.buf.get(..len as usize).unwrap_or_default();
         let bad_body = |reader: &Self, reason: String| {
             if reader.holds_shorter_record(body, len) {
                 Self::bad(
@@ -335,10 +317,10 @@ impl<'a> SegmentReader<'a> {
                     TornIf::Never,
                 )
             } else {
-                Self::bad(offset, reason, TornIf::ZerosFrom(frame_end))
+                Self::bad(offset, reason, TornIf::ZerosFrom(frame.end))
             }
         };
-        let record = match decode_body_with_padding(&buf, len as usize) {
+        let record = match decode_body_with_padding(&frame.buf, len as usize) {
             Ok(record) => record,
             Err(e) => return Ok(bad_body(self, format!("bad record: {e:?}"))),
         };
@@ -355,9 +337,92 @@ impl<'a> SegmentReader<'a> {
                 ),
             ));
         }
+        let kind = match self.placed_kind(offset, &record) {
+            Ok(kind) => kind,
+            Err(step) => return Ok(step),
+        };
+        self.crc = if kind == RecordType::Crc {
+            record.crc
+        } else {
+            chained
+        };
+        self.pos = frame.end;
+        self.records += 1;
+        Ok(Step::Record {
+            offset,
+            kind,
+            data: record.data,
+        })
+    }
+
+    /// The frame at `offset` (its length word read and its body and padding
+    /// within the file), or the step that ends the records there: the end
+    /// of the file, or a bad length word or a frame cut short.
+    fn read_frame(&self, offset: u64) -> Result<Result<Frame, Step>, WalError> {
+        let remaining = self.len.saturating_sub(offset);
+        if remaining == 0 {
+            return Ok(Err(Step::End));
+        }
+        if remaining < LEN_WORD {
+            return Ok(Err(Self::bad(
+                offset,
+                "length word cut short by end of file",
+                TornIf::CutShort,
+            )));
+        }
+        let mut word = [0u8; 8];
+        self.read_exact(offset, &mut word)?;
+        let word = u64::from_le_bytes(word);
+        let body_start = offset + LEN_WORD;
+        if word == 0 {
+            return Ok(Err(Self::bad(
+                offset,
+                "zero length word",
+                self.torn_if_zero_word(body_start),
+            )));
+        }
+        let (len, pad) = match decode_len_word(word) {
+            Ok(lp) => lp,
+            Err(reason) => {
+                return Ok(Err(Self::bad(
+                    offset,
+                    reason,
+                    TornIf::ZerosFrom(body_start),
+                )));
+            }
+        };
+        // decode_len_word bounds len by MAX_RECORD_LEN, and every read below
+        // is further bounded by the bytes left in the file.
+        let available = remaining - LEN_WORD;
+        if len + pad > available {
+            let mut body = vec![0u8; len.min(available) as usize];
+            self.read_exact(body_start, &mut body)?;
+            return Ok(Err(if self.holds_shorter_record(&body, len) {
+                Self::bad(
+                    offset,
+                    "length word disagrees with the record after it",
+                    TornIf::Never,
+                )
+            } else {
+                Self::bad(offset, "record cut short by end of file", TornIf::CutShort)
+            }));
+        }
+        let mut buf = vec![0u8; (len + pad) as usize];
+        self.read_exact(body_start, &mut buf)?;
+        Ok(Ok(Frame {
+            buf,
+            len,
+            end: body_start + len + pad,
+        }))
+    }
+
+    /// The record's type, if it is known and in its place: a segment opens
+    /// with a Crc record that continues the previous segment's chain, then
+    /// Metadata; no other Crc record follows.
+    fn placed_kind(&self, offset: u64, record: &WalRecord) -> Result<RecordType, Step> {
         let Some(kind) = RecordType::from_i64(record.record_type) else {
             let reason = format!("unknown record type {}", record.record_type);
-            return Ok(Self::bad(offset, reason, TornIf::Never));
+            return Err(Self::bad(offset, reason, TornIf::Never));
         };
         let misplaced = match (self.records, kind) {
             (0, RecordType::Crc) => None,
@@ -368,35 +433,25 @@ impl<'a> SegmentReader<'a> {
             _ => None,
         };
         if let Some(reason) = misplaced {
-            return Ok(Self::bad(offset, reason, TornIf::Never));
+            return Err(Self::bad(offset, reason, TornIf::Never));
         }
-        if kind == RecordType::Crc {
-            if let Some(seed) = self.seed
-                && record.crc != seed
-            {
-                let mut reason = format!(
-                    "crc record {:08x} does not continue the chain {seed:08x}",
-                    record.crc
-                );
-                if let Some((file, end)) = &self.previous {
-                    reason.push_str(&format!(
-                        " of {file}, whose records end at offset {end}: \
-                         {file} lost records at its end or this header is damaged"
-                    ));
-                }
-                return Ok(Self::bad(offset, reason, TornIf::Never));
+        if kind == RecordType::Crc
+            && let Some(seed) = self.seed
+            && record.crc != seed
+        {
+            let mut reason = format!(
+                "crc record {:08x} does not continue the chain {seed:08x}",
+                record.crc
+            );
+            if let Some((file, end)) = &self.previous {
+                reason.push_str(&format!(
+                    " of {file}, whose records end at offset {end}: \
+                     {file} lost records at its end or this header is damaged"
+                ));
             }
-            self.crc = record.crc;
-        } else {
-            self.crc = chained;
+            return Err(Self::bad(offset, reason, TornIf::Never));
         }
-        self.pos = frame_end;
-        self.records += 1;
-        Ok(Step::Record {
-            offset,
-            kind,
-            data: record.data,
-        })
+        Ok(kind)
     }
 
     /// Turns on the reader's known-bug switches.
