@@ -392,12 +392,18 @@ impl Supervisor {
         for (id, slot) in w.members.iter_mut() {
             if slot.armed.until.is_some_and(|t| t <= now) {
                 slot.armed.until = None;
+                // The deadline outlives a fault that fired (the member
+                // crashed and may be up again): only one still waiting is
+                // forgotten and reported.
+                let waiting = slot.has_armed_fault();
                 // What the expired fault would have done when it fired.
                 slot.armed.power_plan = None;
                 slot.armed.disk_crash_power = false;
                 slot.hook.disarm();
                 slot.disk.disarm();
-                expired.push(*id);
+                if waiting {
+                    expired.push(*id);
+                }
             }
         }
         let mut missed = Vec::new();
