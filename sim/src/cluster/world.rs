@@ -147,6 +147,14 @@ impl WorldState {
         self.members.get_mut(&id)
     }
 
+    /// Whether member `id` runs and has applied `index` (a joiner that did
+    /// has caught up with the log as it was when it was added).
+    pub fn has_applied(&self, id: u64, index: u64) -> bool {
+        self.slot(id)
+            .and_then(|s| s.node.as_ref())
+            .is_some_and(|n| n.member().applied_index() >= index)
+    }
+
     /// The member that leads now, if any runs as leader.
     pub fn leader(&self) -> Option<u64> {
         self.members

@@ -349,12 +349,7 @@ impl Supervisor {
         let id = j.id;
         match j.added_at {
             Some(index) => {
-                let caught_up = self
-                    .world
-                    .lock()
-                    .slot(id)
-                    .and_then(|s| s.node.as_ref())
-                    .is_some_and(|n| n.member().applied_index() >= index);
+                let caught_up = self.world.lock().has_applied(id, index);
                 if caught_up {
                     g.current = None;
                     self.event(Some(id), format_args!("joined the restored cluster"));

@@ -398,12 +398,7 @@ impl Supervisor {
     fn step_add(&mut self, now: u64, leader: u64, id: u64, learner: bool) -> bool {
         let phase = self.churn.as_ref().map(|c| c.phase);
         if let Some(Phase::CatchingUp(index)) = phase {
-            let caught_up = self
-                .world
-                .lock()
-                .slot(id)
-                .and_then(|s| s.node.as_ref())
-                .is_some_and(|n| n.member().applied_index() >= index);
+            let caught_up = self.world.lock().has_applied(id, index);
             if caught_up {
                 self.event(Some(id), format_args!("joined and caught up"));
             }
