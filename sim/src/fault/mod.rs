@@ -47,8 +47,9 @@
 //! page checksums must make it fail-stop, or it must repair from what is
 //! intact (an older snapshot, the WAL). A damaged member that cannot boot
 //! is *quarantined*: it stays down, and that is not a violation; booting
-//! past the damage into a state its peers do not share is (convergence or
-//! restart equivalence catches it), and so is a panic. The bound: at most
+//! past the damage into a state its peers do not share is (convergence,
+//! restart equivalence or the durability check after its recovery catches
+//! it), and so is a panic. The bound: at most
 //! one member per run is ever damaged, and only when no other member is
 //! down, so a majority stays free of such faults. The final record of the
 //! newest WAL segment is never damaged: a flip there looks exactly like a
@@ -66,9 +67,9 @@
 //! the record, entry or request, and such values exist only between a WAL
 //! save and the backend's next commit, so an unaimed flip rarely lands in
 //! one (`wal-crc-unchecked`, a reader that skips the CRC check, is caught
-//! by the aimed ones). The aim changes where the byte is, not what the
-//! store may assume. *Latent sector errors* ([`FaultClass::ReadError`], scenario
-//! step `read_error`): reads of one sector of such a file fail with EIO from
+//! mostly by the aimed ones). The aim changes where the byte is, not what
+//! the store may assume. *Latent sector errors*
+//! ([`FaultClass::ReadError`], scenario step `read_error`): reads of one sector of such a file fail with EIO from
 //! then on (a platter defect: it outlives restarts), and the process
 //! crashes so the boot reads it. Same bound and same quarantine as bit rot;
 //! a store that takes the read error for the end of its data instead of
