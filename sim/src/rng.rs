@@ -23,6 +23,9 @@ pub const STREAM_EIO_AIM: u64 = 43;
 /// Whether and when a member that carried on after an injected EIO
 /// crashes (`run/after_eio.rs`).
 pub const STREAM_EIO_AFTERMATH: u64 = 44;
+/// Which random WAL bit rot aims at the value of a put a boot replays,
+/// and where in it (`run/inject.rs`).
+pub const STREAM_DAMAGE_AIM: u64 = 46;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

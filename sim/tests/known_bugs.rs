@@ -119,6 +119,34 @@ fn wal_crc_unchecked_replays_a_damaged_entry() {
     );
 }
 
+/// In the random run, half of the WAL bit rot waits for the value of a put
+/// that a member's boot replays and then shows, and flips a byte of it
+/// (damage that still decodes): at seed 44 the reader that trusts the
+/// stored CRC boots holding a value nobody wrote, which the durability
+/// check after its recovery sees (`sim detect`; the tests run in the main
+/// job's release build, so the seed is the same one). The correct store
+/// refuses the damaged WAL and the member is quarantined.
+#[test]
+fn the_random_run_aims_wal_bit_rot_at_a_replayed_value() {
+    let mut cfg = sim::config::RunConfig::new(44);
+    cfg.bugs
+        .enable(Bug::WalCrcUnchecked)
+        .expect("built with known-bugs");
+    let report = sim::run::run(&cfg);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.invariant == Invariant::Durability),
+        "the replayed damage must be caught: {}",
+        report.summary()
+    );
+    let correct = sim::run::run(&sim::config::RunConfig::new(44));
+    assert!(correct.passed(), "{}", correct.failure_report());
+    assert_eq!(correct.stats.corruptions, 1);
+    assert_eq!(correct.stats.quarantined, 1);
+}
+
 /// A large put acknowledged before its v3 write, which is then dropped on
 /// every member: the replicas agree, so only durability sees the loss.
 #[test]

@@ -47,16 +47,29 @@
 //! page checksums must make it fail-stop, or it must repair from what is
 //! intact (an older snapshot, the WAL). A damaged member that cannot boot
 //! is *quarantined*: it stays down, and that is not a violation; booting
-//! past the damage into a state its peers do not share is (convergence or
-//! restart equivalence catches it), and so is a panic. The bound: at most
+//! past the damage into a state its peers do not share is (convergence,
+//! restart equivalence or the durability check after its recovery catches
+//! it), and so is a panic. The bound: at most
 //! one member per run is ever damaged, and only when no other member is
-//! down, so a majority stays free of such faults. The last 3,200 bytes of the
-//! newest WAL segment are never damaged: a flip in the final record looks
-//! exactly like a torn write and is cut at boot (as etcd does), silently
-//! dropping an entry the member had acknowledged. That is a limit of the
-//! WAL format (it has no way to tell the two apart), not a fault to
-//! survive. *Latent sector errors* ([`FaultClass::ReadError`], scenario
-//! step `read_error`): reads of one sector of such a file fail with EIO from
+//! down, so a majority stays free of such faults. The final record of the
+//! newest WAL segment is never damaged: a flip there looks exactly like a
+//! torn write and is cut at boot (as etcd does), silently dropping an
+//! entry the member had acknowledged. That is a limit of the WAL format (it
+//! has no way to tell the two apart), not a fault to survive; every
+//! earlier record has a valid frame after it, which no torn write leaves,
+//! so its damage must be reported. Half of the random WAL bit rot is
+//! *aimed*: it waits (3 s at most, without holding the one-member budget)
+//! until a member's newest segment holds the value of a put that its boot
+//! would replay into the backend and then show (written after the
+//! backend's latest sync, committed by a hard state there, the last put of
+//! its key), and flips a byte of that value. A flip there still decodes,
+//! so only the CRC can tell; most flips elsewhere break the decoding of
+//! the record, entry or request, and such values exist only between a WAL
+//! save and the backend's next commit, so an unaimed flip rarely lands in
+//! one (`wal-crc-unchecked`, a reader that skips the CRC check, is caught
+//! mostly by the aimed ones). The aim changes where the byte is, not what
+//! the store may assume. *Latent sector errors*
+//! ([`FaultClass::ReadError`], scenario step `read_error`): reads of one sector of such a file fail with EIO from
 //! then on (a platter defect: it outlives restarts), and the process
 //! crashes so the boot reads it. Same bound and same quarantine as bit rot;
 //! a store that takes the read error for the end of its data instead of
@@ -75,7 +88,7 @@
 //! torn-tail rule can always call it corruption. A backward shift could
 //! overwrite the segment's last synced records with a record that fails its
 //! CRC and has nothing after it, which is byte for byte a torn tail (the
-//! WAL_TAIL_GUARD limit of bit rot). In the backend, redb's page checksums
+//! final-record limit of bit rot). In the backend, redb's page checksums
 //! (verified at the unclean open the crash causes) must find the stale page
 //! and roll back to the previous commit or refuse to open. A store that
 //! takes a zero length word for the end of its log (preallocated space) is

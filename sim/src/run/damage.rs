@@ -5,35 +5,63 @@
 //! from what is intact; the fault contract is in `fault/mod.rs`.
 
 use super::supervisor::Supervisor;
+use super::wal_layout::{ValueSpan, WalLayout, wal_layout};
 use crate::fault::{DiskFault, Misdirection, SECTOR, WriteTarget};
 use crate::scenario_file::DamagedFile;
 use replica::disk::{Disk, MemDisk};
 use replica::member::{BACKEND_FILE, SNAP_DIR, WAL_DIR};
+use replica::wal::SegmentName;
 use std::path::{Path, PathBuf};
-
-/// The last bytes of the newest WAL segment are left alone: more than its
-/// largest record (a 3,000-byte put value plus key, entry and frame). A flip in the final record is indistinguishable from a
-/// torn write, which boot cuts off (as etcd does): the member silently drops
-/// an entry it had synced and acknowledged, and raft-rs then panics on the
-/// leader's commit index ("to_commit … out of range"), or the v2-index check
-/// sees the member boot behind itself. Random seeds 41 and 257 found exactly
-/// that. It is a limit of the WAL format, written down here and in the fault
-/// contract, not a fault the store can be asked to survive.
-const WAL_TAIL_GUARD: u64 = 3200;
 
 impl Supervisor {
     /// The fractions of member `id`'s newest WAL segment (as `corrupt`
     /// reads `at`) that hold records written after its backend's latest
-    /// sync, before the tail guard: entries the boot replays into the
-    /// backend. `None` if there are none (no backend sync yet in this
-    /// process, a newer segment since, or nothing past the guard).
+    /// sync, before the segment's final frame: entries the boot replays
+    /// into the backend. `None` if there are none (no backend sync yet in
+    /// this process, or nothing past it but the final frame).
     pub(crate) fn wal_span_past_backend(&self, id: u64) -> Option<(f64, f64)> {
+        let (past, span, _) = self.wal_past_backend(id)?;
+        (past < span).then(|| (past as f64 / span as f64, 1.0))
+    }
+
+    /// The put values in member `id`'s newest WAL segment that its boot
+    /// replays into the backend and then shows: written after the
+    /// backend's latest sync, before the segment's final frame, committed
+    /// by its hard states, the last put of their key (`WalLayout`). Their
+    /// damage still decodes, and a boot that replays it holds a value its
+    /// peers never wrote. Also the number of bytes `corrupt` spreads `at`
+    /// over there. `None` if there are none.
+    pub(crate) fn replayed_put_values(&self, id: u64) -> Option<(Vec<ValueSpan>, u64)> {
+        let (past, span, layout) = self.wal_past_backend(id)?;
+        let values: Vec<ValueSpan> = (layout.last_committed_values().into_iter())
+            .filter(|v| v.start >= past && v.end <= span)
+            .cloned()
+            .collect();
+        (!values.is_empty()).then_some((values, span))
+    }
+
+    /// Member `id`'s newest WAL segment: the offset from which its records
+    /// were written after the backend's latest sync in this process (0 if
+    /// that sync came before the segment), the bytes bit rot may damage
+    /// (all before the final frame: see `wal_damage_span`), and its layout.
+    fn wal_past_backend(&self, id: u64) -> Option<(u64, u64, WalLayout)> {
         let w = self.world.lock();
         let slot = w.slot(id)?;
         let (mark_path, mark) = slot.disk.wal_end_at_backend_sync()?;
         let (path, len) = damage_target(slot.disk.mem(), id, DamagedFile::Wal).ok()?;
-        let span = len.checked_sub(WAL_TAIL_GUARD)?;
-        (path == mark_path && mark < span).then(|| (mark as f64 / span as f64, 1.0))
+        let past = if path == mark_path {
+            mark
+        } else if segment_seq(&mark_path)? < segment_seq(&path)? {
+            0
+        } else {
+            return None;
+        };
+        // The mark is the end of a write, so a frame boundary: only the
+        // records past it are read (this runs at every step while a bit
+        // rot waits for a value to aim at).
+        let tail = durable_bytes(slot.disk.mem(), &path, past, len).ok()?;
+        let layout = wal_layout(&tail, past);
+        Some((past, layout.final_frame, layout))
     }
 
     /// Flips `xor` into the byte at fraction `at` of member `id`'s `file`
@@ -51,20 +79,13 @@ impl Supervisor {
         let slot = w.slot_mut(id).ok_or(format!("no member {id}"))?;
         let mem = slot.disk.mem();
         let (path, len) = damage_target(mem, id, file)?;
-        // The end of the newest WAL segment is never damaged: see
-        // WAL_TAIL_GUARD.
-        let guard = if file == DamagedFile::Wal {
-            WAL_TAIL_GUARD
-        } else {
-            0
+        let span = match file {
+            DamagedFile::Wal => wal_damage_span(mem, &path, len)?,
+            _ => len,
         };
-        if len <= guard {
-            return Err(format!(
-                "{} holds {len} bytes: nothing before its last {guard} to damage",
-                path.display()
-            ));
+        if span == 0 {
+            return Err(format!("{}: nothing to damage", path.display()));
         }
-        let span = len - guard;
         let offset = ((at * span as f64) as u64).min(span - 1);
         let changed = mem
             .corrupt_durable(&path, offset, xor)
@@ -182,6 +203,47 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The bytes of a WAL segment that bit rot may damage: every byte before
+/// its final frame. A flip in the final record is indistinguishable from a
+/// torn write, which boot cuts off (as etcd does): the member silently
+/// drops an entry it had synced and acknowledged, and raft-rs then panics
+/// on the leader's commit index ("to_commit … out of range"), or the
+/// v2-index check sees the member boot behind itself (random seeds 41 and
+/// 257 found exactly that when the final record was fair game). It is a
+/// limit of the WAL format, written down here and in the fault contract,
+/// not a fault the store can be asked to survive. Any earlier record has a
+/// valid frame after it, which no torn write leaves: its damage is
+/// corruption the reader must report.
+fn wal_damage_span(disk: &MemDisk, path: &Path, len: u64) -> Result<u64, String> {
+    let bytes = durable_bytes(disk, path, 0, len)?;
+    Ok(wal_layout(&bytes, 0).final_frame)
+}
+
+/// Bytes `from..len` of `path` (`len` its durable length), read through
+/// the page cache, which holds the same bytes between two steps of a
+/// member.
+fn durable_bytes(disk: &MemDisk, path: &Path, from: u64, len: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = vec![0u8; len.saturating_sub(from) as usize];
+    let mut done = 0;
+    while done < bytes.len() {
+        let rest = bytes.get_mut(done..).unwrap_or_default();
+        let n = (disk.read_at(path, from + done as u64, rest))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    bytes.truncate(done);
+    Ok(bytes)
+}
+
+/// The sequence number of a WAL segment's path (`None` for any other file,
+/// such as a segment still being built under its temporary name).
+fn segment_seq(path: &Path) -> Option<u64> {
+    SegmentName::parse(path.file_name()?.to_str()?).map(|s| s.seq)
 }
 
 /// The file a damage step names on member `id`'s disk, and its length on

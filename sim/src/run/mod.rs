@@ -17,6 +17,7 @@ mod schedule;
 mod script_api;
 mod supervisor;
 mod verdict;
+mod wal_layout;
 
 pub use clients::ClientCheck;
 pub use from_disks::run_from_disks;

@@ -14,7 +14,7 @@ use crate::cluster::wire::member_ip;
 use crate::cluster::world::World;
 use crate::config::RunConfig;
 use crate::fault::PowerPlan;
-use crate::rng::{STREAM_EIO_AIM, STREAM_FAULTS, STREAM_TEAR_AIM, stream};
+use crate::rng::{STREAM_DAMAGE_AIM, STREAM_EIO_AIM, STREAM_FAULTS, STREAM_TEAR_AIM, stream};
 use madsim::runtime::Handle;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +29,10 @@ pub(crate) struct Supervisor {
     pub(super) tear_rng: ChaCha8Rng,
     /// Aims rename EIOs at snapshot files (`STREAM_EIO_AIM`).
     pub(super) eio_aim_rng: ChaCha8Rng,
+    /// Aims WAL bit rot at replayed put values (`STREAM_DAMAGE_AIM`).
+    pub(super) damage_aim_rng: ChaCha8Rng,
+    /// A WAL bit rot waiting for a replayed put value to aim at.
+    pub(super) aimed_bitrot: Option<super::inject::AimedBitrot>,
     /// Crashes after survived EIOs (`STREAM_EIO_AFTERMATH`).
     pub(super) eio_aftermath: super::after_eio::EioAftermath,
     pub(super) restarts_due: BTreeMap<u64, u64>,
@@ -102,6 +106,8 @@ impl Supervisor {
             rng: stream(cfg.seed, STREAM_FAULTS),
             tear_rng: stream(cfg.seed, STREAM_TEAR_AIM),
             eio_aim_rng: stream(cfg.seed, STREAM_EIO_AIM),
+            damage_aim_rng: stream(cfg.seed, STREAM_DAMAGE_AIM),
+            aimed_bitrot: None,
             eio_aftermath: super::after_eio::EioAftermath::new(cfg.seed),
             restarts_due: BTreeMap::new(),
             random_until: cfg.duration_ms,
@@ -139,6 +145,7 @@ impl Supervisor {
         // membership change is under way: the cluster is not at its size,
         // and a fault could leave it without a quorum.
         if self.now_ms() < self.random_until && !self.restoring() && !self.churning() {
+            self.fire_aimed_bitrot();
             self.maybe_inject();
         }
     }
@@ -154,6 +161,7 @@ impl Supervisor {
         self.rng = stream(forked, STREAM_FAULTS);
         self.tear_rng = stream(forked, STREAM_TEAR_AIM);
         self.eio_aim_rng = stream(forked, STREAM_EIO_AIM);
+        self.damage_aim_rng = stream(forked, STREAM_DAMAGE_AIM);
         self.eio_aftermath = super::after_eio::EioAftermath::new(forked);
         self.world.lock().reseed(now, forked);
         for _ in 0..1 + forked % 1024 {
