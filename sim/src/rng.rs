@@ -23,6 +23,10 @@ pub const STREAM_EIO_AIM: u64 = 43;
 /// Whether and when a member that carried on after an injected EIO
 /// crashes (`run/after_eio.rs`).
 pub const STREAM_EIO_AFTERMATH: u64 = 44;
+/// Which random `net` faults cut a member off its peers only, which slow
+/// episodes come with such a cut of the same member, and how long those
+/// cuts last (`run/peer_cut.rs`).
+pub const STREAM_PEER_CUT: u64 = 46;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream
