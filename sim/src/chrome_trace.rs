@@ -36,6 +36,8 @@ fn span_of(name: &str) -> Span {
         "open" => Span::Close("down"),
         "partitioned" | "isolated from the other members" => Span::Open("partitioned"),
         "partition healed" => Span::Close("partitioned"),
+        "cut off from its peers" => Span::Open("cut off from its peers"),
+        "peer links healed" => Span::Close("cut off from its peers"),
         _ => Span::None,
     }
 }

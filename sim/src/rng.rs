@@ -26,6 +26,10 @@ pub const STREAM_EIO_AFTERMATH: u64 = 44;
 /// Which random WAL bit rot aims at the value of a put a boot replays,
 /// and where in it (`run/inject.rs`).
 pub const STREAM_DAMAGE_AIM: u64 = 46;
+/// Which random `net` faults cut a member off its peers only, which slow
+/// episodes come with such a cut of the same member, and how long those
+/// cuts last (`run/peer_cut.rs`).
+pub const STREAM_PEER_CUT: u64 = 47;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

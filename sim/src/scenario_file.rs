@@ -531,9 +531,13 @@ pub enum Step {
         ms: Option<u64>,
     },
     /// Cuts the links between a member and the other members (clients
-    /// still reach it), so it may accept proposals it cannot commit.
+    /// still reach it), so it may accept proposals it cannot commit: until
+    /// `heal`, or for `ms` (a peer-only partition, which the random run's
+    /// `net` and `slow` faults inject and the fault budget counts).
     Isolate {
         member: Target,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ms: Option<u64>,
     },
     /// Splits the members into `groups` (member ids): messages between
     /// members of different groups are lost, until `heal` or for `ms`.
@@ -847,7 +851,7 @@ impl Scenario {
                 member: Some(member),
                 ..
             }
-            | Step::Isolate { member }
+            | Step::Isolate { member, .. }
             | Step::DiskFull { member, .. }
             | Step::PutsTo { member, .. }
             | Step::Partition { member, .. }

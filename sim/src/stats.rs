@@ -45,6 +45,12 @@ pub struct RunStats {
     pub misdirected_writes: u64,
     /// Slow-disk episodes (one member's disk 10-100x slower for a while).
     pub slow_disks: u64,
+    /// Members cut off from their peers only, for a while (clients still
+    /// reach them): a peer-only partition, random or scripted.
+    pub peer_cuts: u64,
+    /// Of those, the random ones that came with a slow episode of the same
+    /// member's disk (a host in trouble, `run/peer_cut.rs`).
+    pub slow_peer_cuts: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
@@ -157,6 +163,8 @@ const NAMED: &[(&str, Reader)] = &[
     ("linearize_unknown", |s| s.linearize_unknown),
     ("aimed_tears", |s| s.aimed_tears),
     ("crashes_after_eio", |s| s.crashes_after_eio),
+    ("peer_cuts", |s| s.peer_cuts),
+    ("slow_peer_cuts", |s| s.slow_peer_cuts),
 ];
 
 impl RunStats {
@@ -226,10 +234,12 @@ mod tests {
             linearize_unknown: 43,
             aimed_tears: 44,
             crashes_after_eio: 45,
+            peer_cuts: 46,
+            slow_peer_cuts: 47,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=45).collect::<Vec<_>>());
+        assert_eq!(read, (1..=47).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

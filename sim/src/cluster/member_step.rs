@@ -88,6 +88,7 @@ impl WorldState {
             ready,
             &mut out,
         );
+        slot.reads_answered += record.reads_answered;
         self.put_on_timeline(id, now_ms, &record);
         self.record_effects(id, &record);
         self.check_applied(id, now_ms, record);
@@ -290,6 +291,8 @@ struct ReadyRecord {
     outcomes: Vec<(u64, Response)>,
     /// The full state at a sampled last index.
     sampled: Option<(u64, StateDump)>,
+    /// Linearizable reads answered to clients.
+    reads_answered: u64,
 }
 
 /// Sends raft's messages and the replies to the clients that proposed the
@@ -328,12 +331,14 @@ fn take_ready(
             }
         }
     }
+    let mut reads_answered = 0;
     for (ctx, resp) in ready.reads {
         let Ok(id) = <[u8; 8]>::try_from(ctx.as_slice()).map(u64::from_be_bytes) else {
             continue;
         };
         if let Some(to) = pending.remove(&id) {
             out.push((to, Wire::Response(Response { id, ..resp })));
+            reads_answered += 1;
         }
     }
     let stores = node.member().stores();
@@ -366,6 +371,7 @@ fn take_ready(
         checks,
         outcomes,
         sampled,
+        reads_answered,
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Slot {
     jitter: ChaCha8Rng,
     pub madsim_id: Option<madsim::task::NodeId>,
     pub partitioned_until: Option<u64>,
+    /// Cut off from the other members (clients still reach it) until then.
+    pub peers_cut_until: Option<u64>,
+    /// Linearizable reads this member answered, over all its processes.
+    pub reads_answered: u64,
     /// Whether the member's process was ever started (spare slots start
     /// when a scenario adds them).
     pub started: bool,
@@ -104,6 +108,8 @@ impl Slot {
             jitter: stream(cfg.seed, STREAM_JITTER_BASE + id),
             madsim_id: None,
             partitioned_until: None,
+            peers_cut_until: None,
+            reads_answered: 0,
             started: id <= cfg.nodes,
             removed: false,
             joining: id > cfg.nodes,
@@ -145,6 +151,11 @@ impl Slot {
 
     pub fn is_leader(&self) -> bool {
         self.node.as_ref().is_some_and(|n| n.is_leader())
+    }
+
+    /// Cut off by a partition, or from its peers only: lost to the quorum.
+    pub fn is_cut_off(&self) -> bool {
+        self.partitioned_until.is_some() || self.peers_cut_until.is_some()
     }
 
     /// A crash or I/O fault is armed and waiting for its moment.

@@ -225,7 +225,7 @@ impl WorldState {
         self.members
             .values()
             .filter(|s| s.started && !s.removed)
-            .filter(|s| s.node.is_none() || s.partitioned_until.is_some() || s.has_armed_fault())
+            .filter(|s| s.node.is_none() || s.is_cut_off() || s.has_armed_fault())
             .count()
     }
 }

@@ -37,6 +37,9 @@ pub struct DiskLatency {
     slow: Option<(u64, u64)>,
     /// Cost of the operations since the member last slept it off.
     owed_ns: u64,
+    /// Of those, the normal-speed cost of the ones charged in a slow
+    /// episode (`owed_ns` holds them times the factor).
+    slowed_ns: u64,
 }
 
 impl DiskLatency {
@@ -55,6 +58,7 @@ impl DiskLatency {
             jitter: stream(seed, STREAM_DISK_JITTER_BASE + id),
             slow: None,
             owed_ns: 0,
+            slowed_ns: 0,
         }
     }
 
@@ -63,9 +67,12 @@ impl DiskLatency {
     pub(super) fn charge(&mut self, kind: Cost, bytes: usize) {
         let base = self.base_ns[kind as usize];
         let jittered = self.jitter.random_range(base / 2..=base + base / 2);
+        let cost = jittered + bytes as u64 * NS_PER_BYTE;
         let factor = self.slow.map_or(1, |(f, _)| f);
-        let cost = (jittered + bytes as u64 * NS_PER_BYTE) * factor;
-        self.owed_ns = self.owed_ns.saturating_add(cost);
+        if factor > 1 {
+            self.slowed_ns = self.slowed_ns.saturating_add(cost);
+        }
+        self.owed_ns = self.owed_ns.saturating_add(cost.saturating_mul(factor));
     }
 
     /// Makes every operation `factor` times slower until `until_ms`.
@@ -78,17 +85,65 @@ impl DiskLatency {
         self.slow.is_some()
     }
 
-    /// The time owed since the last call; a slow episode past its end
-    /// (at `now_ms`) is over.
+    /// The time owed since the last call, for operations that ran from
+    /// `now_ms` on; a slow episode past its end is over. The disk is slow
+    /// only until the episode ends: the slowed operations take at most
+    /// the rest of the episode plus their normal-speed cost (one step's
+    /// many operations, a snapshot's, cannot stall the member far past it).
     pub(super) fn take_owed(&mut self, now_ms: u64) -> Duration {
-        if self.slow.is_some_and(|(_, until)| until <= now_ms) {
-            self.slow = None;
+        let mut owed = std::mem::take(&mut self.owed_ns);
+        let slowed = std::mem::take(&mut self.slowed_ns);
+        if let Some((factor, until)) = self.slow {
+            let rest_ns = until.saturating_sub(now_ms).saturating_mul(1_000_000);
+            let excess = slowed
+                .saturating_mul(factor)
+                .saturating_sub(rest_ns.saturating_add(slowed));
+            owed = owed.saturating_sub(excess);
+            if until <= now_ms {
+                self.slow = None;
+            }
         }
-        Duration::from_nanos(std::mem::take(&mut self.owed_ns))
+        Duration::from_nanos(owed)
     }
 
     /// A new process owes nothing for the old one's operations.
     pub(super) fn forgive(&mut self) {
         self.owed_ns = 0;
+        self.slowed_ns = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cost, DiskLatency};
+    use std::time::Duration;
+
+    /// A disk whose every operation costs 1 ms (no jitter, no bytes).
+    fn one_ms_per_op() -> DiskLatency {
+        let mut disk = DiskLatency::draw(1, 1);
+        disk.base_ns = [1_000_000; 5];
+        disk
+    }
+
+    #[test]
+    fn slowed_operations_stall_the_member_at_most_until_the_episode_ends() {
+        let mut disk = one_ms_per_op();
+        disk.slow_down(100, 1_000);
+        disk.charge(Cost::Sync, 0);
+        let one = disk.take_owed(0);
+        assert!(one >= Duration::from_millis(50) && one <= Duration::from_millis(150));
+        for _ in 0..40 {
+            disk.charge(Cost::Sync, 0);
+        }
+        let many = disk.take_owed(200);
+        assert!(
+            many > Duration::from_millis(800) && many <= Duration::from_millis(860),
+            "the rest of the episode (800 ms) plus 40 ops at normal speed: {many:?}"
+        );
+        assert!(disk.is_slow());
+        disk.charge(Cost::Sync, 0);
+        let after = disk.take_owed(1_000);
+        assert!(after <= Duration::from_millis(2), "{after:?}");
+        assert!(!disk.is_slow(), "over at its end");
     }
 }

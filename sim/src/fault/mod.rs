@@ -37,7 +37,17 @@
 //!   in bursts and take the host down, and the reboot reads what the
 //!   member left on disk when it carried on. It stays within the budget of members down;
 //!   the store may assume nothing more of it than of any crash;
-//! - *network faults*: latency jitter, packet loss, partitions of one member.
+//! - *network faults*: latency jitter, packet loss, partitions of one member,
+//!   and *peer-only partitions* (scenario step `isolate` with `ms`; one in
+//!   three random `net` faults, from its own stream): the member loses every
+//!   link to the other members for 0.2 to 3 s while its clients still reach
+//!   it, so it may accept proposals it cannot commit and be asked for reads
+//!   it cannot confirm. The store may assume nothing about when a cut ends;
+//!   it must not answer a linearizable read it has not confirmed with a
+//!   quorum since it was asked. The bound: a cut member counts as down in
+//!   the budget (a minority at a time), and every cut heals before the
+//!   random phase ends, so a fully connected majority can always elect a
+//!   leader and recover (`run/peer_cut.rs`).
 //!
 //! Faults the store must only **detect**: *bit rot* ([`FaultClass::Bitrot`],
 //! scenario step `corrupt`): one byte of a durable WAL segment, snapshot or
@@ -138,7 +148,16 @@
 //! to 30 µs, a read 2 to 20 µs, a create, rename or remove 20 to 100 µs, plus
 //! 1 ns per byte moved, each times a jitter of 0.5 to 1.5), and the random
 //! run makes one member's disk at a time 10 to 100 times slower for 0.5 to
-//! 5 s (ending before the random phase does). The model: the store is
+//! 5 s (ending before the random phase does). With `net` on, half of those
+//! episodes are instead a *host in trouble* (a compound fault,
+//! `run/peer_cut.rs`): the disk 100 to 1000 times slower and, at the same
+//! instant, the member cut off its peers (clients still reach it) for 0.2
+//! to 3 s, aimed at the leader right after it answered a linearizable read
+//! (armed for 3 s at most), within the budget of members cut off. A slow
+//! episode stalls a step at most until the episode ends: operations charged
+//! in it cost the rest of the episode plus their normal cost at most (so a
+//! snapshot's many syncs cannot put a member to sleep for minutes). The
+//! model: the store is
 //! synchronous, so the operations of a member's step take effect on the
 //! disk at the instant it steps; what they cost accumulates on its
 //! `SimDisk`, and the member's task sleeps that long in virtual time

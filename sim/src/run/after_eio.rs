@@ -96,7 +96,7 @@ impl Supervisor {
         let w = self.world.lock();
         let counted = w
             .slot(id)
-            .is_some_and(|s| s.partitioned_until.is_some() || s.has_armed_fault());
+            .is_some_and(|s| s.is_cut_off() || s.has_armed_fault());
         w.unavailable() - usize::from(counted) < w.cfg.max_down()
     }
 

@@ -193,10 +193,11 @@ impl Supervisor {
     }
 
     /// Makes the member's disk 10 to 100 times slower for 0.5 to 5 s (cut
-    /// to end before the random phase does). One slow disk at a time.
+    /// to end before the random phase does), and maybe cuts it off its
+    /// peers as well (`run/peer_cut.rs`). One slow disk at a time.
     /// Draws the factor and the length (only if no disk is slow).
     fn inject_slow(&mut self, now: u64, id: u64) {
-        if self.any_slow() {
+        if self.any_slow() || self.host_trouble_armed() {
             return;
         }
         let factor = self.rng.random_range(10..=100);
@@ -204,6 +205,10 @@ impl Supervisor {
             .rng
             .random_range(500..=5_000)
             .min(self.random_until.saturating_sub(now));
+        if let Some(trouble) = self.draw_host_trouble(now, factor, ms) {
+            self.arm_host_trouble(now, trouble);
+            return;
+        }
         if ms == 0 || self.slow_disk(id, factor, ms).is_err() {
             return;
         }
@@ -409,7 +414,7 @@ impl Supervisor {
         let up: Vec<u64> = w
             .members
             .iter()
-            .filter(|(_, s)| s.node.is_some() && s.partitioned_until.is_none())
+            .filter(|(_, s)| s.node.is_some() && !s.is_cut_off())
             .map(|(id, _)| *id)
             .collect();
         InjectionOdds {
@@ -506,9 +511,15 @@ impl Supervisor {
         self.arm_deadline(id);
     }
 
-    /// Cuts the member off the network for a while. Draws its length.
+    /// Cuts the member off the network for a while, or (one in three, from
+    /// the peer cuts' stream) off its peers only (`run/peer_cut.rs`). Draws
+    /// its length.
     fn inject_partition(&mut self, now: u64, id: u64) {
         let ms = self.rng.random_range(200..3_000);
+        if self.net_fault_cuts_peers_only() {
+            self.inject_peer_cut(now, id, ms);
+            return;
+        }
         self.record(
             now,
             id,

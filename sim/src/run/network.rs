@@ -1,7 +1,7 @@
 //! Network faults: a member partitioned until a time, a member isolated
-//! from its peers (links cut), scripted link rules (group splits, one-way
-//! cuts, per-message drop / delay / duplication; see `cluster::links`),
-//! and healing.
+//! from its peers (links cut; for a while, a peer-only partition), scripted
+//! link rules (group splits, one-way cuts, per-message drop / delay /
+//! duplication; see `cluster::links`), and healing.
 
 use super::supervisor::Supervisor;
 use crate::cluster::links::LinkRule;
@@ -54,6 +54,36 @@ impl Supervisor {
         }
     }
 
+    /// Cuts member `id` off from every other member until `until` (virtual
+    /// ms) while its clients still reach it: a peer-only partition (etcd's
+    /// "blackhole peer network" failpoint). Its messages to and from peers
+    /// are lost by link rules that end on their own; the member counts as
+    /// unavailable in the fault budget until `heal_due` sees the time pass.
+    pub(crate) fn cut_from_peers(&mut self, id: u64, until: u64) {
+        let now = self.now_ms();
+        let mut w = self.world.lock();
+        let Some(slot) = w.slot_mut(id) else {
+            return;
+        };
+        slot.peers_cut_until = Some(until);
+        w.stats.peer_cuts += 1;
+        w.event(
+            now,
+            Some(id),
+            format_args!("cut off from its peers until {until}ms (clients still reach it)"),
+        );
+        for (from, to) in [(Some(id), None), (None, Some(id))] {
+            w.links.add(LinkRule {
+                from,
+                to,
+                until_ms: until,
+                drop: 1.0,
+                delay_ms: 0,
+                duplicate: 0.0,
+            });
+        }
+    }
+
     /// Adds scripted link rules (a split's or a cut's, or per-message
     /// faults), described by `what` in the event log.
     pub(crate) fn add_link_rules(&mut self, rules: Vec<LinkRule>, what: std::fmt::Arguments<'_>) {
@@ -73,14 +103,22 @@ impl Supervisor {
         let healed: Vec<(u64, Option<madsim::task::NodeId>)> = {
             let mut w = self.world.lock();
             let mut out = Vec::new();
+            let mut rejoined = Vec::new();
             for (id, slot) in w.members.iter_mut() {
                 if slot.partitioned_until.is_some_and(|t| all || t <= now) {
                     slot.partitioned_until = None;
                     out.push((*id, slot.madsim_id));
                 }
+                if slot.peers_cut_until.is_some_and(|t| all || t <= now) {
+                    slot.peers_cut_until = None;
+                    rejoined.push(*id);
+                }
             }
             for (id, _) in &out {
                 w.event(now, Some(*id), format_args!("partition healed"));
+            }
+            for id in rejoined {
+                w.event(now, Some(id), format_args!("peer links healed"));
             }
             out
         };

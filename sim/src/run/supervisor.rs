@@ -35,6 +35,8 @@ pub(crate) struct Supervisor {
     pub(super) aimed_bitrot: Option<super::inject::AimedBitrot>,
     /// Crashes after survived EIOs (`STREAM_EIO_AFTERMATH`).
     pub(super) eio_aftermath: super::after_eio::EioAftermath,
+    /// Peer-only partitions (`STREAM_PEER_CUT`).
+    pub(super) peer_cut_draws: super::peer_cut::PeerCutDraws,
     pub(super) restarts_due: BTreeMap<u64, u64>,
     /// Random faults are injected until this virtual time.
     pub(super) random_until: u64,
@@ -109,6 +111,7 @@ impl Supervisor {
             damage_aim_rng: stream(cfg.seed, STREAM_DAMAGE_AIM),
             aimed_bitrot: None,
             eio_aftermath: super::after_eio::EioAftermath::new(cfg.seed),
+            peer_cut_draws: super::peer_cut::PeerCutDraws::new(cfg.seed),
             restarts_due: BTreeMap::new(),
             random_until: cfg.duration_ms,
             held_down: BTreeSet::new(),
@@ -141,6 +144,7 @@ impl Supervisor {
         self.poll_churn();
         self.capture_cluster_instant();
         self.follow_survived_eios();
+        self.follow_host_trouble();
         // No random fault while a restored cluster grows back or a
         // membership change is under way: the cluster is not at its size,
         // and a fault could leave it without a quorum.
@@ -163,6 +167,7 @@ impl Supervisor {
         self.eio_aim_rng = stream(forked, STREAM_EIO_AIM);
         self.damage_aim_rng = stream(forked, STREAM_DAMAGE_AIM);
         self.eio_aftermath = super::after_eio::EioAftermath::new(forked);
+        self.peer_cut_draws = super::peer_cut::PeerCutDraws::new(forked);
         self.world.lock().reseed(now, forked);
         for _ in 0..1 + forked % 1024 {
             let _: u64 = madsim::rand::random();

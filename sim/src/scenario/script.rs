@@ -289,7 +289,7 @@ impl Script<'_> {
                 self.sup.heal_due(true);
                 Ok(())
             }
-            Step::Isolate { member } => self.isolate(member),
+            Step::Isolate { member, ms } => self.isolate(member, *ms),
             Step::PutsTo {
                 member,
                 count,
@@ -380,10 +380,14 @@ impl Script<'_> {
         Ok(())
     }
 
-    fn isolate(&mut self, member: &Target) -> Result<(), String> {
+    /// Cuts the member off its peers: until `heal`, or for `ms`.
+    fn isolate(&mut self, member: &Target, ms: Option<u64>) -> Result<(), String> {
         let id = self.resolve(member)?;
         self.isolated = Some(id);
-        self.sup.isolate(id);
+        match ms {
+            Some(ms) => self.sup.cut_from_peers(id, self.sup.now_ms() + ms),
+            None => self.sup.isolate(id),
+        }
         Ok(())
     }
 
