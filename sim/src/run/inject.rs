@@ -222,13 +222,21 @@ impl Supervisor {
 
     /// A latent sector error in the member's WAL, snapshot or backend file,
     /// then a process crash so its boot reads it. The same bound as bit rot
-    /// (one damaged member per run, late, with every other member up).
+    /// (one damaged member per run, late, with every other member up). In
+    /// the WAL, among the records written since the backend's latest sync,
+    /// as bit rot's unaimed flips: a boot that takes the error for the end
+    /// of the log (`wal-read-error-as-eof`) loses entries only there; a bad
+    /// sector among entries the backend holds costs it nothing it shows.
     /// Draws the file and where.
     fn inject_bad_sector(&mut self, now: u64, id: u64) {
         let Some(file) = self.draw_damaged_file(now) else {
             return;
         };
-        let at: f64 = self.rng.random();
+        let (lo, hi) = match file {
+            DamagedFile::Wal => self.wal_span_past_backend(id).unwrap_or((0.0, 1.0)),
+            _ => (0.0, 1.0),
+        };
+        let at = lo + (hi - lo) * self.rng.random::<f64>();
         if self.bad_sector(id, file, at).is_err() {
             return;
         }
