@@ -62,3 +62,45 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
     rng.set_stream(purpose);
     rng
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every `STREAM_*` id of this file, read from its source, so a new
+    /// stream cannot be left out of the check below.
+    fn declared_streams() -> Vec<(String, u64)> {
+        include_str!("rng.rs")
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("pub const STREAM_")?;
+                let (name, value) = rest.split_once(": u64 = ")?;
+                Some((name.to_string(), value.trim_end_matches(';').parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Two purposes on one stream would draw the same numbers (and adding
+    /// draws to one would shift the other); the per-member and per-dimension
+    /// bases own the hundred ids above them.
+    #[test]
+    fn every_stream_id_is_its_own() {
+        let streams = declared_streams();
+        assert!(streams.len() >= 14, "{streams:?}");
+        let bases = ["JITTER_BASE", "DISK_JITTER_BASE", "SWARM_BASE"];
+        let owner = |id: u64| {
+            streams
+                .iter()
+                .filter(|(name, base)| {
+                    if bases.contains(&name.as_str()) {
+                        (*base..*base + 100).contains(&id)
+                    } else {
+                        *base == id
+                    }
+                })
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+        };
+        for (name, id) in &streams {
+            assert_eq!(owner(*id), vec![name.as_str()], "stream {id}");
+        }
+    }
+}
