@@ -2,6 +2,8 @@
 
 use crate::checker::{AckedPut, AppliedDelete};
 use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
+use crate::mix::Mix;
+use crate::pin::{self, Pin};
 use crate::swarm::Swarm;
 use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
@@ -101,6 +103,9 @@ pub struct RunConfig {
     /// Disk operations cost virtual time from the start even without the
     /// `slow` class (a scenario's `disk_time`, e.g. a replayed schedule).
     pub disk_time: bool,
+    /// The random workload's request mix (reads, write kinds, stretches):
+    /// the swarm's draw, or [`Mix::FIXED`].
+    pub mix: Mix,
     /// Whether the swarm drew this random run's world ([`RunConfig::new`]),
     /// or it is the fixed one ([`RunConfig::fixed`], `--swarm off`).
     pub swarm: bool,
@@ -113,6 +118,23 @@ pub struct Overrides {
     pub nodes: Option<u64>,
     pub duration_ms: Option<u64>,
     pub faults: Option<BTreeSet<FaultClass>>,
+    /// `--pin DIM=VALUE`, applied after the three above.
+    pub pins: Vec<Pin>,
+}
+
+impl Overrides {
+    /// The cluster size set by `--nodes` or a pin (which the fault classes
+    /// are drawn for).
+    fn nodes(&self) -> Option<u64> {
+        self.pins
+            .iter()
+            .rev()
+            .find_map(|p| match p {
+                Pin::Nodes(n) => Some(n.unwrap_or(3)),
+                _ => None,
+            })
+            .or(self.nodes)
+    }
 }
 
 /// Packet loss and latency of the simulated network.
@@ -165,15 +187,16 @@ impl RunConfig {
     /// one, with the command line's explicit settings on top.
     pub fn random(seed: u64, swarm: bool, set: &Overrides) -> RunConfig {
         let mut cfg = if swarm {
-            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes))
+            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes()))
         } else {
             RunConfig::fixed(seed)
         };
-        cfg.nodes = set.nodes.unwrap_or(cfg.nodes);
+        cfg.nodes = set.nodes().unwrap_or(cfg.nodes);
         cfg.duration_ms = set.duration_ms.unwrap_or(cfg.duration_ms);
         if let Some(faults) = &set.faults {
             cfg.faults = faults.clone();
         }
+        pin::apply_all(&set.pins, &mut cfg);
         cfg
     }
 
@@ -193,6 +216,7 @@ impl RunConfig {
                 packet_loss: world.packet_loss,
                 max_latency_ms: world.max_latency_ms,
             }),
+            mix: world.mix,
             swarm: true,
             ..RunConfig::fixed(seed)
         }
@@ -229,6 +253,7 @@ impl RunConfig {
             faults_per_second: 1.0,
             network: None,
             disk_time: false,
+            mix: Mix::FIXED,
             swarm: false,
         }
     }
@@ -303,19 +328,29 @@ impl RunConfig {
         let selection = match &self.scenario {
             Some(path) => format!("--scenario {path} --seed {}", self.seed),
             None if self.swarm => format!("--seed {}{}", self.seed, self.swarm_overrides()),
-            None => format!(
-                "--seed {} --swarm off --nodes {} --duration {}ms --faults {}",
-                self.seed,
-                self.nodes,
-                self.duration_ms,
-                faults_arg(&self.faults)
-            ),
+            None => {
+                let base = RunConfig {
+                    nodes: self.nodes,
+                    duration_ms: self.duration_ms,
+                    faults: self.faults.clone(),
+                    ..RunConfig::fixed(self.seed)
+                };
+                format!(
+                    "--seed {} --swarm off --nodes {} --duration {}ms --faults {}{}",
+                    self.seed,
+                    self.nodes,
+                    self.duration_ms,
+                    faults_arg(&self.faults),
+                    pin::differing(self, &base)
+                )
+            }
         };
         format!("cargo run --release -p sim{features} -- {subcommand} {selection}{bugs}")
     }
 
     /// The flags a swarm run needs besides its seed: each setting the
-    /// command line can make that differs from the seed's draw.
+    /// command line can make that differs from the seed's draw (`--nodes`,
+    /// `--duration`, `--faults`, and `--pin` for the other dimensions).
     fn swarm_overrides(&self) -> String {
         let mut args = String::new();
         let mut nodes = None;
@@ -330,15 +365,23 @@ impl RunConfig {
         if self.faults != drawn.faults {
             args += &format!(" --faults {}", faults_arg(&self.faults));
         }
-        args
+        let base = RunConfig::random(
+            self.seed,
+            true,
+            &Overrides {
+                nodes,
+                ..Overrides::default()
+            },
+        );
+        args + &pin::differing(self, &base)
     }
 
     /// The run's world in one line: size, faults, length, store settings,
-    /// network, client pacing, and whether the swarm drew it.
+    /// network, client pacing, request mix, and whether the swarm drew it.
     pub fn world_line(&self) -> String {
         let net = self.network();
         format!(
-            "world ({}): {} members, faults {} at {}/s for {}ms, {}, packet loss {}%, latency 1-{}ms, a request every {}ms per session",
+            "world ({}): {} members, faults {} at {}/s for {}ms, {}, packet loss {}%, latency 1-{}ms, a request every {}ms per session, mix {}",
             if self.swarm {
                 "swarm"
             } else {
@@ -351,7 +394,32 @@ impl RunConfig {
             self.settings_line(),
             net.packet_loss * 100.0,
             net.max_latency_ms,
-            self.request_interval_ms
+            self.request_interval_ms,
+            self.mix_line()
+        )
+    }
+
+    /// The request mix for people: the read share, each write kind's share
+    /// of the writes (percent, kinds of weight 0 as `off`), the stretches.
+    pub fn mix_line(&self) -> String {
+        let kinds: Vec<String> = crate::mix::KINDS
+            .iter()
+            .map(|k| match self.mix.weight(*k) {
+                0 => format!("{} off", k.name()),
+                _ => format!("{} {}%", k.name(), self.mix.write_percent(*k)),
+            })
+            .collect();
+        let stretches = match self.mix.stretches {
+            None => "no stretches".to_string(),
+            Some(s) => format!(
+                "stretches of ~{} ops of one kind every ~{} ops",
+                s.length, s.gap
+            ),
+        };
+        format!(
+            "{}% reads; writes {}; {stretches}",
+            self.mix.read_percent,
+            kinds.join(" ")
         )
     }
 }

@@ -23,6 +23,10 @@ pub const STREAM_EIO_AIM: u64 = 43;
 /// Whether and when a member that carried on after an injected EIO
 /// crashes (`run/after_eio.rs`).
 pub const STREAM_EIO_AFTERMATH: u64 = 44;
+/// When the clients' stretches of a single request kind start, how long
+/// they last and their kind (`mix::Phases`; runs without stretches draw
+/// nothing from it).
+pub const STREAM_MIX_STRETCHES: u64 = 50;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

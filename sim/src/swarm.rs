@@ -1,5 +1,6 @@
 //! Swarm testing: each random seed draws its whole world (cluster size,
-//! fault classes and rate, store settings, network, client pacing, length)
+//! fault classes and rate, store settings, network, client pacing and
+//! request mix, length)
 //! from its own stream, so one seed runs a tiny batch limit with a small
 //! WAL segment on five members and the next a lone member with only power
 //! losses (Groce et al., "Swarm testing", ISSTA 2012). Every dimension's
@@ -14,6 +15,7 @@
 //! small values (a batch limit of 1 to 9) are as common as large ones.
 
 use crate::fault::FaultClass;
+use crate::mix::{KINDS, Mix, RequestKind, Stretches};
 use crate::rng::{STREAM_SWARM_BASE, stream};
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -35,6 +37,7 @@ enum Dim {
     Latency = 8,
     RequestInterval = 9,
     Duration = 10,
+    Mix = 11,
 }
 
 /// The stream of one dimension of `seed`'s world.
@@ -70,14 +73,55 @@ pub const FAULT_RATES: [(f64, u32); 5] = [(0.25, 1), (0.5, 2), (1.0, 4), (2.0, 2
 /// Virtual seconds of faults and traffic, and their weights.
 pub const DURATIONS_S: [(u64, u32); 3] = [(10, 1), (20, 2), (30, 1)];
 
-/// The request mix of the random workload. A hook: the mix is not drawn
-/// yet (the workload has one fixed mix); when `workload.rs` takes a mix,
-/// draw it in [`Swarm::draw`] from a new [`Dim`] (`Mix = 11`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mix {
-    /// Today's fixed mix of the random workload.
-    #[default]
-    Fixed,
+/// The share of reads, in percent, and its weights: the fixed world's 30
+/// most often, a read-heavy or a write-heavy world a fifth of the time each.
+pub const READ_PERCENTS: [(u32, u32); 5] = [(5, 1), (15, 2), (30, 3), (50, 2), (80, 2)];
+
+/// Each write kind's weight is its weight in the fixed mix times one of
+/// these eighths (with their weights): off, a quarter, a half, the same,
+/// twice. Puts are never off (the durability check and most reads need
+/// them).
+pub const KIND_SCALES_EIGHTHS: [(u32, u32); 5] = [(0, 1), (2, 1), (4, 2), (8, 3), (16, 2)];
+
+/// The chance, in per mille, that one write kind (each as likely) is the
+/// mix's focus: sixteen times its fixed weight, so any kind, compaction
+/// included, is in some seeds a good part of the writes. One focus at
+/// most: scaling every kind up at random drowned the puts (under a tenth
+/// of the writes in 8 of seeds 1..20).
+pub const FOCUS_PER_MILLE: u32 = 500;
+
+/// The chance, in per mille, that the clients run stretches of a single
+/// kind (a stretch of 8..=256 operations, by octave, every 16..=1024
+/// mixed ones).
+pub const STRETCHES_PER_MILLE: u32 = 500;
+
+/// The request mix of `rng`'s seed: the read share, each write kind's
+/// weight, and maybe stretches (in this order, from one stream).
+fn draw_mix(rng: &mut ChaCha8Rng) -> Mix {
+    let read_percent = weighted(rng, &READ_PERCENTS, 30);
+    let mut weights = Mix::FIXED.weights;
+    for (weight, kind) in weights.iter_mut().zip(KINDS) {
+        let mut eighths = weighted(rng, &KIND_SCALES_EIGHTHS, 8);
+        if kind == RequestKind::Put {
+            eighths = eighths.max(2);
+        }
+        *weight *= eighths;
+    }
+    if rng.random_ratio(FOCUS_PER_MILLE, 1000) {
+        let focus = rng.random_range(0..weights.len());
+        weights[focus] = Mix::FIXED.weights[focus] * 16 * 8;
+    }
+    let stretches = rng
+        .random_ratio(STRETCHES_PER_MILLE, 1000)
+        .then(|| Stretches {
+            length: by_octave(rng, 8, 256) as u32,
+            gap: by_octave(rng, 16, 1024) as u32,
+        });
+    Mix {
+        read_percent,
+        weights,
+        stretches,
+    }
 }
 
 /// One seed's drawn world.
@@ -107,7 +151,8 @@ pub struct Swarm {
     pub request_interval_ms: u64,
     /// [`DURATIONS_S`], in ms.
     pub duration_ms: u64,
-    /// Not drawn yet ([`Mix`]).
+    /// [`READ_PERCENTS`], [`KIND_SCALES_EIGHTHS`], [`FOCUS_PER_MILLE`],
+    /// [`STRETCHES_PER_MILLE`].
     pub mix: Mix,
 }
 
@@ -137,7 +182,7 @@ impl Swarm {
             max_latency_ms: octave(Dim::Latency, 1, 40),
             request_interval_ms: octave(Dim::RequestInterval, 5, 100),
             duration_ms: weighted(&mut dim(seed, Dim::Duration), &DURATIONS_S, 20) * 1000,
-            mix: Mix::default(),
+            mix: draw_mix(&mut dim(seed, Dim::Mix)),
         }
     }
 }
@@ -223,6 +268,46 @@ mod tests {
             assert!(w.packet_loss == 0.0 || w.faults.contains(&FaultClass::Net));
         }
         assert_eq!(Swarm::draw(7, None), Swarm::draw(7, None));
+    }
+
+    #[test]
+    fn the_mix_is_drawn_within_its_bounds() {
+        let mixes: Vec<Mix> = (1..=500).map(|s| Swarm::draw(s, None).mix).collect();
+        for mix in &mixes {
+            assert!(READ_PERCENTS.iter().any(|(p, _)| *p == mix.read_percent));
+            assert!(mix.weight(RequestKind::Put) > 0, "{mix}");
+            for (kind, (weight, fixed)) in
+                KINDS.iter().zip(mix.weights.iter().zip(Mix::FIXED.weights))
+            {
+                assert!(
+                    *weight == 0 || (fixed..=fixed * 128).contains(weight),
+                    "{kind:?} {mix}"
+                );
+            }
+            if let Some(s) = mix.stretches {
+                assert!((8..=256).contains(&s.length) && (16..=1024).contains(&s.gap));
+            }
+        }
+        // Every kind is in some world heavily over- and in another heavily
+        // under-represented (against its share of the fixed mix).
+        for kind in KINDS {
+            let fixed = Mix::FIXED.write_percent(kind);
+            let shares: Vec<u32> = mixes.iter().map(|m| m.write_percent(kind)).collect();
+            let heavy = (2 * fixed + 10).min((100 + fixed) / 2);
+            assert!(shares.iter().any(|s| *s >= heavy), "{kind:?} never heavy");
+            assert!(
+                shares.iter().any(|s| *s * 4 <= fixed),
+                "{kind:?} never rare"
+            );
+        }
+        let stretched = mixes.iter().filter(|m| m.stretches.is_some()).count();
+        assert!(
+            (200..300).contains(&stretched),
+            "{stretched} of 500 with stretches"
+        );
+        assert!(
+            mixes.iter().any(|m| m.read_percent == 80) && mixes.iter().any(|m| m.read_percent == 5)
+        );
     }
 
     #[test]
