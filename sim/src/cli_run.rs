@@ -3,8 +3,9 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use replica::bugs::KnownBugs;
-use sim::config::{Overrides, RunConfig};
+use sim::config::RunConfig;
 use sim::fault::FaultClass;
+use sim::pin::Overrides;
 use sim::report_merge::SweepSummary;
 use sim::run::run as run_one;
 use sim::scenario::{self, Scenario};

@@ -3,7 +3,6 @@
 use crate::checker::{AckedPut, AppliedDelete};
 use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
 use crate::mix::Mix;
-use crate::pin::{self, Pin};
 use crate::swarm::Swarm;
 use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
@@ -111,32 +110,6 @@ pub struct RunConfig {
     pub swarm: bool,
 }
 
-/// What the command line sets explicitly in a random run; the rest is drawn
-/// (swarm on) or fixed (swarm off).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overrides {
-    pub nodes: Option<u64>,
-    pub duration_ms: Option<u64>,
-    pub faults: Option<BTreeSet<FaultClass>>,
-    /// `--pin DIM=VALUE`, applied after the three above.
-    pub pins: Vec<Pin>,
-}
-
-impl Overrides {
-    /// The cluster size set by `--nodes` or a pin (which the fault classes
-    /// are drawn for).
-    fn nodes(&self) -> Option<u64> {
-        self.pins
-            .iter()
-            .rev()
-            .find_map(|p| match p {
-                Pin::Nodes(n) => Some(n.unwrap_or(3)),
-                _ => None,
-            })
-            .or(self.nodes)
-    }
-}
-
 /// Packet loss and latency of the simulated network.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,28 +153,11 @@ impl RunConfig {
     /// The default random run for a seed: the swarm draws its whole world
     /// from the seed ([`Swarm::draw`]).
     pub fn new(seed: u64) -> RunConfig {
-        RunConfig::random(seed, true, &Overrides::default())
-    }
-
-    /// A random run: its world drawn by the swarm (`swarm`) or the fixed
-    /// one, with the command line's explicit settings on top.
-    pub fn random(seed: u64, swarm: bool, set: &Overrides) -> RunConfig {
-        let mut cfg = if swarm {
-            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes()))
-        } else {
-            RunConfig::fixed(seed)
-        };
-        cfg.nodes = set.nodes().unwrap_or(cfg.nodes);
-        cfg.duration_ms = set.duration_ms.unwrap_or(cfg.duration_ms);
-        if let Some(faults) = &set.faults {
-            cfg.faults = faults.clone();
-        }
-        pin::apply_all(&set.pins, &mut cfg);
-        cfg
+        RunConfig::drawn(seed, Swarm::draw(seed, None))
     }
 
     /// The run of a drawn world.
-    fn drawn(seed: u64, world: Swarm) -> RunConfig {
+    pub(crate) fn drawn(seed: u64, world: Swarm) -> RunConfig {
         RunConfig {
             nodes: world.nodes,
             duration_ms: world.duration_ms,
@@ -341,7 +297,7 @@ impl RunConfig {
                     self.nodes,
                     self.duration_ms,
                     faults_arg(&self.faults),
-                    pin::differing(self, &base)
+                    self.pin_args(&base)
                 )
             }
         };
@@ -365,15 +321,7 @@ impl RunConfig {
         if self.faults != drawn.faults {
             args += &format!(" --faults {}", faults_arg(&self.faults));
         }
-        let base = RunConfig::random(
-            self.seed,
-            true,
-            &Overrides {
-                nodes,
-                ..Overrides::default()
-            },
-        );
-        args + &pin::differing(self, &base)
+        args + &self.pin_args(&RunConfig::drawn(self.seed, drawn))
     }
 
     /// The run's world in one line: size, faults, length, store settings,

@@ -1,4 +1,5 @@
-//! `--pin DIM=VALUE`: one dimension of a random run's world set from the
+//! A random run's world with the command line on top ([`RunConfig::random`],
+//! [`Overrides`]), and `--pin DIM=VALUE`: one dimension of a random run's world set from the
 //! command line (the others stay drawn, or fixed with `--swarm off`), so a
 //! measurement can ask what a single dimension does to a switch's failure
 //! rate. `VALUE` `fixed` is the fixed world's value (`--swarm off`). The
@@ -8,8 +9,61 @@
 use crate::config::{NetworkModel, RunConfig};
 use crate::fault::FaultClass;
 use crate::mix::Mix;
+use crate::swarm::Swarm;
 use std::collections::BTreeSet;
 use std::str::FromStr;
+
+/// What the command line sets explicitly in a random run; the rest is drawn
+/// (swarm on) or fixed (swarm off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub nodes: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub faults: Option<BTreeSet<FaultClass>>,
+    /// `--pin DIM=VALUE`, applied after the three above.
+    pub pins: Vec<Pin>,
+}
+
+impl Overrides {
+    /// The cluster size set by `--nodes` or a pin (which the fault classes
+    /// are drawn for).
+    fn nodes(&self) -> Option<u64> {
+        self.pins
+            .iter()
+            .rev()
+            .find_map(|p| match p {
+                Pin::Nodes(n) => Some(n.unwrap_or(3)),
+                _ => None,
+            })
+            .or(self.nodes)
+    }
+}
+
+impl RunConfig {
+    /// A random run: its world drawn by the swarm (`swarm`) or the fixed
+    /// one, with the command line's explicit settings on top.
+    pub fn random(seed: u64, swarm: bool, set: &Overrides) -> RunConfig {
+        let mut cfg = if swarm {
+            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes()))
+        } else {
+            RunConfig::fixed(seed)
+        };
+        cfg.nodes = set.nodes().unwrap_or(cfg.nodes);
+        cfg.duration_ms = set.duration_ms.unwrap_or(cfg.duration_ms);
+        if let Some(faults) = &set.faults {
+            cfg.faults = faults.clone();
+        }
+        apply_all(&set.pins, &mut cfg);
+        cfg
+    }
+
+    /// The `--pin` arguments that make `base` (the seed's draw, or its
+    /// fixed world) into this run, for the dimensions that have no flag of
+    /// their own.
+    pub(crate) fn pin_args(&self, base: &RunConfig) -> String {
+        differing(self, base)
+    }
+}
 
 /// The dimensions `--pin` takes, with the unit of their value.
 pub const DIMENSIONS: [(&str, &str); 14] = [
@@ -178,9 +232,7 @@ pub fn apply_all(pins: &[Pin], cfg: &mut RunConfig) {
     }
 }
 
-/// The `--pin` arguments that make `base` (the seed's draw, or its fixed
-/// world) into `cfg`, for the dimensions that have no flag of their own.
-pub fn differing(cfg: &RunConfig, base: &RunConfig) -> String {
+fn differing(cfg: &RunConfig, base: &RunConfig) -> String {
     let mut args = String::new();
     let mut pin = |name: &str, value: String| args += &format!(" --pin {name}={value}");
     if cfg.faults_per_second != base.faults_per_second {
@@ -234,7 +286,6 @@ pub fn differing(cfg: &RunConfig, base: &RunConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
 
     fn pins(args: &[&str]) -> Vec<Pin> {
         args.iter().map(|a| a.parse().expect(a)).collect()

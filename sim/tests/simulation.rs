@@ -190,7 +190,7 @@ fn a_one_millisecond_network_runs() {
 /// it differs from the draw, and `--swarm off` runs carry their fixed world.
 #[test]
 fn the_reproduce_command_names_only_what_the_seed_does_not_draw() {
-    use sim::config::Overrides;
+    use sim::pin::Overrides;
     let drawn = RunConfig::new(5);
     assert!(
         drawn.reproduce_command().ends_with("-- run --seed 5"),
@@ -264,7 +264,7 @@ fn swarm_worlds_differ_by_seed_and_the_fixed_world_does_not() {
         && c.faults.len() == sim::fault::FaultClass::ALL.len()
         && c.mix == sim::mix::Mix::FIXED
         && !c.swarm));
-    let off = sim::config::Overrides::default();
+    let off = sim::pin::Overrides::default();
     assert!((1..=60).all(|s| RunConfig::random(s, false, &off).mix == sim::mix::Mix::FIXED));
 }
 
