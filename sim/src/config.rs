@@ -4,7 +4,6 @@ use crate::checker::{AckedPut, AppliedDelete};
 use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
 use crate::mix::Mix;
 use crate::swarm::Swarm;
-use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
 use replica::disk::MemDisk;
@@ -186,7 +185,7 @@ impl RunConfig {
     /// snapshots and leader snapshot installs frequent, small segments make
     /// WAL cuts and releases common.
     pub fn fixed(seed: u64) -> RunConfig {
-        let mut rng = crate::rng::stream(seed, crate::rng::STREAM_SETTINGS);
+        let settings = crate::swarm::fixed_settings(seed);
         RunConfig {
             seed,
             scenario: None,
@@ -199,12 +198,10 @@ impl RunConfig {
             capture: None,
             bugs: KnownBugs::NONE,
             tick_ms: 10,
-            snapshot_count: *[16, 64, 256].choose(&mut rng).unwrap_or(&64),
-            batch_limit: *[3, 8, 40, 10_000].choose(&mut rng).unwrap_or(&40),
-            batch_interval_ms: *[20, 100, 500].choose(&mut rng).unwrap_or(&100),
-            wal_segment_size: *[8 * 1024, 64 * 1024]
-                .choose(&mut rng)
-                .unwrap_or(&(64 * 1024)),
+            snapshot_count: settings.snapshot_count,
+            batch_limit: settings.batch_limit,
+            batch_interval_ms: settings.batch_interval_ms,
+            wal_segment_size: settings.wal_segment_size,
             request_interval_ms: 15,
             faults_per_second: 1.0,
             network: None,

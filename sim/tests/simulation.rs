@@ -257,8 +257,8 @@ fn swarm_worlds_differ_by_seed_and_the_fixed_world_does_not() {
     assert!(distinct(&|c| c.request_interval_ms) >= 20);
     assert!(distinct(&|c| c.duration_ms) == 3);
     assert!(distinct(&|c| u64::from(c.mix.read_percent)) == 5);
-    assert!(distinct(&|c| u64::from(c.mix.write_percent(sim::mix::RequestKind::Compact))) >= 8);
-    assert!(distinct(&|c| c.mix.stretches.map_or(0, |s| u64::from(s.length))) >= 20);
+    assert!(distinct(&|c| u64::from(c.mix.write_percent(sim::mix::RequestKind::Compact))) >= 4);
+    assert!(distinct(&|c| c.mix.stretches.map_or(0, |s| u64::from(s.length))) >= 10);
     let fixed: Vec<RunConfig> = (1..=60).map(RunConfig::fixed).collect();
     assert!(fixed.iter().all(|c| c.nodes == 3
         && c.faults.len() == sim::fault::FaultClass::ALL.len()
