@@ -257,7 +257,7 @@ impl Phases {
     /// What the next operation is. A stretch is reads a quarter of the
     /// time, else of a write kind the mix issues (each as likely: a kind
     /// of small weight gets its storms too).
-    pub fn next(&mut self) -> Next {
+    pub fn next_op(&mut self) -> Next {
         let Some(s) = self.stretches else {
             return Next::Mixed;
         };
@@ -338,7 +338,7 @@ mod tests {
             gap: 10,
         });
         let mut phases = Phases::new(stream(3, 45), &mix);
-        let ops: Vec<Next> = (0..2000).map(|_| phases.next()).collect();
+        let ops: Vec<Next> = (0..2000).map(|_| phases.next_op()).collect();
         let mixed = ops.iter().filter(|n| **n == Next::Mixed).count();
         assert!((400..1000).contains(&mixed), "{mixed} mixed of 2000");
         assert!(ops.contains(&Next::Read));
@@ -347,6 +347,6 @@ mod tests {
         let runs = ops.chunk_by(|a, b| a == b).filter(|r| r[0] != Next::Mixed);
         assert!(runs.clone().all(|r| (1..=60).contains(&r.len())));
         let mut none = Phases::new(stream(3, 45), &Mix::FIXED);
-        assert!((0..100).all(|_| none.next() == Next::Mixed));
+        assert!((0..100).all(|_| none.next_op() == Next::Mixed));
     }
 }

@@ -80,7 +80,7 @@ impl ClientHistory {
     /// current stretch says or else as the read share's own draw decides.
     /// `recent`: the key the session last wrote.
     pub fn next_call(&mut self, recent: Option<&[u8]>) -> Call {
-        let read = match self.phases.next() {
+        let read = match self.phases.next_op() {
             Next::Mixed => self.reads.next_is_read(),
             Next::Read => true,
             Next::Write(kind) => {
