@@ -3,8 +3,9 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use replica::bugs::KnownBugs;
-use sim::config::{Overrides, RunConfig};
+use sim::config::RunConfig;
 use sim::fault::FaultClass;
+use sim::pin::Overrides;
 use sim::report_merge::SweepSummary;
 use sim::run::run as run_one;
 use sim::scenario::{self, Scenario};
@@ -34,8 +35,20 @@ pub struct RunSettings {
     /// Fault classes to inject: any of crash, power, torn, eio, net, point,
     /// cluster-power, bitrot, enospc, read-error, misdirect, slow (comma
     /// separated), or `none` (default: drawn; all with `--swarm off`).
-    #[arg(long, value_parser = parse_faults)]
+    #[arg(long, value_parser = sim::pin::parse_faults)]
     pub faults: Option<BTreeSet<FaultClass>>,
+    /// Set one dimension of the world, the others drawn (or fixed with
+    /// `--swarm off`), e.g. `--pin latency=20 --pin mix=fixed`; repeat for
+    /// more. DIM is nodes, faults, fault_rate (per s), duration (s),
+    /// snapshot_count, batch_limit, batch_interval (ms), wal_segment (KiB),
+    /// packet_loss (per mille), latency (ms, the largest),
+    /// request_interval (ms), mix (`reads:30,put:45,…,stretch:L/G`, any
+    /// subset over the fixed mix), network or settings; VALUE `fixed` is
+    /// the fixed world's (`--pin network=fixed`: its packet loss and
+    /// latency). The reproduce command carries every pin that differs from
+    /// the draw.
+    #[arg(long = "pin", value_name = "DIM=VALUE")]
+    pub pins: Vec<sim::pin::Pin>,
     /// Re-introduce a known historical bug (builds with `--features
     /// known-bugs` only), e.g. `cindex-only-on-explicit-commit`.
     #[arg(long = "bug")]
@@ -53,6 +66,7 @@ impl RunSettings {
             nodes: self.nodes,
             duration_ms: self.duration.map(|d| d.as_millis() as u64),
             faults: self.faults.clone(),
+            pins: self.pins.clone(),
         };
         let mut cfg = RunConfig::random(seed, self.swarm, &set);
         cfg.bugs = bugs;
@@ -209,13 +223,6 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "off" => Ok(false),
         _ => Err(format!("expected on or off, got {s:?}")),
     }
-}
-
-fn parse_faults(s: &str) -> Result<BTreeSet<FaultClass>, String> {
-    if s == "none" {
-        return Ok(BTreeSet::new());
-    }
-    s.split(',').map(|f| f.trim().parse()).collect()
 }
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {

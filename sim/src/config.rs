@@ -2,8 +2,8 @@
 
 use crate::checker::{AckedPut, AppliedDelete};
 use crate::fault::{FaultClass, SimDisk, SyncObserver, quorum};
+use crate::mix::Mix;
 use crate::swarm::Swarm;
-use rand::seq::IndexedRandom;
 use replica::backend::BackendOptions;
 use replica::bugs::KnownBugs;
 use replica::disk::MemDisk;
@@ -101,18 +101,12 @@ pub struct RunConfig {
     /// Disk operations cost virtual time from the start even without the
     /// `slow` class (a scenario's `disk_time`, e.g. a replayed schedule).
     pub disk_time: bool,
+    /// The random workload's request mix (reads, write kinds, stretches):
+    /// the swarm's draw, or [`Mix::FIXED`].
+    pub mix: Mix,
     /// Whether the swarm drew this random run's world ([`RunConfig::new`]),
     /// or it is the fixed one ([`RunConfig::fixed`], `--swarm off`).
     pub swarm: bool,
-}
-
-/// What the command line sets explicitly in a random run; the rest is drawn
-/// (swarm on) or fixed (swarm off).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overrides {
-    pub nodes: Option<u64>,
-    pub duration_ms: Option<u64>,
-    pub faults: Option<BTreeSet<FaultClass>>,
 }
 
 /// Packet loss and latency of the simulated network.
@@ -158,27 +152,11 @@ impl RunConfig {
     /// The default random run for a seed: the swarm draws its whole world
     /// from the seed ([`Swarm::draw`]).
     pub fn new(seed: u64) -> RunConfig {
-        RunConfig::random(seed, true, &Overrides::default())
-    }
-
-    /// A random run: its world drawn by the swarm (`swarm`) or the fixed
-    /// one, with the command line's explicit settings on top.
-    pub fn random(seed: u64, swarm: bool, set: &Overrides) -> RunConfig {
-        let mut cfg = if swarm {
-            RunConfig::drawn(seed, Swarm::draw(seed, set.nodes))
-        } else {
-            RunConfig::fixed(seed)
-        };
-        cfg.nodes = set.nodes.unwrap_or(cfg.nodes);
-        cfg.duration_ms = set.duration_ms.unwrap_or(cfg.duration_ms);
-        if let Some(faults) = &set.faults {
-            cfg.faults = faults.clone();
-        }
-        cfg
+        RunConfig::drawn(seed, Swarm::draw(seed, None))
     }
 
     /// The run of a drawn world.
-    fn drawn(seed: u64, world: Swarm) -> RunConfig {
+    pub(crate) fn drawn(seed: u64, world: Swarm) -> RunConfig {
         RunConfig {
             nodes: world.nodes,
             duration_ms: world.duration_ms,
@@ -193,6 +171,7 @@ impl RunConfig {
                 packet_loss: world.packet_loss,
                 max_latency_ms: world.max_latency_ms,
             }),
+            mix: world.mix,
             swarm: true,
             ..RunConfig::fixed(seed)
         }
@@ -206,7 +185,7 @@ impl RunConfig {
     /// snapshots and leader snapshot installs frequent, small segments make
     /// WAL cuts and releases common.
     pub fn fixed(seed: u64) -> RunConfig {
-        let mut rng = crate::rng::stream(seed, crate::rng::STREAM_SETTINGS);
+        let settings = crate::swarm::fixed_settings(seed);
         RunConfig {
             seed,
             scenario: None,
@@ -219,16 +198,15 @@ impl RunConfig {
             capture: None,
             bugs: KnownBugs::NONE,
             tick_ms: 10,
-            snapshot_count: *[16, 64, 256].choose(&mut rng).unwrap_or(&64),
-            batch_limit: *[3, 8, 40, 10_000].choose(&mut rng).unwrap_or(&40),
-            batch_interval_ms: *[20, 100, 500].choose(&mut rng).unwrap_or(&100),
-            wal_segment_size: *[8 * 1024, 64 * 1024]
-                .choose(&mut rng)
-                .unwrap_or(&(64 * 1024)),
+            snapshot_count: settings.snapshot_count,
+            batch_limit: settings.batch_limit,
+            batch_interval_ms: settings.batch_interval_ms,
+            wal_segment_size: settings.wal_segment_size,
             request_interval_ms: 15,
             faults_per_second: 1.0,
             network: None,
             disk_time: false,
+            mix: Mix::FIXED,
             swarm: false,
         }
     }
@@ -303,19 +281,29 @@ impl RunConfig {
         let selection = match &self.scenario {
             Some(path) => format!("--scenario {path} --seed {}", self.seed),
             None if self.swarm => format!("--seed {}{}", self.seed, self.swarm_overrides()),
-            None => format!(
-                "--seed {} --swarm off --nodes {} --duration {}ms --faults {}",
-                self.seed,
-                self.nodes,
-                self.duration_ms,
-                faults_arg(&self.faults)
-            ),
+            None => {
+                let base = RunConfig {
+                    nodes: self.nodes,
+                    duration_ms: self.duration_ms,
+                    faults: self.faults.clone(),
+                    ..RunConfig::fixed(self.seed)
+                };
+                format!(
+                    "--seed {} --swarm off --nodes {} --duration {}ms --faults {}{}",
+                    self.seed,
+                    self.nodes,
+                    self.duration_ms,
+                    faults_arg(&self.faults),
+                    self.pin_args(&base)
+                )
+            }
         };
         format!("cargo run --release -p sim{features} -- {subcommand} {selection}{bugs}")
     }
 
     /// The flags a swarm run needs besides its seed: each setting the
-    /// command line can make that differs from the seed's draw.
+    /// command line can make that differs from the seed's draw (`--nodes`,
+    /// `--duration`, `--faults`, and `--pin` for the other dimensions).
     fn swarm_overrides(&self) -> String {
         let mut args = String::new();
         let mut nodes = None;
@@ -330,15 +318,15 @@ impl RunConfig {
         if self.faults != drawn.faults {
             args += &format!(" --faults {}", faults_arg(&self.faults));
         }
-        args
+        args + &self.pin_args(&RunConfig::drawn(self.seed, drawn))
     }
 
     /// The run's world in one line: size, faults, length, store settings,
-    /// network, client pacing, and whether the swarm drew it.
+    /// network, client pacing, request mix, and whether the swarm drew it.
     pub fn world_line(&self) -> String {
         let net = self.network();
         format!(
-            "world ({}): {} members, faults {} at {}/s for {}ms, {}, packet loss {}%, latency 1-{}ms, a request every {}ms per session",
+            "world ({}): {} members, faults {} at {}/s for {}ms, {}, packet loss {}%, latency 1-{}ms, a request every {}ms per session, mix {}",
             if self.swarm {
                 "swarm"
             } else {
@@ -351,7 +339,32 @@ impl RunConfig {
             self.settings_line(),
             net.packet_loss * 100.0,
             net.max_latency_ms,
-            self.request_interval_ms
+            self.request_interval_ms,
+            self.mix_line()
+        )
+    }
+
+    /// The request mix for people: the read share, each write kind's share
+    /// of the writes (percent, kinds of weight 0 as `off`), the stretches.
+    pub fn mix_line(&self) -> String {
+        let kinds: Vec<String> = crate::mix::KINDS
+            .iter()
+            .map(|k| match self.mix.weight(*k) {
+                0 => format!("{} off", k.name()),
+                _ => format!("{} {}%", k.name(), self.mix.write_percent(*k)),
+            })
+            .collect();
+        let stretches = match self.mix.stretches {
+            None => "no stretches".to_string(),
+            Some(s) => format!(
+                "stretches of ~{} ops of one kind every ~{} ops",
+                s.length, s.gap
+            ),
+        };
+        format!(
+            "{}% reads; writes {}; {stretches}",
+            self.mix.read_percent,
+            kinds.join(" ")
         )
     }
 }

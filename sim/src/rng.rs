@@ -30,6 +30,10 @@ pub const STREAM_DAMAGE_AIM: u64 = 46;
 /// episodes come with such a cut of the same member, and how long those
 /// cuts last (`run/peer_cut.rs`).
 pub const STREAM_PEER_CUT: u64 = 47;
+/// When the clients' stretches of a single request kind start, how long
+/// they last and their kind (`mix::Phases`; runs without stretches draw
+/// nothing from it).
+pub const STREAM_MIX_STRETCHES: u64 = 50;
 /// Scripted link rules' per-message drop and duplication draws.
 pub const STREAM_LINKS: u64 = 5;
 /// Dimension `d` of the swarm's per-seed world (`swarm.rs`) is stream

@@ -154,6 +154,11 @@ pub struct RandomSection {
     /// swarm run carries the one it drew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_interval_ms: Option<u64>,
+    /// The random sessions' request mix in its text form (`mix::Mix`;
+    /// default: the fixed mix; a recorded swarm run carries the one it
+    /// drew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
 }
 
 /// Which member a step acts on.
@@ -756,6 +761,10 @@ impl Scenario {
                 .is_some_and(|ms| !(1..=1000).contains(&ms))
             {
                 return Err("random.request_interval_ms: expected 1 to 1000".into());
+            }
+            if let Some(mix) = &r.mix {
+                mix.parse::<crate::mix::Mix>()
+                    .map_err(|e| format!("random.mix: {e}"))?;
             }
         }
         if let Some(n) = &self.network {

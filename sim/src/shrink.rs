@@ -340,6 +340,7 @@ pub fn scenario_of_random_run(report: &RunReport) -> Scenario {
             faults: Vec::new(),
             workload: true,
             request_interval_ms: Some(cfg.request_interval_ms),
+            mix: (cfg.mix != crate::mix::Mix::FIXED).then(|| cfg.mix.to_string()),
         }),
         network: Some(cfg.network()),
         disk_time: cfg.disk_time || cfg.has(crate::fault::FaultClass::Slow),

@@ -4,6 +4,7 @@
 
 use crate::config::RunConfig;
 use crate::fault::FaultClass;
+use crate::mix::RequestKind;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -32,7 +33,7 @@ struct Edges {
 /// `swarm` and the fault classes). The first edge is the smallest value
 /// the swarm draws; smaller values (set by hand) count in the first bucket.
 /// Float dimensions are scaled to integers first.
-const NUMERIC: [Edges; 9] = [
+const NUMERIC: [Edges; 13] = [
     Edges {
         name: "faults per minute",
         edges: &[0, 30, 60, 120, 240],
@@ -78,11 +79,32 @@ const NUMERIC: [Edges; 9] = [
         edges: &[5, 10, 20, 50],
         unit: "ms",
     },
+    Edges {
+        name: "reads",
+        edges: &[0, 10, 25, 50, 75],
+        unit: "%",
+    },
+    Edges {
+        name: "puts of writes",
+        edges: &[0, 10, 25, 50, 75],
+        unit: "%",
+    },
+    Edges {
+        name: "compactions of writes",
+        edges: &[0, 1, 5, 20],
+        unit: "%",
+    },
+    Edges {
+        name: "stretch length (0: none)",
+        edges: &[0, 1, 16, 64],
+        unit: " ops",
+    },
 ];
 
 /// The values of the numeric dimensions of `cfg`, in [`NUMERIC`] order.
-fn numeric_values(cfg: &RunConfig) -> [u64; 9] {
+fn numeric_values(cfg: &RunConfig) -> [u64; 13] {
     let net = cfg.network();
+    let mix = &cfg.mix;
     [
         (cfg.faults_per_second * 60.0).round() as u64,
         cfg.duration_ms / 1000,
@@ -93,6 +115,10 @@ fn numeric_values(cfg: &RunConfig) -> [u64; 9] {
         (net.packet_loss * 1000.0).round() as u64,
         net.max_latency_ms,
         cfg.request_interval_ms,
+        u64::from(mix.read_percent),
+        u64::from(mix.write_percent(RequestKind::Put)),
+        u64::from(mix.write_percent(RequestKind::Compact)),
+        mix.stretches.map_or(0, |s| u64::from(s.length)),
     ]
 }
 
@@ -242,5 +268,11 @@ mod tests {
         let runs: u64 = tally.buckets("nodes").iter().map(|(_, c)| c.runs).sum();
         assert_eq!(runs, 40);
         assert!(tally.table().contains("| batch_limit | "));
+        assert!(tally.table().contains("| compactions of writes | "));
+        assert!(
+            tally
+                .table()
+                .contains("| stretch length (0: none) | 0 ops: ")
+        );
     }
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub enum Job {
     /// A seed of the random run.
-    Random(RunConfig),
+    Random(Box<RunConfig>),
     /// A scenario with a seed.
     Scenario {
         scenario: Arc<Scenario>,
@@ -107,7 +107,7 @@ impl Group {
     fn job(&self, offset: usize) -> Job {
         let seed = self.seeds().start + offset as u64;
         match self {
-            Group::Random { config, .. } => Job::Random(config(seed)),
+            Group::Random { config, .. } => Job::Random(Box::new(config(seed))),
             Group::Scenario { scenario, bugs, .. } => Job::Scenario {
                 scenario: scenario.clone(),
                 seed,

@@ -1,7 +1,9 @@
 //! A seeded random client workload: every request kind the store applies,
-//! in proportions that keep the v2 store, the v3 key space and the dual
-//! (v2 + backend) membership requests all busy.
+//! in the proportions of a [`Mix`] (the fixed world's keeps the v2 store,
+//! the v3 key space and the dual (v2 + backend) membership requests all
+//! busy; the swarm draws one per seed).
 
+use crate::mix::{Mix, RequestKind};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
@@ -24,18 +26,26 @@ pub struct Workload {
     next_id: u64,
     key_space: u32,
     member_ids: Vec<u64>,
+    /// The weight of each write kind (the read share is [`ReadMix`]'s).
+    mix: Mix,
 }
 
 impl Workload {
     /// A workload over `key_space` keys that may touch the attributes of
-    /// `member_ids`.
+    /// `member_ids`, in the fixed world's mix.
     pub fn new(rng: ChaCha8Rng, key_space: u32, member_ids: Vec<u64>) -> Self {
         Workload {
             rng,
             next_id: 1,
             key_space,
             member_ids,
+            mix: Mix::FIXED,
         }
+    }
+
+    /// The same workload with the write weights of `mix`.
+    pub fn with_mix(self, mix: Mix) -> Self {
+        Workload { mix, ..self }
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -71,24 +81,35 @@ impl Workload {
 
     /// The next request. `current_revision` bounds compaction targets.
     ///
-    /// Draws the kind first, then whatever that kind's generator draws.
+    /// Draws the kind first (one number below the sum of the mix's
+    /// weights: `0..100` in the fixed mix, as before mixes were drawn),
+    /// then whatever that kind's generator draws.
     pub fn next_request(&mut self, current_revision: i64) -> Request {
+        let total: u32 = self.mix.weights.iter().sum();
+        let kind = self
+            .mix
+            .kind_of_ticket(self.rng.random_range(0..total.max(1)));
+        self.request_of(kind, current_revision)
+    }
+
+    /// The next request, of `kind` (a stretch of one kind, [`crate::mix::Phases`]).
+    pub fn request_of(&mut self, kind: RequestKind, current_revision: i64) -> Request {
         let id = self.next_id;
         self.next_id += 1;
-        let kind = match self.rng.random_range(0..100u32) {
-            0..=44 => self.put(),
-            45..=52 => self.delete_range(),
-            53..=62 => request::Kind::Txn(self.txn()),
-            63..=64 => self.compact(current_revision),
-            65..=72 => self.v2_set(),
+        let kind = match kind {
+            RequestKind::Put => self.put(),
+            RequestKind::DeleteRange => self.delete_range(),
+            RequestKind::Txn => request::Kind::Txn(self.txn()),
+            RequestKind::Compact => self.compact(current_revision),
+            RequestKind::V2Set => self.v2_set(),
             // v2 writes of membership keys: etcd routes these through the
             // membership writers, with the same v2/backend split on replay.
-            73..=74 => self.v2_cluster_version(),
-            75..=76 => self.v2_member_attributes(),
-            77..=80 => self.v2_delete_dir(),
-            81..=86 => self.cluster_version_set(),
-            87..=93 => self.member_attr_set(),
-            _ => self.downgrade_info_set(),
+            RequestKind::V2Version => self.v2_cluster_version(),
+            RequestKind::V2MemberAttributes => self.v2_member_attributes(),
+            RequestKind::V2DeleteDir => self.v2_delete_dir(),
+            RequestKind::ClusterVersionSet => self.cluster_version_set(),
+            RequestKind::MemberAttrSet => self.member_attr_set(),
+            RequestKind::DowngradeInfoSet => self.downgrade_info_set(),
         };
         Request {
             id,
@@ -291,11 +312,12 @@ impl ReadMix {
         self.rng = rng;
     }
 
-    pub fn new(rng: ChaCha8Rng, key_space: u32) -> ReadMix {
+    /// Reads `read_percent` of the operations (the fixed mix: 30).
+    pub fn new(rng: ChaCha8Rng, key_space: u32, read_percent: u32) -> ReadMix {
         ReadMix {
             rng,
             key_space,
-            read_percent: 30,
+            read_percent,
         }
     }
 
@@ -339,5 +361,44 @@ impl ReadMix {
             range,
             serializable,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{STREAM_WORKLOAD, stream};
+
+    /// The share of compactions and txns among 2000 requests of `mix`.
+    fn shares(mix: Mix) -> (usize, usize) {
+        let mut w = Workload::new(stream(8, STREAM_WORKLOAD), 24, vec![1, 2, 3]).with_mix(mix);
+        let kinds: Vec<request::Kind> =
+            (0..2000).filter_map(|_| w.next_request(100).kind).collect();
+        let compacts = kinds
+            .iter()
+            .filter(|k| matches!(k, request::Kind::Compact(_)))
+            .count();
+        let txns = kinds
+            .iter()
+            .filter(|k| matches!(k, request::Kind::Txn(_)))
+            .count();
+        (compacts, txns)
+    }
+
+    #[test]
+    fn a_drawn_mix_changes_the_request_kinds() {
+        let (compacts, txns) = shares(Mix::FIXED);
+        assert!(
+            (20..70).contains(&compacts),
+            "{compacts} compactions in the fixed mix"
+        );
+        assert!((140..260).contains(&txns), "{txns} txns in the fixed mix");
+        let storm: Mix = "compact:200,txn:0".parse().unwrap_or_default();
+        let (compacts, txns) = shares(storm);
+        assert!(
+            compacts > 1000,
+            "{compacts} compactions in a compaction-heavy mix"
+        );
+        assert_eq!(txns, 0, "a kind of weight 0 is never issued");
     }
 }

@@ -329,3 +329,21 @@ fn an_eio_aimed_at_the_backends_second_sync_fails_that_sync() {
     assert_eq!(stops.len(), 1, "{stops:?}");
     assert!(stops[0].contains("targeted sync"), "{stops:?}");
 }
+
+/// `[random].mix` sets the random sessions' request mix (a recorded swarm
+/// run carries the one it drew); a mix that names no known kind is refused.
+#[test]
+fn a_random_section_carries_its_request_mix() {
+    let text = |mix: &str| {
+        format!(
+            "name = \"mix\"\ndescription = \"d\"\nnodes = 3\n[random]\nduration_ms = 2000\nmix = \"{mix}\"\n"
+        )
+    };
+    let scenario = Scenario::parse(&text("reads:80,compact:50,stretch:10/20")).unwrap();
+    let cfg = scenario.config(1, replica::bugs::KnownBugs::NONE, false);
+    assert_eq!(cfg.mix.read_percent, 80);
+    assert_eq!(cfg.mix.weight(sim::mix::RequestKind::Compact), 50);
+    assert!(cfg.mix.stretches.is_some());
+    assert!(run(&scenario).passed());
+    assert!(Scenario::parse(&text("reads:80,teleport:5")).is_err());
+}

@@ -190,7 +190,7 @@ fn a_one_millisecond_network_runs() {
 /// it differs from the draw, and `--swarm off` runs carry their fixed world.
 #[test]
 fn the_reproduce_command_names_only_what_the_seed_does_not_draw() {
-    use sim::config::Overrides;
+    use sim::pin::Overrides;
     let drawn = RunConfig::new(5);
     assert!(
         drawn.reproduce_command().ends_with("-- run --seed 5"),
@@ -256,10 +256,44 @@ fn swarm_worlds_differ_by_seed_and_the_fixed_world_does_not() {
     assert!(distinct(&|c| c.batch_limit as u64) >= 30);
     assert!(distinct(&|c| c.request_interval_ms) >= 20);
     assert!(distinct(&|c| c.duration_ms) == 3);
+    assert!(distinct(&|c| u64::from(c.mix.read_percent)) == 5);
+    assert!(distinct(&|c| u64::from(c.mix.write_percent(sim::mix::RequestKind::Compact))) >= 4);
+    assert!(distinct(&|c| c.mix.stretches.map_or(0, |s| u64::from(s.length))) >= 10);
     let fixed: Vec<RunConfig> = (1..=60).map(RunConfig::fixed).collect();
+    assert!(fixed.iter().all(|c| c.nodes == 3
+        && c.faults.len() == sim::fault::FaultClass::ALL.len()
+        && c.mix == sim::mix::Mix::FIXED
+        && !c.swarm));
+    let off = sim::pin::Overrides::default();
+    assert!((1..=60).all(|s| RunConfig::random(s, false, &off).mix == sim::mix::Mix::FIXED));
+}
+
+/// A drawn mix reaches the clients: a read-only mix's run reads far more
+/// than the fixed mix's, and a stretch-heavy compaction mix compacts more.
+#[test]
+fn the_drawn_mix_shapes_what_the_clients_send() {
+    let with_mix = |mix: &str| {
+        let cfg = RunConfig {
+            mix: mix.parse().expect(mix),
+            ..short(4)
+        };
+        let report = run(&cfg);
+        assert!(report.passed(), "{mix}: {}", report.failure_report());
+        report
+    };
+    let fixed = with_mix("fixed");
+    let reads = with_mix("reads:90");
+    let count = |r: &sim::run::RunReport| r.stats.linearizable_reads + r.stats.serializable_reads;
     assert!(
-        fixed.iter().all(|c| c.nodes == 3
-            && c.faults.len() == sim::fault::FaultClass::ALL.len()
-            && !c.swarm)
+        count(&reads) > 2 * count(&fixed),
+        "{} vs {}",
+        count(&reads),
+        count(&fixed)
+    );
+    let storm = with_mix("compact:100,stretch:40/40");
+    assert!(
+        storm.stats.compactions > 2 * fixed.stats.compactions.max(1),
+        "{:?}",
+        storm.stats
     );
 }

@@ -4,6 +4,7 @@
 
 use crate::checker::{AckedPut, AppliedDelete};
 use crate::linearize::{Call, Instant, Recorded};
+use crate::mix::{Next, Phases};
 use crate::workload::{READ_ID_BASE, ReadMix, ReadOp, Workload};
 use replica::proto::{DeleteRangeRequest, Request, RequestOp, Response, request, request_op};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,8 @@ pub struct ClientHistory {
     applications: BTreeMap<u64, Vec<Response>>,
     deletes: Vec<AppliedDelete>,
     reads: ReadMix,
+    /// Stretches of a single kind, if the mix has them.
+    phases: Phases,
     next_read_id: u64,
     /// Every client operation, in invoke order.
     ops: Vec<Recorded>,
@@ -46,9 +49,10 @@ pub struct ClientHistory {
 }
 
 impl ClientHistory {
-    pub fn new(workload: Workload, reads: ReadMix) -> ClientHistory {
+    pub fn new(workload: Workload, reads: ReadMix, phases: Phases) -> ClientHistory {
         ClientHistory {
             reads,
+            phases,
             next_read_id: READ_ID_BASE,
             ops: Vec::new(),
             restores: Vec::new(),
@@ -72,10 +76,20 @@ impl ClientHistory {
         req
     }
 
-    /// The next random operation: a read (its own draw decides) or the
-    /// next request. `recent`: the key the session last wrote.
+    /// The next random operation: a read or the next request, as the
+    /// current stretch says or else as the read share's own draw decides.
+    /// `recent`: the key the session last wrote.
     pub fn next_call(&mut self, recent: Option<&[u8]>) -> Call {
-        if self.reads.next_is_read() {
+        let read = match self.phases.next_op() {
+            Next::Mixed => self.reads.next_is_read(),
+            Next::Read => true,
+            Next::Write(kind) => {
+                let req = self.workload.request_of(kind, self.last_revision);
+                self.issued(&req);
+                return Call::Write(req);
+            }
+        };
+        if read {
             let ReadOp {
                 id,
                 range,
@@ -342,6 +356,11 @@ impl ClientHistory {
         self.reads.reseed(rng);
     }
 
+    /// The stretches draw from `rng` from now on (a fork).
+    pub fn reseed_stretches(&mut self, rng: rand_chacha::ChaCha8Rng) {
+        self.phases.reseed(rng);
+    }
+
     pub fn stop(&mut self) {
         self.stopped = true;
     }
@@ -374,7 +393,11 @@ mod tests {
     fn history() -> ClientHistory {
         ClientHistory::new(
             Workload::new(stream(1, STREAM_WORKLOAD), 24, vec![1]),
-            ReadMix::new(stream(1, crate::rng::STREAM_READS), 24),
+            ReadMix::new(stream(1, crate::rng::STREAM_READS), 24, 30),
+            Phases::new(
+                stream(1, crate::rng::STREAM_MIX_STRETCHES),
+                &crate::mix::Mix::FIXED,
+            ),
         )
     }
 

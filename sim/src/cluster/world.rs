@@ -12,7 +12,8 @@ use super::slot::Slot;
 use crate::checker::{Checks, Violation};
 use crate::config::RunConfig;
 use crate::linearize::Call;
-use crate::rng::{STREAM_READS, STREAM_WORKLOAD, stream};
+use crate::mix::Phases;
+use crate::rng::{STREAM_MIX_STRETCHES, STREAM_READS, STREAM_WORKLOAD, stream};
 use crate::snapshot_view::Recorded;
 use crate::stats::RunStats;
 use crate::trace::Trace;
@@ -80,8 +81,9 @@ impl World {
             .collect();
         let ids: Vec<u64> = (1..=cfg.nodes).collect();
         let cfg_seed = cfg.seed;
-        let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids);
-        let reads = ReadMix::new(stream(cfg.seed, STREAM_READS), 24);
+        let workload = Workload::new(stream(cfg.seed, STREAM_WORKLOAD), 24, ids).with_mix(cfg.mix);
+        let reads = ReadMix::new(stream(cfg.seed, STREAM_READS), 24, cfg.mix.read_percent);
+        let phases = Phases::new(stream(cfg.seed, STREAM_MIX_STRETCHES), &cfg.mix);
         let mut trace = Trace::new(cfg.trace);
         if cfg.keep_trace {
             trace.keep_records();
@@ -92,7 +94,7 @@ impl World {
                 cfg,
                 members,
                 checks: Checks::default(),
-                history: ClientHistory::new(workload, reads),
+                history: ClientHistory::new(workload, reads, phases),
                 stats: RunStats::default(),
                 recorded: Vec::new(),
                 links: super::links::LinkRules::new(stream(cfg_seed, crate::rng::STREAM_LINKS)),
@@ -207,13 +209,15 @@ impl WorldState {
         self.history.ack(req, resp);
     }
 
-    /// Every stream the world draws from (the workload, each member's tick
-    /// jitter) is re-seeded from `seed` (a fork of the run, `sim
+    /// Every stream the world draws from (the workload, its reads and
+    /// stretches, each member's tick jitter) is re-seeded from `seed` (a fork of the run, `sim
     /// localize`).
     pub fn reseed(&mut self, now_ms: u64, seed: u64) {
         self.history.reseed_workload(stream(seed, STREAM_WORKLOAD));
         self.history
             .reseed_reads(stream(seed, crate::rng::STREAM_READS));
+        self.history
+            .reseed_stretches(stream(seed, STREAM_MIX_STRETCHES));
         for (id, slot) in &mut self.members {
             slot.reseed_jitter(stream(seed, crate::rng::STREAM_JITTER_BASE + id));
         }

@@ -81,6 +81,12 @@ impl Scenario {
             Some(r) => {
                 cfg.duration_ms = r.duration_ms;
                 cfg.request_interval_ms = r.request_interval_ms.unwrap_or(cfg.request_interval_ms);
+                // Validated when the file was read.
+                cfg.mix = r
+                    .mix
+                    .as_deref()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(cfg.mix);
                 cfg.faults = r.faults.iter().filter_map(|f| f.parse().ok()).collect();
             }
             None => {
