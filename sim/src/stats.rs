@@ -48,8 +48,8 @@ pub struct RunStats {
     /// Members cut off from their peers only, for a while (clients still
     /// reach them): a peer-only partition, random or scripted.
     pub peer_cuts: u64,
-    /// Of those, the random ones that came with a slow episode of the same
-    /// member's disk (a host in trouble, `run/peer_cut.rs`).
+    /// Of those, the ones that cut a member whose disk was in a slow
+    /// episode (a host in trouble, `run/peer_cut.rs`, or its replay).
     pub slow_peer_cuts: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).

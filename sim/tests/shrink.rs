@@ -161,14 +161,14 @@ fn written_and_rerun(shrunk: &shrink::Shrunk, bugs: KnownBugs) -> (String, Scena
 /// A random run caught by its host in trouble (`run/peer_cut.rs`: a slow
 /// disk and a peer-only partition of the leader at one instant) shrinks to
 /// those two steps, recorded as `slow` and `isolate` with `ms`, and the
-/// written file still fails: seed 221 with `lease-read-timed-by-ticks`.
+/// written file still fails: seed 202 with `lease-read-timed-by-ticks`.
 #[cfg(feature = "known-bugs")]
 #[test]
 fn a_host_in_trouble_shrinks_to_a_slow_disk_and_a_peer_cut() {
     use replica::bugs::Bug;
     let mut bugs = KnownBugs::NONE;
     bugs.enable(Bug::LeaseReadTimedByTicks).unwrap();
-    let mut cfg = sim::config::RunConfig::new(221);
+    let mut cfg = sim::config::RunConfig::new(202);
     cfg.bugs = bugs;
     let run = shrink::shrink_random_run(&cfg).unwrap();
     let (text, reread) = written_and_rerun(&run.shrunk, bugs);

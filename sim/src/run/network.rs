@@ -66,7 +66,11 @@ impl Supervisor {
             return;
         };
         slot.peers_cut_until = Some(until);
+        // Counted here, not where a host in trouble strikes, so that a
+        // replay of its recorded `slow` and `isolate` steps counts it too.
+        let slow = slot.disk.is_slow();
         w.stats.peer_cuts += 1;
+        w.stats.slow_peer_cuts += u64::from(slow);
         w.event(
             now,
             Some(id),

@@ -82,10 +82,10 @@ impl Supervisor {
 
     /// Cuts member `id` off its peers for `ms` (cut to end before the
     /// random phase does), recorded as an `isolate` step with `ms`.
-    pub(super) fn inject_peer_cut(&mut self, now: u64, id: u64, ms: u64) -> bool {
+    pub(super) fn inject_peer_cut(&mut self, now: u64, id: u64, ms: u64) {
         let ms = ms.min(self.random_until.saturating_sub(now));
         if ms == 0 {
-            return false;
+            return;
         }
         if let Some(s) = &mut self.schedule {
             let step = Step::Isolate {
@@ -95,7 +95,6 @@ impl Supervisor {
             s.happened(now, id, step);
         }
         self.cut_from_peers(id, now + ms);
-        true
     }
 
     /// Whether a slow episode of `factor` for `slow_ms` is a host in
@@ -190,8 +189,7 @@ impl Supervisor {
             };
             s.happened(now, id, step);
         }
-        if self.inject_peer_cut(now, id, trouble.cut_ms.min(slow_ms)) {
-            self.world.lock().stats.slow_peer_cuts += 1;
-        }
+        // `cut_from_peers` counts it as a peer cut with a slow disk.
+        self.inject_peer_cut(now, id, trouble.cut_ms.min(slow_ms));
     }
 }
