@@ -27,6 +27,27 @@ fn caught(bug: Bug, scenario: &str, expected: Invariant) {
     );
 }
 
+/// The random run of `seed` with `bug` on must fail with `expected`; the
+/// same seed with the correct store must pass. Returns both reports, for
+/// the statistics a test checks on top.
+fn caught_at_random_seed(
+    bug: Bug,
+    seed: u64,
+    expected: Invariant,
+) -> (sim::run::RunReport, sim::run::RunReport) {
+    let mut cfg = sim::config::RunConfig::new(seed);
+    cfg.bugs.enable(bug).expect("built with known-bugs");
+    let buggy = sim::run::run(&cfg);
+    assert!(
+        buggy.violations.iter().any(|v| v.invariant == expected),
+        "seed {seed} with {bug:?}: expected a {expected:?} violation: {}",
+        buggy.summary()
+    );
+    let correct = sim::run::run(&sim::config::RunConfig::new(seed));
+    assert!(correct.passed(), "{}", correct.failure_report());
+    (buggy, correct)
+}
+
 #[test]
 fn cindex_before_apply_loses_the_writes_of_an_entry() {
     caught(
@@ -128,21 +149,7 @@ fn wal_crc_unchecked_replays_a_damaged_entry() {
 /// refuses the damaged WAL and the member is quarantined.
 #[test]
 fn the_random_run_aims_wal_bit_rot_at_a_replayed_value() {
-    let mut cfg = sim::config::RunConfig::new(40);
-    cfg.bugs
-        .enable(Bug::WalCrcUnchecked)
-        .expect("built with known-bugs");
-    let report = sim::run::run(&cfg);
-    assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.invariant == Invariant::Durability),
-        "the replayed damage must be caught: {}",
-        report.summary()
-    );
-    let correct = sim::run::run(&sim::config::RunConfig::new(40));
-    assert!(correct.passed(), "{}", correct.failure_report());
+    let (_, correct) = caught_at_random_seed(Bug::WalCrcUnchecked, 40, Invariant::Durability);
     assert_eq!(correct.stats.corruptions, 1);
     assert_eq!(correct.stats.quarantined, 1);
 }
@@ -298,22 +305,9 @@ fn snapshot_rename_error_ignored_leaves_a_marker_without_a_snapshot() {
 /// gets the power loss.
 #[test]
 fn the_random_run_cuts_the_power_of_a_member_that_survived_an_eio() {
-    let mut cfg = sim::config::RunConfig::new(89);
-    cfg.bugs
-        .enable(Bug::SnapshotRenameErrorIgnored)
-        .expect("built with known-bugs");
-    let report = sim::run::run(&cfg);
+    let (report, correct) =
+        caught_at_random_seed(Bug::SnapshotRenameErrorIgnored, 89, Invariant::Recovery);
     assert!(report.stats.crashes_after_eio >= 1, "{}", report.summary());
-    assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.invariant == Invariant::Recovery),
-        "the reboot after the power loss must be caught: {}",
-        report.summary()
-    );
-    let correct = sim::run::run(&sim::config::RunConfig::new(89));
-    assert!(correct.passed(), "{}", correct.failure_report());
     assert_eq!(correct.stats.crashes_after_eio, 0);
 }
 
@@ -395,21 +389,8 @@ fn lease_read_timed_by_ticks_serves_a_stale_read_from_a_stalled_leader() {
 /// quorum, so the same fault leaves it correct.
 #[test]
 fn a_host_in_trouble_catches_the_tick_timed_lease_in_the_random_run() {
-    let mut cfg = sim::config::RunConfig::new(32);
-    cfg.bugs
-        .enable(Bug::LeaseReadTimedByTicks)
-        .expect("built with known-bugs");
-    let report = sim::run::run(&cfg);
+    let (report, correct) =
+        caught_at_random_seed(Bug::LeaseReadTimedByTicks, 32, Invariant::Linearizability);
     assert!(report.stats.slow_peer_cuts >= 1, "{}", report.summary());
-    assert!(
-        report
-            .violations
-            .iter()
-            .any(|v| v.invariant == Invariant::Linearizability),
-        "a stale read from the stalled old leader: {}",
-        report.summary()
-    );
-    let correct = sim::run::run(&sim::config::RunConfig::new(32));
-    assert!(correct.passed(), "{}", correct.failure_report());
     assert!(correct.stats.slow_peer_cuts >= 1, "{}", correct.summary());
 }
