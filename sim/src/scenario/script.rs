@@ -242,21 +242,12 @@ impl Script<'_> {
             } => self.eio(member, on, *mode, *plan_seed),
             Step::Restart {
                 member,
-                crash_at,
-                hit,
                 mode,
                 plan_seed,
-                power_at_sync,
+                ..
             } => {
-                let at_disk_op = crash_at.as_deref() == Some(BOOT_DISK_OP);
-                let crash_at = crash_at.as_deref().and_then(CrashPoint::from_name);
-                let then = match (crash_at, *power_at_sync) {
-                    _ if at_disk_op => BootFault::CrashAtDiskOp(*hit),
-                    (Some(point), _) => BootFault::CrashAt(point, *hit),
-                    (None, true) => BootFault::PowerAtSync,
-                    (None, false) => BootFault::None,
-                };
-                self.restart(member, then, *mode, *plan_seed).await
+                self.restart(member, boot_fault(step), *mode, *plan_seed)
+                    .await
             }
             Step::Corrupt {
                 member,
@@ -430,5 +421,28 @@ async fn send_unacknowledged(member: u64, requests: Vec<Request>) {
         let _ = ep
             .send_to_raw(member_addr(member), TAG, Box::new(Wire::Request(req)))
             .await;
+    }
+}
+
+/// What a `restart` step arms for the boot it starts: a crash at the k-th
+/// disk operation or at a named point, a power loss at its first sync, or
+/// nothing.
+fn boot_fault(step: &Step) -> BootFault {
+    let Step::Restart {
+        crash_at,
+        hit,
+        power_at_sync,
+        ..
+    } = step
+    else {
+        return BootFault::None;
+    };
+    let at_disk_op = crash_at.as_deref() == Some(BOOT_DISK_OP);
+    let crash_at = crash_at.as_deref().and_then(CrashPoint::from_name);
+    match (crash_at, *power_at_sync) {
+        _ if at_disk_op => BootFault::CrashAtDiskOp(*hit),
+        (Some(point), _) => BootFault::CrashAt(point, *hit),
+        (None, true) => BootFault::PowerAtSync,
+        (None, false) => BootFault::None,
     }
 }
