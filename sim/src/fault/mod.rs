@@ -83,7 +83,10 @@
 //! then on (a platter defect: it outlives restarts), and the process
 //! crashes so the boot reads it. Same bound and same quarantine as bit rot;
 //! a store that takes the read error for the end of its data instead of
-//! failing is the bug this catches. *Misdirected writes*
+//! failing is the bug this catches. In the WAL the random run puts the bad
+//! sector where bit rot's unaimed flips go (among the records written since
+//! the backend's latest sync): only there does a log cut short lose what a
+//! boot shows. *Misdirected writes*
 //! ([`FaultClass::Misdirect`], scenario step `misdirect`): the member's next
 //! write to a live WAL segment or to its backend file lands `shift` bytes
 //! past where it was aimed, in the same file (1 to 8 sectors in the WAL, 1
