@@ -91,43 +91,28 @@ impl ScheduleRecorder {
         self.push(at_ms, member, step, State::Armed);
     }
 
-    /// The latest armed fault of `member` that fires by stopping it (a
-    /// misdirected write fires when it lands, see `misdirect_landed`).
-    fn latest_armed(&mut self, member: u64) -> Option<&mut Entry> {
-        self.entries.iter_mut().rev().find(|e| {
-            e.member == member
-                && e.state == State::Armed
-                && !matches!(e.timed.step, Step::Misdirect { .. })
-        })
+    /// Marks the latest armed fault of `member` whose step `is` accepts as
+    /// one that took effect (while recording).
+    fn took_effect(&mut self, member: u64, is: fn(&Step) -> bool) {
+        if self.stopped {
+            return;
+        }
+        let latest = (self.entries.iter_mut().rev())
+            .find(|e| e.member == member && e.state == State::Armed && is(&e.timed.step));
+        if let Some(entry) = latest {
+            entry.state = State::Happened;
+        }
     }
 
     /// `member`'s armed misdirected write landed.
     pub(crate) fn misdirect_landed(&mut self, member: u64) {
-        if self.stopped {
-            return;
-        }
-        if let Some(entry) = self.entries.iter_mut().rev().find(|e| {
-            e.member == member
-                && e.state == State::Armed
-                && matches!(e.timed.step, Step::Misdirect { .. })
-        }) {
-            entry.state = State::Happened;
-        }
+        self.took_effect(member, |step| matches!(step, Step::Misdirect { .. }));
     }
 
     /// `member` carried on after its armed EIO failed an operation: the
     /// EIO took effect, though it did not stop the member.
     pub(crate) fn eio_survived(&mut self, member: u64) {
-        if self.stopped {
-            return;
-        }
-        if let Some(entry) = self.entries.iter_mut().rev().find(|e| {
-            e.member == member
-                && e.state == State::Armed
-                && matches!(e.timed.step, Step::Eio { .. })
-        }) {
-            entry.state = State::Happened;
-        }
+        self.took_effect(member, |step| matches!(step, Step::Eio { .. }));
     }
 
     /// The latest restart of `member`, while recording.
@@ -173,14 +158,10 @@ impl ScheduleRecorder {
         }
     }
 
-    /// `member` stopped: its latest armed fault fired.
+    /// `member` stopped: its latest armed fault that fires by stopping it
+    /// fired (a misdirected write fires when it lands, `misdirect_landed`).
     pub(crate) fn fired(&mut self, member: u64) {
-        if self.stopped {
-            return;
-        }
-        if let Some(entry) = self.latest_armed(member) {
-            entry.state = State::Happened;
-        }
+        self.took_effect(member, |step| !matches!(step, Step::Misdirect { .. }));
     }
 
     /// `member`'s armed faults were forgotten (expired, or the member was
