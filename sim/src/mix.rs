@@ -117,15 +117,22 @@ impl Mix {
 
     /// The write kind a ticket in `0..sum of weights` picks (cumulative
     /// weights in [`KINDS`] order).
-    pub fn kind_of_ticket(&self, mut ticket: u32) -> RequestKind {
-        for (kind, weight) in KINDS.iter().zip(self.weights) {
-            if ticket < weight {
-                return *kind;
-            }
-            ticket -= weight;
-        }
-        RequestKind::Put
+    pub fn kind_of_ticket(&self, ticket: u32) -> RequestKind {
+        by_ticket(KINDS.into_iter().zip(self.weights), ticket).unwrap_or(RequestKind::Put)
     }
+}
+
+/// The choice a ticket in `0..sum of weights` picks, walking the
+/// cumulative weights in order (`None` past their sum); the swarm's
+/// weighted draws take the same walk.
+pub fn by_ticket<T>(choices: impl IntoIterator<Item = (T, u32)>, mut ticket: u32) -> Option<T> {
+    for (choice, weight) in choices {
+        if ticket < weight {
+            return Some(choice);
+        }
+        ticket -= weight;
+    }
+    None
 }
 
 impl Default for Mix {

@@ -113,24 +113,8 @@ impl FromStr for Pin {
             .split_once('=')
             .ok_or_else(|| format!("`{arg}`: expected DIMENSION=VALUE"))?;
         let fixed = value.trim() == "fixed";
-        let int = |lo: u64, hi: u64| -> Result<Option<u64>, String> {
-            if fixed {
-                return Ok(None);
-            }
-            match value.trim().parse::<u64>() {
-                Ok(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
-                _ => Err(format!("{name}={value}: expected {lo} to {hi}, or fixed")),
-            }
-        };
-        let float = |lo: f64, hi: f64| -> Result<Option<f64>, String> {
-            if fixed {
-                return Ok(None);
-            }
-            match value.trim().parse::<f64>() {
-                Ok(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
-                _ => Err(format!("{name}={value}: expected {lo} to {hi}, or fixed")),
-            }
-        };
+        let int = |lo: u64, hi: u64| number_in(name, value, lo, hi);
+        let float = |lo: f64, hi: f64| number_in(name, value, lo, hi);
         Ok(match name.trim() {
             "nodes" => Pin::Nodes(int(1, 7)?),
             "faults" if fixed => Pin::Faults(None),
@@ -162,6 +146,20 @@ impl FromStr for Pin {
                 ));
             }
         })
+    }
+}
+
+/// Pin `name`'s `value` as a number in `lo..=hi`, or `None` for `fixed`.
+fn number_in<T>(name: &str, value: &str, lo: T, hi: T) -> Result<Option<T>, String>
+where
+    T: FromStr + PartialOrd + Copy + std::fmt::Display,
+{
+    if value.trim() == "fixed" {
+        return Ok(None);
+    }
+    match value.trim().parse::<T>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
+        _ => Err(format!("{name}={value}: expected {lo} to {hi}, or fixed")),
     }
 }
 

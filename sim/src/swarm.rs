@@ -15,7 +15,7 @@
 //! small values (a batch limit of 1 to 9) are as common as large ones.
 
 use crate::fault::FaultClass;
-use crate::mix::{KINDS, Mix, RequestKind, Stretches};
+use crate::mix::{KINDS, Mix, RequestKind, Stretches, by_ticket};
 use crate::rng::{STREAM_SWARM_BASE, stream};
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -314,14 +314,7 @@ fn weighted<T: Copy>(rng: &mut ChaCha8Rng, choices: &[(T, u32)], fallback: T) ->
     if total == 0 {
         return fallback;
     }
-    let mut ticket = rng.random_range(0..total);
-    for &(value, weight) in choices {
-        if ticket < weight {
-            return value;
-        }
-        ticket -= weight;
-    }
-    fallback
+    by_ticket(choices.iter().copied(), rng.random_range(0..total)).unwrap_or(fallback)
 }
 
 /// A value in `lo..=hi` (`1 <= lo <= hi`), log-uniform by octave: an
