@@ -646,6 +646,13 @@ pub enum Step {
         factor: u64,
         ms: u64,
     },
+    /// The member's process pauses for `ms` (its host descheduled it): it
+    /// neither steps nor ticks, messages and requests wait in its inbox,
+    /// and when it resumes its raft clock ticks once.
+    Pause {
+        member: Target,
+        ms: u64,
+    },
     /// etcdutl's `snapshot restore`: stops every member, takes `from`'s
     /// backend file as the snapshot, restores each member from it onto a
     /// fresh disk (a new cluster of the same member ids, its log starting
@@ -856,6 +863,13 @@ impl Scenario {
             | Step::Corrupt { .. }
             | Step::Misdirect { .. }
             | Step::Slow { .. } => self.validate_disk_step(step),
+            Step::Pause { member, ms } => {
+                self.validate_target(member)?;
+                match ms {
+                    1..=60_000 => Ok(()),
+                    _ => Err(format!("pause: ms {ms} (1 to 60000)")),
+                }
+            }
             Step::Range {
                 member: Some(member),
                 ..

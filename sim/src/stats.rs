@@ -51,6 +51,9 @@ pub struct RunStats {
     /// Of those, the ones that cut a member whose disk was in a slow
     /// episode (a host in trouble, `run/peer_cut.rs`, or its replay).
     pub slow_peer_cuts: u64,
+    /// Process pauses (a member's process descheduled for a while: a host
+    /// in trouble, or a `pause` step).
+    pub pauses: u64,
     /// Entries that applied a request id already applied at an earlier
     /// index (a client retry proposed it again and both committed).
     pub applied_twice: u64,
@@ -165,6 +168,7 @@ const NAMED: &[(&str, Reader)] = &[
     ("crashes_after_eio", |s| s.crashes_after_eio),
     ("peer_cuts", |s| s.peer_cuts),
     ("slow_peer_cuts", |s| s.slow_peer_cuts),
+    ("pauses", |s| s.pauses),
 ];
 
 impl RunStats {
@@ -236,10 +240,11 @@ mod tests {
             crashes_after_eio: 45,
             peer_cuts: 46,
             slow_peer_cuts: 47,
+            pauses: 48,
             ..RunStats::default()
         };
         let read: Vec<u64> = RunStats::names().filter_map(|n| stats.get(n)).collect();
-        assert_eq!(read, (1..=47).collect::<Vec<_>>());
+        assert_eq!(read, (1..=48).collect::<Vec<_>>());
         assert_eq!(stats.get("no_such_stat"), None);
     }
 }

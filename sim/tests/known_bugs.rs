@@ -381,6 +381,18 @@ fn lease_read_timed_by_ticks_serves_a_stale_read_from_a_stalled_leader() {
     );
 }
 
+/// The same lease, and a leader whose process pauses instead of its disk:
+/// its raft clock ticks once across the pause, so the lease it counts
+/// outlives the election of its successor.
+#[test]
+fn lease_read_timed_by_ticks_serves_a_stale_read_from_a_paused_leader() {
+    caught(
+        Bug::LeaseReadTimedByTicks,
+        "35-lease-read-on-a-paused-leader",
+        Invariant::Linearizability,
+    );
+}
+
 /// In the random run, a host in trouble (`run/peer_cut.rs`: the leader's
 /// disk stalls 100 to 1000 times and its peer links drop, right after it
 /// answered a linearizable read) catches the tick-timed lease: seed 32 is

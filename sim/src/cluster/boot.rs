@@ -30,6 +30,7 @@ impl WorldState {
         let joining = slot.joining;
         let cluster_id = slot.cluster_id;
         slot.boots += 1;
+        slot.paused_until = None;
         let opened = guard(|| match Member::is_initialized(disk.as_ref()) {
             Ok(true) => Node::open(disk, config, hook, now_ms),
             Ok(false) => {

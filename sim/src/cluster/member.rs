@@ -44,6 +44,9 @@ pub async fn member_main(world: Arc<World>, id: u64) {
             batch.push(first);
             drain(&mut rx, &mut batch);
         }
+        if paused(&world, id).await {
+            drain(&mut rx, &mut batch);
+        }
         let now = world.now_ms();
         let tick = now >= next_tick;
         if tick {
@@ -76,6 +79,21 @@ async fn disk_time(world: &World, id: u64) {
         .map_or(Duration::ZERO, |s| s.disk.take_owed(now));
     if !owed.is_zero() {
         madsim::time::sleep(owed).await;
+    }
+}
+
+/// Sleeps while the member's process is paused, and says whether it was.
+/// It wakes as a descheduled process does: its inbox holds everything that
+/// came meanwhile, and its raft clock ticks once, however long the pause.
+async fn paused(world: &World, id: u64) -> bool {
+    let now = world.now_ms();
+    let until = world.lock().slot(id).and_then(|s| s.paused_until);
+    match until {
+        Some(until) if until > now => {
+            madsim::time::sleep(Duration::from_millis(until - now)).await;
+            true
+        }
+        _ => false,
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Slot {
     pub partitioned_until: Option<u64>,
     /// Cut off from the other members (clients still reach it) until then.
     pub peers_cut_until: Option<u64>,
+    /// The member's process is paused (descheduled by its host) until
+    /// then (process state: a new process is not paused).
+    pub paused_until: Option<u64>,
     /// Linearizable reads this member answered, over all its processes.
     pub reads_answered: u64,
     /// Whether the member's process was ever started (spare slots start
@@ -109,6 +112,7 @@ impl Slot {
             madsim_id: None,
             partitioned_until: None,
             peers_cut_until: None,
+            paused_until: None,
             reads_answered: 0,
             started: id <= cfg.nodes,
             removed: false,

@@ -154,9 +154,12 @@
 //! 5 s (ending before the random phase does). With `net` on, half of those
 //! episodes are instead a *host in trouble* (a compound fault,
 //! `run/peer_cut.rs`): the disk 100 to 1000 times slower and, at the same
-//! instant, the member cut off its peers (clients still reach it) for 0.2
-//! to 3 s, aimed at the leader right after it answered a linearizable read
-//! (armed for 3 s at most), within the budget of members cut off. A slow
+//! instant, the member cut off its peers (clients still reach it) for 2 to
+//! 5 s and its process paused for half of that to all of it
+//! (`run/pause.rs`: no step, no tick, its inbox fills, and it ticks once
+//! when it resumes), aimed at the leader right after it answered a
+//! linearizable read (armed for 3 s at most), within the budget of members
+//! cut off. A slow
 //! episode stalls a step at most until the episode ends: operations charged
 //! in it cost the rest of the episode plus their normal cost at most (so a
 //! snapshot's many syncs cannot put a member to sleep for minutes). The

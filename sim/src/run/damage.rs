@@ -24,6 +24,25 @@ impl Supervisor {
         (past < span).then(|| (past as f64 / span as f64, 1.0))
     }
 
+    /// The fraction of member `id`'s newest WAL segment (as `bad_sector`
+    /// reads `at`) of the first whole sector past its backend's latest
+    /// sync, if a put value its boot replays starts there or later. A boot
+    /// that stops at a read error there keeps every record the backend's
+    /// commit needs (the hard state that committed its entries came
+    /// before) and loses entries the member applied.
+    pub(crate) fn first_sector_past_backend(&self, id: u64) -> Option<f64> {
+        let (past, _, layout) = self.wal_past_backend(id)?;
+        let sector = past.div_ceil(SECTOR as u64) * SECTOR as u64;
+        let lost_value = (layout.last_committed_values().iter()).any(|v| v.start >= sector);
+        let len = {
+            let w = self.world.lock();
+            damage_target(w.slot(id)?.disk.mem(), id, DamagedFile::Wal)
+                .ok()?
+                .1
+        };
+        (lost_value && sector < len).then(|| (sector as f64 + 0.5) / len as f64)
+    }
+
     /// The put values in member `id`'s newest WAL segment that its boot
     /// replays into the backend and then shows: written after the
     /// backend's latest sync, before the segment's final frame, committed

@@ -3,10 +3,9 @@
 //! Every fault comes from the supervisor's fault stream; the order of the
 //! draws is part of a seed's meaning, so each step below says what it draws.
 
-use super::ARMED_FAULT_TTL_MS;
 use super::STEP_MS;
 use super::Supervisor;
-use super::wal_layout::ValueSpan;
+use super::aimed_damage::AimedAt;
 use crate::fault::{
     ArmedCrash, CrashKind, DiskFault, FaultClass, MemberFile, PowerLossKind, PowerPlan,
     SimCrashHook, SimDisk, TargetedEio, TargetedOp,
@@ -18,16 +17,6 @@ use replica::crash_point::CrashPoint;
 use std::sync::Arc;
 
 const CRASH_POINTS: [CrashPoint; 8] = CrashPoint::ALL;
-
-/// A WAL bit rot waiting for a replayed put value to aim at
-/// (`Supervisor::arm_aimed_bitrot`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct AimedBitrot {
-    /// Dropped at this virtual time.
-    until_ms: u64,
-    /// The bits to flip.
-    xor: u8,
-}
 
 /// What the fault draw needs to know about the world, read under one lock.
 struct InjectionOdds {
@@ -237,6 +226,18 @@ impl Supervisor {
             _ => (0.0, 1.0),
         };
         let at = lo + (hi - lo) * self.rng.random::<f64>();
+        if file == DamagedFile::Wal
+            && (self.wal_span_past_backend(id).is_none() || self.damage_aim_rng.random_bool(0.5))
+        {
+            self.arm_aimed_damage(now, AimedAt::PastBackend);
+            return;
+        }
+        self.bad_sector_and_crash(now, id, file, at);
+    }
+
+    /// Makes the sector at `at` of the member's `file` unreadable, records
+    /// the step and crashes the member's process so its boot reads it.
+    pub(super) fn bad_sector_and_crash(&mut self, now: u64, id: u64, file: DamagedFile, at: f64) {
         if self.bad_sector(id, file, at).is_err() {
             return;
         }
@@ -271,7 +272,7 @@ impl Supervisor {
     /// The bound of every fault that damages a platter: no member damaged
     /// (or armed to be) yet in this run, the last quarter of the random
     /// phase, and every member up with nothing armed on it.
-    fn may_damage(&self, now: u64) -> bool {
+    pub(super) fn may_damage(&self, now: u64) -> bool {
         let late = now * 4 >= self.random_until * 3;
         late && !self.any_damaged() && self.world.lock().unavailable() == 0
     }
@@ -318,7 +319,7 @@ impl Supervisor {
         let at = lo + (hi - lo) * self.rng.random::<f64>();
         let xor: u8 = self.rng.random_range(1..=255);
         if file == DamagedFile::Wal && self.damage_aim_rng.random_bool(0.5) {
-            self.arm_aimed_bitrot(now, xor);
+            self.arm_aimed_damage(now, AimedAt::ReplayedValue { xor });
         } else {
             self.damage_and_crash(now, id, file, at, xor);
         }
@@ -326,7 +327,14 @@ impl Supervisor {
 
     /// Flips `xor` into the byte at `at` of the member's `file`, records
     /// the step and crashes the member's process so its boot reads it.
-    fn damage_and_crash(&mut self, now: u64, id: u64, file: DamagedFile, at: f64, xor: u8) {
+    pub(super) fn damage_and_crash(
+        &mut self,
+        now: u64,
+        id: u64,
+        file: DamagedFile,
+        at: f64,
+        xor: u8,
+    ) {
         if self.corrupt(id, file, at, xor).is_err() {
             // No such file yet (no snapshot taken): nothing to damage.
             return;
@@ -339,62 +347,6 @@ impl Supervisor {
         };
         self.record(now, id, false, step);
         self.inject_crash(now, id, false);
-    }
-
-    /// Half of the WAL bit rot waits (3 s at most) for a member with the
-    /// value of a put that its boot will replay and then show
-    /// (`Supervisor::replayed_put_values`), and flips a byte of it
-    /// (`fire_aimed_bitrot`). Most flips elsewhere break the decoding of
-    /// the record, entry or request, which the store must refuse anyway; a
-    /// flip inside a value still decodes, so only the WAL's CRC can tell,
-    /// and a reader that skips it (`wal-crc-unchecked`) boots holding a
-    /// value nobody wrote. Such values exist only between a WAL save and
-    /// the backend's next commit, so a flip at a random instant rarely
-    /// finds one, as a power loss rarely finds a write to tear. The wait
-    /// does not hold the damage budget: another damage fault may come
-    /// first, and then this one is dropped.
-    fn arm_aimed_bitrot(&mut self, now: u64, xor: u8) {
-        let until_ms = (now + ARMED_FAULT_TTL_MS).min(self.random_until);
-        self.aimed_bitrot = Some(AimedBitrot { until_ms, xor });
-        self.world.lock().event(
-            now,
-            None,
-            format_args!("armed bit rot at the next replayed put value (xor {xor:#04x})"),
-        );
-        self.fire_aimed_bitrot();
-    }
-
-    /// An armed aimed bit rot, once the damage bound holds and a member
-    /// has a replayed put value: flips a byte of it. Dropped when its time
-    /// is up or another member was damaged first. Draws (from its own
-    /// stream) the member, the value and the byte.
-    pub(super) fn fire_aimed_bitrot(&mut self) {
-        let Some(aim) = self.aimed_bitrot else {
-            return;
-        };
-        let now = self.now_ms();
-        if now >= aim.until_ms || self.any_damaged() {
-            self.aimed_bitrot = None;
-            return;
-        }
-        if !self.may_damage(now) {
-            return;
-        }
-        let targets: Vec<(u64, Vec<ValueSpan>, u64)> = (self.running_members().into_iter())
-            .filter_map(|m| self.replayed_put_values(m).map(|(v, span)| (m, v, span)))
-            .collect();
-        let Some((id, values, span)) = targets.choose(&mut self.damage_aim_rng) else {
-            return;
-        };
-        let Some(value) = values.choose(&mut self.damage_aim_rng) else {
-            return;
-        };
-        let byte = self.damage_aim_rng.random_range(value.start..value.end);
-        // The middle of the byte, so that `corrupt`'s rounding finds it.
-        let at = (byte as f64 + 0.5) / *span as f64;
-        let id = *id;
-        self.aimed_bitrot = None;
-        self.damage_and_crash(now, id, DamagedFile::Wal, at, aim.xor);
     }
 
     /// Rarely (one draw in four), cuts the power of every member, or of a
@@ -541,7 +493,7 @@ impl Supervisor {
     }
 
     /// Adds a random fault to the recorded schedule, if one is kept.
-    fn record(&mut self, now: u64, id: u64, armed: bool, step: Step) {
+    pub(super) fn record(&mut self, now: u64, id: u64, armed: bool, step: Step) {
         if let Some(s) = &mut self.schedule {
             if armed {
                 s.armed(now, id, step);

@@ -3,6 +3,7 @@
 //! cluster to quiesce, and checks the invariants.
 
 mod after_eio;
+mod aimed_damage;
 mod backup;
 mod churn;
 mod clients;
@@ -12,6 +13,7 @@ mod from_disks;
 mod inject;
 mod lifecycle;
 mod network;
+mod pause;
 mod peer_cut;
 mod restore;
 mod schedule;
@@ -74,7 +76,7 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         format!(
-            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} linearizable and {} serializable reads, {} indeterminate operations, {} key partitions unknown, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} peer-only partitions ({} with a slow disk), {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
+            "seed {}: {} — {:.1}s simulated, {} requests acknowledged of {}, {} linearizable and {} serializable reads, {} indeterminate operations, {} key partitions unknown, {} applied ({} of a request already applied), {} crashes, {} power losses, {} crash-point stops, {} batch commits interrupted, {} EIO stops, {} partitions, {} peer-only partitions ({} with a slow disk), {} process pauses, {} restarts, {} snapshots ({} installed from a leader), {} torn WAL tails repaired, {} backends repaired after an unclean shutdown, {} cluster power cuts, {} power losses at a reboot's first sync, {} bytes damaged, {} bad sectors, {} misdirected writes ({} members quarantined), {} full-disk stops, {} slow disks, {} replayed ({} v3-skipped), {} snapshot restores, {} backup restores, {} members added ({} learners, {} promoted), {} removed, {} replaced, {} leader transfers, trace {:016x}",
             self.config.seed,
             if self.passed() { "ok" } else { "VIOLATION" },
             self.simulated_ms as f64 / 1000.0,
@@ -94,6 +96,7 @@ impl RunReport {
             s.partitions,
             s.peer_cuts,
             s.slow_peer_cuts,
+            s.pauses,
             s.restarts,
             s.snapshots,
             s.snapshots_installed,

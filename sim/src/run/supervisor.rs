@@ -29,10 +29,10 @@ pub(crate) struct Supervisor {
     pub(super) tear_rng: ChaCha8Rng,
     /// Aims rename EIOs at snapshot files (`STREAM_EIO_AIM`).
     pub(super) eio_aim_rng: ChaCha8Rng,
-    /// Aims WAL bit rot at replayed put values (`STREAM_DAMAGE_AIM`).
+    /// Aims WAL damage (`STREAM_DAMAGE_AIM`, `run/aimed_damage.rs`).
     pub(super) damage_aim_rng: ChaCha8Rng,
-    /// A WAL bit rot waiting for a replayed put value to aim at.
-    pub(super) aimed_bitrot: Option<super::inject::AimedBitrot>,
+    /// A WAL damage waiting for its target.
+    pub(super) aimed_damage: Option<super::aimed_damage::AimedDamage>,
     /// Crashes after survived EIOs (`STREAM_EIO_AFTERMATH`).
     pub(super) eio_aftermath: super::after_eio::EioAftermath,
     /// Peer-only partitions (`STREAM_PEER_CUT`).
@@ -109,7 +109,7 @@ impl Supervisor {
             tear_rng: stream(cfg.seed, STREAM_TEAR_AIM),
             eio_aim_rng: stream(cfg.seed, STREAM_EIO_AIM),
             damage_aim_rng: stream(cfg.seed, STREAM_DAMAGE_AIM),
-            aimed_bitrot: None,
+            aimed_damage: None,
             eio_aftermath: super::after_eio::EioAftermath::new(cfg.seed),
             peer_cut_draws: super::peer_cut::PeerCutDraws::new(cfg.seed),
             restarts_due: BTreeMap::new(),
@@ -149,7 +149,7 @@ impl Supervisor {
         // membership change is under way: the cluster is not at its size,
         // and a fault could leave it without a quorum.
         if self.now_ms() < self.random_until && !self.restoring() && !self.churning() {
-            self.fire_aimed_bitrot();
+            self.fire_aimed_damage();
             self.maybe_inject();
         }
     }

@@ -270,6 +270,10 @@ impl Script<'_> {
                 self.sup.bad_sector(id, *file, *at)
             }
             Step::Misdirect { .. } | Step::Slow { .. } => self.disk_step(step),
+            Step::Pause { member, ms } => {
+                let id = self.resolve(member)?;
+                self.sup.pause_process(id, *ms)
+            }
             Step::PowerOffAll => {
                 let all = self.sup.running_members();
                 self.sup.power_off(&all);
