@@ -86,7 +86,13 @@
 //! failing is the bug this catches. In the WAL the random run puts the bad
 //! sector where bit rot's unaimed flips go (among the records written since
 //! the backend's latest sync): only there does a log cut short lose what a
-//! boot shows. *Misdirected writes*
+//! boot shows. When the member has no such records, and half the time when
+//! it has, the error is aimed instead (`run/aimed_damage.rs`): it waits, as
+//! aimed bit rot does, for a member with committed puts past its backend's
+//! sync and makes the first whole sector past that sync unreadable (so the
+//! hard state that committed the backend's entries stays readable, and a
+//! boot that stops at the error loses entries the member applied).
+//! *Misdirected writes*
 //! ([`FaultClass::Misdirect`], scenario step `misdirect`): the member's next
 //! write to a live WAL segment or to its backend file lands `shift` bytes
 //! past where it was aimed, in the same file (1 to 8 sectors in the WAL, 1

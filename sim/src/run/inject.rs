@@ -216,18 +216,23 @@ impl Supervisor {
     /// as bit rot's unaimed flips: a boot that takes the error for the end
     /// of the log (`wal-read-error-as-eof`) loses entries only there; a bad
     /// sector among entries the backend holds costs it nothing it shows.
-    /// Draws the file and where.
+    /// If the member has no such records, and half the time when it has
+    /// (from the damage aim stream), the error waits instead for a member
+    /// with committed puts past its backend's sync (`run/aimed_damage.rs`).
+    /// Draws the file and where (where even when it waits, so that the
+    /// fault stream keeps its order).
     fn inject_bad_sector(&mut self, now: u64, id: u64) {
         let Some(file) = self.draw_damaged_file(now) else {
             return;
         };
-        let (lo, hi) = match file {
-            DamagedFile::Wal => self.wal_span_past_backend(id).unwrap_or((0.0, 1.0)),
-            _ => (0.0, 1.0),
+        let past_backend = match file {
+            DamagedFile::Wal => self.wal_span_past_backend(id),
+            _ => None,
         };
+        let (lo, hi) = past_backend.unwrap_or((0.0, 1.0));
         let at = lo + (hi - lo) * self.rng.random::<f64>();
         if file == DamagedFile::Wal
-            && (self.wal_span_past_backend(id).is_none() || self.damage_aim_rng.random_bool(0.5))
+            && (past_backend.is_none() || self.damage_aim_rng.random_bool(0.5))
         {
             self.arm_aimed_damage(now, AimedAt::PastBackend);
             return;
