@@ -61,7 +61,9 @@
 //! restart equivalence or the durability check after its recovery catches
 //! it), and so is a panic. The bound: at most
 //! one member per run is ever damaged, and only when no other member is
-//! down, so a majority stays free of such faults. The final record of the
+//! down, so a majority stays free of such faults (a damage fault drawn in
+//! the run's last quarter while a member is down, cut off or armed waits
+//! up to 3 s for that, `run/aimed_damage.rs`). The final record of the
 //! newest WAL segment is never damaged: a flip there looks exactly like a
 //! torn write and is cut at boot (as etcd does), silently dropping an
 //! entry the member had acknowledged. That is a limit of the WAL format (it

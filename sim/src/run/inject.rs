@@ -70,10 +70,10 @@ impl Supervisor {
             }
             FaultClass::Net => self.inject_partition(now, id),
             FaultClass::ClusterPower => self.inject_cluster_power_cut(id),
-            FaultClass::Bitrot => self.inject_bitrot(now, id),
             FaultClass::Enospc => self.inject_full_disk(now, id),
-            FaultClass::ReadError => self.inject_bad_sector(now, id),
-            FaultClass::Misdirect => self.inject_misdirect(now, id),
+            FaultClass::Bitrot | FaultClass::ReadError | FaultClass::Misdirect => {
+                self.inject_damage(now, id, class);
+            }
             FaultClass::Slow => self.inject_slow(now, id),
         }
     }
@@ -274,12 +274,39 @@ impl Supervisor {
         Some(*files.choose(&mut self.rng).unwrap_or(&DamagedFile::Wal))
     }
 
+    /// A fault that damages a platter: at once if its bound holds; drawn
+    /// late in the random phase while a member is down, cut off or armed,
+    /// it waits (3 s at most) for every member to be up
+    /// (`run/aimed_damage.rs`), unless another damage is waiting already.
+    fn inject_damage(&mut self, now: u64, id: u64, class: FaultClass) {
+        let waits = self.is_late(now) && !self.any_damaged() && !self.may_damage(now);
+        if waits && self.aimed_damage.is_none() {
+            self.arm_aimed_damage(now, AimedAt::Bound { class, id });
+        } else {
+            self.inject_damage_now(now, id, class);
+        }
+    }
+
+    /// Injects a damage fault of `class` on member `id` now.
+    pub(super) fn inject_damage_now(&mut self, now: u64, id: u64, class: FaultClass) {
+        match class {
+            FaultClass::Bitrot => self.inject_bitrot(now, id),
+            FaultClass::ReadError => self.inject_bad_sector(now, id),
+            _ => self.inject_misdirect(now, id),
+        }
+    }
+
+    /// Whether `now` is in the last quarter of the random phase, where
+    /// damage faults go.
+    fn is_late(&self, now: u64) -> bool {
+        now * 4 >= self.random_until * 3
+    }
+
     /// The bound of every fault that damages a platter: no member damaged
     /// (or armed to be) yet in this run, the last quarter of the random
     /// phase, and every member up with nothing armed on it.
     pub(super) fn may_damage(&self, now: u64) -> bool {
-        let late = now * 4 >= self.random_until * 3;
-        late && !self.any_damaged() && self.world.lock().unavailable() == 0
+        self.is_late(now) && !self.any_damaged() && self.world.lock().unavailable() == 0
     }
 
     /// Fills the member's disk: it can hold 0 to 256 KiB more than it does
