@@ -1,5 +1,7 @@
-//! WAL damage that waits (3 s at most) for the records where it can show,
-//! as a torn-write power loss waits for a write to tear. A WAL record can
+//! Damage faults that wait (3 s at most) instead of striking at once: WAL
+//! damage waits for the records where it can show, as a torn-write power
+//! loss waits for a write to tear, and any damage drawn while its bound did
+//! not hold waits for the bound. A WAL record can
 //! only do harm between its save and the backend's next commit: afterwards
 //! a boot skips it (the backend holds its entry), so damage at a random
 //! instant mostly lands where no boot reads it. Two aims, each from the
@@ -14,12 +16,15 @@
 //!   tell, and a reader that skips it (`wal-crc-unchecked`) boots holding a
 //!   value nobody wrote;
 //! - a latent sector error past the backend (a WAL bad sector drawn while
-//!   its member had no record past the backend's latest sync): a sector
-//!   among the records written since then, on the first member that has
-//!   some. A boot that takes the error for the end of the log
-//!   (`wal-read-error-as-eof`) loses entries only there; with a short batch
-//!   interval the backend commits so often that a sector drawn at once
-//!   mostly found none.
+//!   its member had no record past the backend's latest sync, and half of
+//!   the others): the first whole sector past that sync, on a member (drawn
+//!   among those that have some) with committed puts there. A boot that
+//!   takes the error for the end of the log (`wal-read-error-as-eof`) loses
+//!   entries only there; with a short batch interval the backend commits so
+//!   often that a sector drawn at once mostly found none, and a sector that
+//!   straddles the sync point takes with it the hard state that committed
+//!   the backend's entries, so that boot's verify refuses it even with the
+//!   bug.
 //!
 //! The wait does not hold the damage budget: another damage fault may come
 //! first, and then this one is dropped.
@@ -42,7 +47,7 @@ use crate::scenario_file::DamagedFile;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
-/// A WAL damage waiting for its target (`Supervisor::arm_aimed_damage`).
+/// A damage fault waiting for its moment (`Supervisor::arm_aimed_damage`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct AimedDamage {
     /// Dropped at this virtual time.
@@ -64,7 +69,8 @@ pub(super) enum AimedAt {
 }
 
 impl Supervisor {
-    /// Arms a WAL damage that strikes once a member has its target.
+    /// Arms a damage fault that strikes once what it waits for holds (one
+    /// at a time).
     pub(super) fn arm_aimed_damage(&mut self, now: u64, at: AimedAt) {
         let until_ms = (now + ARMED_FAULT_TTL_MS).min(self.random_until);
         self.aimed_damage = Some(AimedDamage { until_ms, at });
@@ -86,10 +92,12 @@ impl Supervisor {
         self.fire_aimed_damage();
     }
 
-    /// An armed aimed damage, once the damage bound holds and a member has
-    /// its target: damages it and crashes the member. Dropped when its time
-    /// is up or another member was damaged first. Draws (from its own
-    /// stream) the member and where.
+    /// An armed damage, once the damage bound holds (and, for the WAL aims,
+    /// a member has its target): damages it and crashes the member. Dropped
+    /// when its time is up or another member was damaged first, and a
+    /// bound-waiting one whose member left the cluster. The WAL aims draw
+    /// (from their own stream) the member and where; a bound-waiting fault
+    /// draws as it would have at once (`inject_damage_now`).
     pub(super) fn fire_aimed_damage(&mut self) {
         let Some(aim) = self.aimed_damage.take() else {
             return;

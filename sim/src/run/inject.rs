@@ -277,7 +277,8 @@ impl Supervisor {
     /// A fault that damages a platter: at once if its bound holds; drawn
     /// late in the random phase while a member is down, cut off or armed,
     /// it waits (3 s at most) for every member to be up
-    /// (`run/aimed_damage.rs`), unless another damage is waiting already.
+    /// (`run/aimed_damage.rs`); if another damage is waiting already, it
+    /// is dropped (its own bound check refuses it).
     fn inject_damage(&mut self, now: u64, id: u64, class: FaultClass) {
         let waits = self.is_late(now) && !self.any_damaged() && !self.may_damage(now);
         if waits && self.aimed_damage.is_none() {
