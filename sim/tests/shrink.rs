@@ -159,9 +159,11 @@ fn written_and_rerun(shrunk: &shrink::Shrunk, bugs: KnownBugs) -> (String, Scena
 }
 
 /// A random run caught by its host in trouble (`run/peer_cut.rs`: a slow
-/// disk and a peer-only partition of the leader at one instant) shrinks to
-/// those two steps, recorded as `slow` and `isolate` with `ms`, and the
-/// written file still fails: seed 202 with `lease-read-timed-by-ticks`.
+/// disk, a process pause and a peer-only partition of the leader at one
+/// instant, recorded as `slow`, `pause` and `isolate` with `ms`) shrinks to
+/// the slow disk and the peer cut (in this seed the stall alone outlasts
+/// the election, so the shrinker drops the pause), and the written file
+/// still fails: seed 202 with `lease-read-timed-by-ticks`.
 #[cfg(feature = "known-bugs")]
 #[test]
 fn a_host_in_trouble_shrinks_to_a_slow_disk_and_a_peer_cut() {
